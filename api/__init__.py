@@ -1,0 +1,1 @@
+"""HTTP composition root: the only package that knows every other one."""

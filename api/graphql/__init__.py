@@ -1,0 +1,1 @@
+"""The GraphQL layer: thin resolvers that parse, call one use case, and map the result."""

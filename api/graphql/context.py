@@ -1,0 +1,51 @@
+"""Per-request GraphQL context: the principal, the request's database handle, the loaders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from strawberry.fastapi import BaseContext
+
+from api.state import AppState
+from db.engine import Db, RowSecurityContext
+from domain.principal import Principal
+
+if TYPE_CHECKING:
+    from api.graphql.loaders import Loaders
+
+
+@dataclass
+class Context(BaseContext):
+    principal: Principal
+    state: AppState
+    request_id: str
+    _db: Db | None = None
+    _loaders: Loaders | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__init__()
+
+    @property
+    def db(self) -> Db:
+        if self._db is None:
+            raise RuntimeError("the request transaction has not started")
+        return self._db
+
+    @property
+    def loaders(self) -> Loaders:
+        if self._loaders is None:
+            from api.graphql.loaders import Loaders
+
+            self._loaders = Loaders(self)
+        return self._loaders
+
+    def row_security(self) -> RowSecurityContext:
+        p = self.principal
+        return RowSecurityContext(
+            organization_id=str(p.organization_id),
+            user_id=str(p.user_id) if p.user_id else "",
+            client_id=p.client_id,
+            roles=",".join(sorted(r.value for r in p.roles)),
+        )

@@ -1,0 +1,83 @@
+"""Relay plumbing: the Node interface, PageInfo, generic connections and opaque cursors."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
+
+import strawberry
+
+from domain.errors import InvalidInput
+from domain.paging import Page, PageRequest
+
+T = TypeVar("T")
+V = TypeVar("V")
+
+
+@strawberry.interface(description="A record with a global id: `node(id:)` refetches it, subject to policy.")
+class Node:
+    id: strawberry.ID
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@strawberry.type
+class Edge(Generic[T]):
+    cursor: str
+    node: T
+
+
+@strawberry.type
+class Connection(Generic[T]):
+    edges: list[Edge[T]]
+    page_info: PageInfo
+    total_count: int
+
+
+def encode_cursor(key: tuple[str, ...]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(list(key), separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> tuple[str, ...] | None:
+    if cursor is None:
+        return None
+    try:
+        value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise InvalidInput("after is not a cursor this API issued.", field=("after",)) from None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value) or len(value) > 4:
+        raise InvalidInput("after is not a cursor this API issued.", field=("after",))
+    return tuple(value)
+
+
+def page_request(first: int | None, after: str | None, *, maximum: int = 100, default: int = 20) -> PageRequest:
+    return PageRequest.of(first, decode_cursor(after), maximum=maximum, default=default)
+
+
+def to_connection(page: Page[V], convert: Callable[[V], T]) -> Connection[T]:
+    edges = [Edge(cursor=encode_cursor(key), node=convert(item))
+             for item, key in zip(page.items, page.keys, strict=True)]
+    return Connection(
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=page.has_next,
+            has_previous_page=page.has_previous,
+            start_cursor=edges[0].cursor if edges else None,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
+        total_count=page.total_count,
+    )
+
+
+def ordered(keys: Sequence[object], found: dict[object, V]) -> list[V | None]:
+    """DataLoader results in key order, None for keys the caller may not see."""
+    return [found.get(k) for k in keys]

@@ -1,0 +1,30 @@
+"""Mount GraphQL at /graphql behind token validation (401 before any GraphQL runs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from strawberry.fastapi import GraphQLRouter
+
+from api.graphql.context import Context
+from api.graphql.schema import build_schema
+from api.settings import Settings
+from auth.resource import current_principal
+from domain.principal import Principal
+
+
+async def get_context(request: Request, principal: Principal = Depends(current_principal)) -> Context:
+    return Context(principal=principal, state=request.app.state.pamoja,
+                   request_id=getattr(request.state, "request_id", ""))
+
+
+def mount_graphql(app: FastAPI, settings: Settings) -> None:
+    schema = build_schema(production=settings.is_production)
+    router: GraphQLRouter[Any, Any] = GraphQLRouter(
+        schema,
+        context_getter=get_context,
+        graphql_ide="graphiql" if settings.graphiql_enabled else None,
+        allow_queries_via_get=False,
+    )
+    app.include_router(router, prefix="/graphql")

@@ -1,0 +1,75 @@
+"""The strawberry Schema with every abuse limit on (security.md §2)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+    SchemaExtension,
+)
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
+
+from api.graphql.errors import should_mask
+from api.graphql.extensions import CostLimit, ReadableDomainErrors, RequestTransaction
+from api.graphql.queries import Query
+from api.graphql.types.organization import Organization
+from api.graphql.types.staff import StaffUser
+from api.logging import get_logger
+
+MAX_DEPTH = 12
+MAX_ALIASES = 30
+MAX_TOKENS = 5_000
+
+logger = get_logger("pamoja.graphql")
+
+
+class PamojaSchema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError],
+                       execution_context: ExecutionContext | None = None) -> None:
+        """Log each error by type, code and request id only: never its message (it may hold PII)."""
+        request_id = None
+        if execution_context is not None and execution_context.context is not None:
+            request_id = getattr(execution_context.context, "request_id", None)
+        for error in errors:
+            original = error.original_error
+            code = (error.extensions or {}).get("code")
+            logger.warning("graphql error", error_type=type(original or error).__name__,
+                           error_code=code, request_id=request_id)
+
+
+def build_schema(*, production: bool, mutation: type | None = None) -> strawberry.Schema:
+    extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
+        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        CostLimit,
+        lambda: MaskErrors(should_mask_error=should_mask),
+        ReadableDomainErrors,
+        RequestTransaction,
+    ]
+    if production:
+        extensions.insert(0, DisableIntrospection)
+    kwargs: dict[str, Any] = {}
+    if mutation is not None:
+        kwargs["mutation"] = mutation
+    return PamojaSchema(
+        query=Query,
+        types=[Organization, StaffUser],
+        extensions=extensions,
+        config=StrawberryConfig(disable_field_suggestions=production),
+        **kwargs,
+    )
+
+
+def schema_sdl() -> str:
+    """The SDL as partner systems see it (production and development schemas have the same types)."""
+    return build_schema(production=False).as_str() + "\n"

@@ -1,0 +1,111 @@
+"""The FastAPI application factory: `create_app(settings)` builds one fully configured app."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from api.logging import configure_logging, get_logger
+from api.settings import Settings
+from api.state import AppState
+from auth.resource import Authenticator, KeyCache
+from db.crypto import MasterKeys, blind_index_key
+from db.engine import make_engine, resolve_urls
+from db.migrate import head_revision
+
+logger = get_logger("pamoja.http")
+
+
+def create_app(settings: Settings) -> FastAPI:
+    configure_logging(level=settings.log_level, json=settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        urls = resolve_urls(
+            database_url=settings.database_url,
+            app_database_url=settings.app_database_url,
+            app_role=settings.app_db_role,
+            app_password=settings.app_db_password.get_secret_value() if settings.app_db_password else None,
+            data_dir=settings.data_dir,
+        )
+        engine = make_engine(urls.app, pool_size=settings.db_pool_size,
+                             statement_timeout_ms=settings.db_statement_timeout_ms)
+        master = MasterKeys.parse(settings.master_keys.get_secret_value())
+        authenticator = Authenticator(
+            engine=engine, key_cache=KeyCache(engine=engine, master=master),
+            issuer=settings.issuer, audience=settings.audience,
+        )
+        app.state.pamoja = AppState(
+            settings=settings, engine=engine, urls=urls, master_keys=master,
+            blind_index_key=blind_index_key(settings.blind_index_key.get_secret_value()),
+            authenticator=authenticator,
+        )
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Pamoja",
+        lifespan=lifespan,
+        docs_url=None if settings.is_production else "/docs",
+        redoc_url=None,
+        openapi_url=None if settings.is_production else "/openapi.json",
+    )
+
+    @app.middleware("http")
+    async def request_id_and_access_log(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        """A request id on every log line and response; the access log carries no query strings."""
+        incoming = request.headers.get("x-request-id", "")
+        request_id = incoming if 8 <= len(incoming) <= 64 and incoming.isascii() else uuid.uuid4().hex
+        request.state.request_id = request_id
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        try:
+            response = await call_next(request)
+        finally:
+            structlog.contextvars.unbind_contextvars("request_id")
+        response.headers["x-request-id"] = request_id
+        logger.info("request", method=request.method, path=request.url.path, status=response.status_code,
+                    duration_ms=round((time.perf_counter() - started) * 1000, 1), request_id=request_id)
+        return response
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        """The process is up; says nothing about the database (that is /readyz)."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> JSONResponse:
+        """Ready when the database answers and its schema is at the migrations' head."""
+        state: AppState = request.app.state.pamoja
+        head = head_revision()
+        try:
+            async with state.engine.connect() as connection:
+                current = (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+        except Exception as exc:  # any failure means not ready; the type is enough to diagnose
+            logger.warning("not ready", error_type=type(exc).__name__)
+            return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+        if current != head:
+            return JSONResponse({"status": "unavailable", "database": "ok", "migrations": "behind"},
+                                status_code=503)
+        return JSONResponse({"status": "ok", "database": "ok", "migrations": "head"})
+
+    from api.graphql.router import mount_graphql
+
+    mount_graphql(app, settings)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """Factory for `uvicorn --factory` (several workers each build their app from the environment)."""
+    return create_app(Settings())

@@ -1,0 +1,125 @@
+"""One typed configuration for the whole process, read from PAMOJA_* variables and DATABASE_URL.
+
+Passed explicitly into `create_app(settings)` and the CLI rather than imported as a global, so tests
+can build as many differently configured apps as they need.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Development defaults. They are derived from a public string, so they protect nothing; production
+# refuses to start with any of them.
+_DEV_SEED = "pamoja-development-only-do-not-use-in-production"
+
+
+def _dev_key(purpose: str) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(f"{_DEV_SEED}:{purpose}".encode()).digest()).decode()
+
+
+DEV_MASTER_KEYS = f"dev-1:{_dev_key('master')}"
+DEV_BLIND_INDEX_KEY = _dev_key("blind-index")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PAMOJA_", extra="ignore", env_file=None)
+
+    env: Literal["development", "test", "production"] = "development"
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "PAMOJA_DATABASE_URL"),
+        description="Owner connection (migrations). Unset: an embedded PostgreSQL under data_dir.",
+    )
+    app_database_url: str | None = Field(
+        default=None,
+        description="Runtime connection as the non-owner role. Unset: database_url with app_db_role.",
+    )
+    app_db_role: str = "pamoja_app"
+    app_db_password: SecretStr | None = None
+    data_dir: Path = Path("var")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str = "http://127.0.0.1:8000"
+    graphiql: bool | None = Field(default=None, description="Unset: on outside production.")
+    log_level: str = "INFO"
+    log_json: bool = True
+    db_pool_size: int = 10
+    db_statement_timeout_ms: int = 10_000
+
+    master_keys: SecretStr = Field(
+        default=SecretStr(DEV_MASTER_KEYS),
+        description="Comma-separated `id:base64key` (32-byte keys). The first is current.",
+    )
+    blind_index_key: SecretStr = SecretStr(DEV_BLIND_INDEX_KEY)
+
+    staff_token_ttl_seconds: int = 900
+    system_token_ttl_seconds: int = 300
+    refresh_token_ttl_seconds: int = 8 * 3600
+    trusted_issuers: list[dict[str, str]] = Field(default_factory=list)
+
+    response_routine_hours: float = 120
+    response_urgent_hours: float = 48
+    response_asap_hours: float = 4
+    restoration_threshold: float = 3.0
+
+    webhook_retry_base_seconds: float = 30
+    webhook_timeout_seconds: float = 10
+    webhook_max_attempts: int = 8
+
+    request_timeout_seconds: float = 15
+    max_page_size: int = 100
+    default_page_size: int = 20
+
+    @field_validator("trusted_issuers", mode="before")
+    @classmethod
+    def _parse_issuers(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else []
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _refuse_development_defaults_in_production(self) -> Settings:
+        if self.env != "production":
+            return self
+        problems: list[str] = []
+        if self.master_keys.get_secret_value() == DEV_MASTER_KEYS:
+            problems.append("PAMOJA_MASTER_KEYS is the development default")
+        if self.blind_index_key.get_secret_value() == DEV_BLIND_INDEX_KEY:
+            problems.append("PAMOJA_BLIND_INDEX_KEY is the development default")
+        if self.graphiql:
+            problems.append("PAMOJA_GRAPHIQL must be off in production")
+        if not self.database_url:
+            problems.append("DATABASE_URL must be set (no embedded database in production)")
+        if not self.public_url.startswith("https://"):
+            problems.append("PAMOJA_PUBLIC_URL must be an https:// URL")
+        if problems:
+            raise ValueError("refusing to start in production: " + "; ".join(problems))
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        return (not self.is_production) if self.graphiql is None else self.graphiql
+
+    @property
+    def issuer(self) -> str:
+        return self.public_url
+
+    @property
+    def audience(self) -> str:
+        return self.public_url

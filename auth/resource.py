@@ -1,0 +1,147 @@
+"""The resource server: one FastAPI dependency turns a bearer token into a domain Principal.
+
+Missing or bad tokens get HTTP 401 with `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750)
+before GraphQL runs. The user or client behind a valid token is re-read on every request, so a
+disabled account or a revoked token stops working at once rather than at expiry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import HTTPException, Request
+from sqlalchemy import exists, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from auth import keys as signing_keys
+from auth.tokens import InvalidToken, UnknownKey, validate_access_token
+from db.crypto import MasterKeys
+from db.tables import OAuthClient, Organization, RevokedToken, StaffUser
+from domain.enums import OrganizationKind, Role
+from domain.ids import from_global_id
+from domain.principal import Principal, build_principal
+
+KEY_REFRESH_MIN_SECONDS = 5.0
+
+users = StaffUser.__table__  # type: ignore[attr-defined]
+clients = OAuthClient.__table__  # type: ignore[attr-defined]
+orgs = Organization.__table__  # type: ignore[attr-defined]
+revoked = RevokedToken.__table__  # type: ignore[attr-defined]
+
+
+def unauthorized(description: str = "The access token is missing, expired or invalid.") -> HTTPException:
+    return HTTPException(
+        status_code=401,
+        detail={"error": "invalid_token", "error_description": description},
+        headers={"WWW-Authenticate": f'Bearer realm="pamoja", error="invalid_token", '
+                                     f'error_description="{description}"'},
+    )
+
+
+@dataclass
+class KeyCache:
+    """Signing material cached per process; refetched at most every few seconds on an unknown kid."""
+
+    engine: AsyncEngine
+    master: MasterKeys
+    material: signing_keys.SigningMaterial | None = None
+    loaded_at: float = 0.0
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def get(self, *, force: bool = False) -> signing_keys.SigningMaterial:
+        async with self._lock:
+            stale = time.monotonic() - self.loaded_at > KEY_REFRESH_MIN_SECONDS
+            if self.material is None or (force and stale) or time.monotonic() - self.loaded_at > 300:
+                async with self.engine.begin() as connection:
+                    self.material = await signing_keys.load(connection, self.master)
+                self.loaded_at = time.monotonic()
+            return self.material
+
+
+@dataclass
+class Authenticator:
+    engine: AsyncEngine
+    key_cache: KeyCache
+    issuer: str
+    audience: str
+
+    async def authenticate(self, token: str, *, request_id: str | None = None) -> Principal:
+        material = await self.key_cache.get()
+        try:
+            claims = validate_access_token(token, keys=material.published, issuer=self.issuer,
+                                           audience=self.audience)
+        except UnknownKey:
+            material = await self.key_cache.get(force=True)
+            claims = validate_access_token(token, keys=material.published, issuer=self.issuer,
+                                           audience=self.audience)
+        return await self.principal_from_claims(claims)
+
+    async def principal_from_claims(self, claims: dict[str, Any]) -> Principal:
+        is_revoked = exists().where(revoked.c.jti == str(claims["jti"]))
+        scopes = str(claims.get("scope", "")).split()
+        if "roles" in claims:
+            decoded = from_global_id(str(claims["sub"]), "StaffUser")
+            if decoded is None:
+                raise InvalidToken("sub")
+            statement = (
+                select(users.c.id, users.c.display_name, users.c.roles, users.c.organization_id,
+                       orgs.c.kind, is_revoked.label("revoked"))
+                .join(orgs, orgs.c.id == users.c.organization_id)
+                .where(users.c.id == decoded[1], users.c.active.is_(True), orgs.c.active.is_(True))
+            )
+            async with self.engine.connect() as connection:
+                row = (await connection.execute(statement)).first()
+            if row is None or row.revoked:
+                raise InvalidToken("subject")
+            token_roles = {str(r) for r in claims.get("roles") or []}
+            roles = frozenset(Role(r) for r in row.roles if r in token_roles)
+            return build_principal(
+                organization_id=row.organization_id, organization_kind=OrganizationKind(row.kind),
+                client_id=str(claims["client_id"]), token_scopes=scopes, user_id=row.id, roles=roles,
+                display_name=row.display_name, token_id=str(claims["jti"]),
+            )
+        statement = (
+            select(clients.c.client_id, clients.c.name, clients.c.organization_id, orgs.c.kind,
+                   is_revoked.label("revoked"))
+            .join(orgs, orgs.c.id == clients.c.organization_id)
+            .where(clients.c.client_id == str(claims["client_id"]), clients.c.disabled.is_(False),
+                   orgs.c.active.is_(True))
+        )
+        async with self.engine.connect() as connection:
+            row = (await connection.execute(statement)).first()
+        if row is None or row.revoked or str(claims["sub"]) != row.client_id:
+            raise InvalidToken("client")
+        return build_principal(
+            organization_id=row.organization_id, organization_kind=OrganizationKind(row.kind),
+            client_id=row.client_id, token_scopes=scopes, display_name=row.client_id,
+            token_id=str(claims["jti"]),
+        )
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+async def current_principal(request: Request) -> Principal:
+    """FastAPI dependency: the caller, or HTTP 401 before any GraphQL runs."""
+    authenticator: Authenticator = request.app.state.pamoja.authenticator
+    token = bearer_token(request)
+    if token is None:
+        raise unauthorized("An access token is required.")
+    try:
+        return await authenticator.authenticate(token, request_id=getattr(request.state, "request_id", None))
+    except InvalidToken:
+        raise unauthorized() from None
+
+
+def organization_uuid(global_id: str) -> uuid.UUID | None:
+    decoded = from_global_id(global_id, "Organization")
+    return decoded[1] if decoded else None

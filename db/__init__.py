@@ -1,0 +1,1 @@
+"""Persistence adapters: tables, engine, repositories. Keeps SQL out of domain/."""

@@ -1,0 +1,113 @@
+"""Envelope encryption: AES-256-GCM data keys wrapped by versioned master keys, and blind indexes.
+
+Why envelope: one data key per survivor means erasing a survivor can be done by destroying one
+key, and rotating a master key re-wraps small keys without touching any row. The associated data
+binds each ciphertext to its table, column and row, so a ciphertext copied into another row fails
+to decrypt (security.md §4).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import unicodedata
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+NONCE_BYTES = 12
+FORMAT_VERSION = b"\x01"
+
+
+class DecryptionFailed(Exception):
+    """Raised instead of cryptography's InvalidTag so callers need not import it."""
+
+
+def _decode_key(text: str) -> bytes:
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if len(raw) != 32:
+        raise ValueError("master keys must be 32 bytes, base64-encoded")
+    return raw
+
+
+@dataclass(frozen=True)
+class MasterKeys:
+    """Versioned key-encryption keys from settings; the first one is current."""
+
+    keys: tuple[tuple[str, bytes], ...]
+
+    @classmethod
+    def parse(cls, value: str) -> MasterKeys:
+        keys: list[tuple[str, bytes]] = []
+        for item in value.split(","):
+            key_id, sep, encoded = item.strip().partition(":")
+            if not sep or not key_id:
+                raise ValueError("master keys look like id:base64key[,id:base64key...]")
+            keys.append((key_id, _decode_key(encoded)))
+        if not keys or len({k for k, _ in keys}) != len(keys):
+            raise ValueError("master key ids must be unique and at least one key given")
+        return cls(tuple(keys))
+
+    @property
+    def current_id(self) -> str:
+        return self.keys[0][0]
+
+    def get(self, key_id: str) -> bytes:
+        for kid, key in self.keys:
+            if kid == key_id:
+                return key
+        raise DecryptionFailed("unknown master key id")
+
+    def wrap(self, data_key: bytes, *, aad: str) -> tuple[str, bytes]:
+        """Encrypt a data key (or any secret) under the current master key."""
+        return self.current_id, seal(self.get(self.current_id), data_key, aad=f"{self.current_id}|{aad}")
+
+    def unwrap(self, key_id: str, wrapped: bytes, *, aad: str) -> bytes:
+        return open_sealed(self.get(key_id), wrapped, aad=f"{key_id}|{aad}")
+
+
+def new_data_key() -> bytes:
+    return AESGCM.generate_key(bit_length=256)
+
+
+def seal(key: bytes, plaintext: bytes, *, aad: str) -> bytes:
+    nonce = os.urandom(NONCE_BYTES)
+    return FORMAT_VERSION + nonce + AESGCM(key).encrypt(nonce, plaintext, aad.encode())
+
+
+def open_sealed(key: bytes, blob: bytes, *, aad: str) -> bytes:
+    if not blob or blob[:1] != FORMAT_VERSION:
+        raise DecryptionFailed("unknown ciphertext format")
+    nonce, body = blob[1 : 1 + NONCE_BYTES], blob[1 + NONCE_BYTES :]
+    try:
+        return AESGCM(key).decrypt(nonce, body, aad.encode())
+    except Exception as exc:  # InvalidTag: wrong key, wrong row, or tampered
+        raise DecryptionFailed("ciphertext does not verify") from exc
+
+
+def field_aad(table: str, column: str, row_id: object) -> str:
+    return f"{table}.{column}:{row_id}"
+
+
+def encrypt_field(data_key: bytes, value: str | None, *, table: str, column: str, row_id: object) -> bytes | None:
+    if value is None:
+        return None
+    return seal(data_key, value.encode(), aad=field_aad(table, column, row_id))
+
+
+def decrypt_field(data_key: bytes, blob: bytes | None, *, table: str, column: str, row_id: object) -> str | None:
+    if blob is None:
+        return None
+    return open_sealed(data_key, blob, aad=field_aad(table, column, row_id)).decode()
+
+
+def blind_index(key: bytes, column: str, value: str) -> bytes:
+    """Keyed HMAC of a normalised value, per column, for equality lookups on encrypted fields."""
+    normalised = unicodedata.normalize("NFKC", value).strip().casefold()
+    return hmac.new(key, f"{column}:{normalised}".encode(), hashlib.sha256).digest()
+
+
+def blind_index_key(setting: str) -> bytes:
+    return hashlib.sha256(b"pamoja-blind-index|" + setting.encode()).digest()

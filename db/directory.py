@@ -1,0 +1,98 @@
+"""SQL for the partner directory (partners.directory.DirectoryStore)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Select, and_, case, func, literal, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+
+from db.cursors import fetch_page
+from db.engine import Db
+from db.tables import Organization, OrganizationService
+from domain.enums import CapacityStatus, OrganizationKind, ServiceType
+from domain.paging import Page, PageRequest
+from domain.policy import DirectoryScope
+from domain.views import OrganizationView
+from partners.directory import OrganizationFilter
+
+org = Organization.__table__  # type: ignore[attr-defined]
+svc = OrganizationService.__table__  # type: ignore[attr-defined]
+
+_CAPACITY_RANK = {CapacityStatus.CAPACITY: 2, CapacityStatus.WAITLIST: 1, CapacityStatus.NO_CAPACITY: 0}
+
+
+def _services_summary() -> Any:
+    """Per organization: its active services, best capacity and total open slots, in one lateral."""
+    rank = case(
+        (svc.c.capacity_status == "CAPACITY", 2), (svc.c.capacity_status == "WAITLIST", 1), else_=0
+    )
+    return (
+        select(
+            func.array_agg(aggregate_order_by(svc.c.service_type, svc.c.service_type)).label("services"),
+            func.max(rank).label("capacity_rank"),
+            func.sum(svc.c.open_slots).label("open_slots"),
+        )
+        .where(svc.c.organization_id == org.c.id, svc.c.status == "ACTIVE")
+        .lateral("services_summary")
+    )
+
+
+def _base(scope: DirectoryScope) -> tuple[Select[Any], Any]:
+    summary = _services_summary()
+    statement = select(
+        org.c.id, org.c.name, org.c.kind, org.c.counties, org.c.languages, org.c.min_age, org.c.max_age,
+        org.c.active, summary.c.services, summary.c.capacity_rank, summary.c.open_slots,
+    ).select_from(org.join(summary, literal(True)))
+    if not scope.include_inactive:
+        statement = statement.where(org.c.active.is_(True))
+    return statement, summary
+
+
+def _view(row: Any) -> OrganizationView:
+    rank = row.capacity_rank
+    capacity = next((c for c, r in _CAPACITY_RANK.items() if r == rank), CapacityStatus.NO_CAPACITY)
+    services = tuple(ServiceType(s) for s in (row.services or []) if s is not None)
+    return OrganizationView(
+        id=row.id, name=row.name, kind=OrganizationKind(row.kind), counties=tuple(row.counties),
+        languages=tuple(row.languages), services=services, min_age=row.min_age, max_age=row.max_age,
+        capacity_status=capacity, open_slots=int(row.open_slots) if row.open_slots is not None else None,
+        active=row.active,
+    )
+
+
+class SqlDirectory:
+    def __init__(self, db: Db) -> None:
+        self.db = db
+
+    async def organizations(self, *, scope: DirectoryScope, filter: OrganizationFilter,
+                            page: PageRequest) -> Page[OrganizationView]:
+        statement, _ = _base(scope)
+        conditions = []
+        if filter.kind is not None:
+            conditions.append(org.c.kind == filter.kind.value)
+        if filter.county is not None:
+            conditions.append(org.c.counties.any_() == filter.county)
+        if filter.language is not None:
+            conditions.append(org.c.languages.any_() == filter.language)
+        if filter.service is not None:
+            conditions.append(
+                select(svc.c.id).where(svc.c.organization_id == org.c.id, svc.c.status == "ACTIVE",
+                                       svc.c.service_type == filter.service.value).exists()
+            )
+        if conditions:
+            statement = statement.where(and_(*conditions))
+        rows, skeleton = await fetch_page(self.db, statement, order=[org.c.name, org.c.id],
+                                          key_parsers=[str, uuid.UUID], page=page)
+        return Page(items=[_view(r) for r in rows], keys=skeleton.keys, has_next=skeleton.has_next,
+                    has_previous=skeleton.has_previous, total_count=skeleton.total_count)
+
+    async def organizations_by_id(self, *, scope: DirectoryScope,
+                                  ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, OrganizationView]:
+        if not ids:
+            return {}
+        statement, _ = _base(scope)
+        rows = await self.db.all(statement.where(org.c.id.in_(list(set(ids)))))
+        return {row.id: _view(row) for row in rows}

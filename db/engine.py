@@ -1,0 +1,142 @@
+"""Engines and the per-request database handle.
+
+Two connections exist: the owner (migrations, operator CLI) and the runtime role the API uses,
+which is not the owner of any table and has no BYPASSRLS, so PostgreSQL row-level security applies
+to every query the API makes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Executable, Row, func, select
+from sqlalchemy.engine import Result
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from db.embedded import start_embedded
+from db.urls import to_async_url, with_role
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseUrls:
+    owner: str
+    app: str
+
+
+def resolve_urls(
+    *,
+    database_url: str | None,
+    app_database_url: str | None,
+    app_role: str,
+    app_password: str | None,
+    data_dir: Path,
+    keep_embedded_running: bool = False,
+) -> DatabaseUrls:
+    """DATABASE_URL when set; otherwise an embedded PostgreSQL under data_dir."""
+    owner = database_url or start_embedded(data_dir, keep_running=keep_embedded_running)
+    app = app_database_url or with_role(owner, app_role, app_password)
+    return DatabaseUrls(owner=owner, app=app)
+
+
+def make_engine(url: str, *, pool_size: int = 10, statement_timeout_ms: int = 10_000,
+                application_name: str = "pamoja-api") -> AsyncEngine:
+    return create_async_engine(
+        to_async_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,  # survive a database restart between requests (security.md row 25)
+        connect_args={
+            "server_settings": {
+                "application_name": application_name,
+                "statement_timeout": str(statement_timeout_ms),
+                "TimeZone": "UTC",
+            }
+        },
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RowSecurityContext:
+    """What PostgreSQL's row-level security policies read, set per transaction (never per session)."""
+
+    organization_id: str = ""
+    user_id: str = ""
+    client_id: str = ""
+    roles: str = ""
+
+    def settings(self) -> Mapping[str, str]:
+        return {
+            "app.organization_id": self.organization_id,
+            "app.user_id": self.user_id,
+            "app.client_id": self.client_id,
+            "app.roles": self.roles,
+        }
+
+
+class Db:
+    """One connection and one transaction, shared by a request's resolvers and loaders.
+
+    GraphQL resolves sibling fields concurrently; asyncpg refuses concurrent operations on one
+    connection, so every call is serialised with a lock (architecture.md, "a pitfall none handles").
+    `statements` counts round trips so tests can prove there is no N+1.
+    """
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+        self._lock = asyncio.Lock()
+        self.statements = 0
+
+    async def execute(self, statement: Executable, params: Mapping[str, Any] | Sequence[Mapping[str, Any]]
+                      | None = None) -> Result[Any]:
+        async with self._lock:
+            self.statements += 1
+            return await self.connection.execute(statement, params)
+
+    async def all(self, statement: Executable, params: Mapping[str, Any] | None = None) -> Sequence[Row[Any]]:
+        return (await self.execute(statement, params)).all()
+
+    async def first(self, statement: Executable, params: Mapping[str, Any] | None = None) -> Row[Any] | None:
+        return (await self.execute(statement, params)).first()
+
+    async def scalar(self, statement: Executable, params: Mapping[str, Any] | None = None) -> Any:
+        return (await self.execute(statement, params)).scalar()
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """A mutation that fails with a user error changes nothing: its work is rolled back here."""
+        async with self._lock:
+            nested = await self.connection.begin_nested()
+        try:
+            yield
+        except BaseException:
+            async with self._lock:
+                await nested.rollback()
+            raise
+        else:
+            async with self._lock:
+                await nested.commit()
+
+
+@asynccontextmanager
+async def transaction(engine: AsyncEngine, context: RowSecurityContext, *,
+                      isolation: str = "READ COMMITTED") -> AsyncIterator[Db]:
+    """Begin, set the row-security context with set_config(..., true), yield, commit.
+
+    `set_config(name, value, true)` is transaction-local: a pooled connection cannot carry one
+    request's organization into the next (security.md §3, verified leak with session-level SET).
+    """
+    async with engine.connect() as connection:
+        await connection.execution_options(isolation_level=isolation)
+        async with connection.begin():
+            settings = context.settings()
+            await connection.execute(
+                select(*[func.set_config(name, value, True) for name, value in settings.items()])
+            )
+            db = Db(connection)
+            db.statements = 0
+            yield db

@@ -1,0 +1,1 @@
+"""Alembic revisions: the only way tables, row-level security policies and triggers are created."""

@@ -1,0 +1,1 @@
+"""Partner network: service directory, matching, webhooks to partner systems."""

@@ -1,0 +1,123 @@
+"""Builders with safe defaults and unique names, so each test owns its data."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.settings import Settings
+from auth import keys as signing_keys
+from auth.tokens import mint_access_token
+from db import registry
+from db.crypto import MasterKeys
+from domain.enums import OrganizationKind, Role
+from domain.ids import to_global_id
+from domain.scopes import SYSTEM_CEILING, default_scopes
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix} {secrets.token_hex(4)}"
+
+
+@dataclass
+class Org:
+    id: uuid.UUID
+    name: str
+    kind: OrganizationKind
+
+    @property
+    def gid(self) -> str:
+        return to_global_id("Organization", self.id)
+
+
+@dataclass
+class User:
+    id: uuid.UUID
+    org: Org
+    email: str
+    name: str
+    roles: tuple[Role, ...]
+
+    @property
+    def gid(self) -> str:
+        return to_global_id("StaffUser", self.id)
+
+
+@dataclass
+class Factory:
+    engine: AsyncEngine
+    settings: Settings
+    client: httpx.AsyncClient
+    _tokens: dict[str, str] = field(default_factory=dict)
+
+    async def org(self, *, kind: OrganizationKind = OrganizationKind.PARTNER, name: str | None = None,
+                  counties: Sequence[str] = ("001",), languages: Sequence[str] = ("sw", "en"),
+                  services: Sequence[str] = ("PSYCHOSOCIAL_COUNSELING",), min_age: int | None = None,
+                  max_age: int | None = None) -> Org:
+        name = name or unique("Org")
+        async with self.engine.begin() as connection:
+            org_id = await registry.create_organization(
+                connection, name=name, kind=kind.value, counties=counties, languages=languages,
+                services_offered=services, min_age=min_age, max_age=max_age,
+            )
+        return Org(id=org_id, name=name, kind=kind)
+
+    async def ngo(self, **kwargs: Any) -> Org:
+        return await self.org(kind=OrganizationKind.REFERRING_NGO, services=(), **kwargs)
+
+    async def user(self, org: Org, *roles: Role, name: str | None = None,
+                   password_hash: str | None = None) -> User:
+        name = name or unique("Staff")
+        email = f"{secrets.token_hex(6)}@example.org"
+        async with self.engine.begin() as connection:
+            user_id = await registry.create_staff_user(
+                connection, organization_id=org.id, email=email, display_name=name,
+                roles=[r.value for r in roles], password_hash=password_hash,
+            )
+        return User(id=user_id, org=org, email=email, name=name, roles=roles)
+
+    async def _signing_key(self) -> Any:
+        master = MasterKeys.parse(self.settings.master_keys.get_secret_value())
+        async with self.engine.begin() as connection:
+            return (await signing_keys.load(connection, master)).current
+
+    async def token(self, user: User, *, scopes: Sequence[str] | None = None, ttl: int = 900,
+                    extra: dict[str, Any] | None = None) -> str:
+        """A staff access token minted with Pamoja's current signing key, as /oauth/token would."""
+        key = await self._signing_key()
+        token, _ = mint_access_token(
+            key, issuer=self.settings.issuer, audience=self.settings.audience, subject=user.gid,
+            client_id="pamoja-tests", organization=user.org.gid,
+            scopes=list(scopes) if scopes is not None else list(default_scopes(user.roles)),
+            roles=[r.value for r in user.roles], ttl_seconds=ttl, extra=extra,
+        )
+        return token
+
+    async def system_token(self, org: Org, client_id: str, *, scopes: Sequence[str] | None = None) -> str:
+        """A partner-system token; the client row must exist (see oauth_client factory in tests)."""
+        key = await self._signing_key()
+        token, _ = mint_access_token(
+            key, issuer=self.settings.issuer, audience=self.settings.audience, subject=client_id,
+            client_id=client_id, organization=org.gid,
+            scopes=list(scopes) if scopes is not None else list(SYSTEM_CEILING[org.kind]),
+            ttl_seconds=300,
+        )
+        return token
+
+    async def gql(self, token: str, query: str, variables: dict[str, Any] | None = None,
+                  *, expect_errors: bool = False) -> dict[str, Any]:
+        response = await self.client.post(
+            "/graphql", json={"query": query, "variables": variables or {}},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert response.status_code in (200, 400, 422), response.text
+        body: dict[str, Any] = response.json()
+        if not expect_errors:
+            assert not body.get("errors"), body.get("errors")
+        return body
