@@ -21,6 +21,7 @@ ALLOWED_KEYS = frozenset({
     "event_kind", "error_type", "error_code", "operation", "client_id", "organization_id", "count",
     "attempt", "status_code", "outbox_event_id", "event_type", "latency_ms", "revision", "host", "port",
     "workers", "delivered", "failed", "key_id",
+    "error_kind", "overdue", "dispatched", "retried", "dead",
 })
 
 # Loggers whose messages are fixed strings we wrote or checked; all others are reduced to a marker.
@@ -36,7 +37,9 @@ def _allow_list(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Mutabl
         if exc_type is not None:
             event_dict.setdefault("error_type", exc_type.__name__)
     logger_name = str(event_dict.get("logger", ""))
-    if event_dict.get("_from_stdlib") and not logger_name.startswith(SAFE_MESSAGE_LOGGERS):
+    # Whole dotted segments only: "auth" must not vouch for "authlib", which logs client records.
+    safe = any(logger_name == name or logger_name.startswith(name + ".") for name in SAFE_MESSAGE_LOGGERS)
+    if event_dict.get("_from_stdlib") and not safe:
         event_dict["event"] = "library log message withheld"
     return {key: value for key, value in event_dict.items() if key in ALLOWED_KEYS}
 

@@ -15,7 +15,9 @@ from sqlalchemy import text
 from api.logging import configure_logging, get_logger
 from api.settings import Settings
 from api.state import AppState
+from auth.external import ExternalIssuers
 from auth.resource import Authenticator, KeyCache
+from auth.routes import mount_oauth
 from db.crypto import MasterKeys, blind_index_key
 from db.engine import make_engine, resolve_urls
 from db.migrate import head_revision
@@ -41,6 +43,7 @@ def create_app(settings: Settings) -> FastAPI:
         authenticator = Authenticator(
             engine=engine, key_cache=KeyCache(engine=engine, master=master),
             issuer=settings.issuer, audience=settings.audience,
+            external=ExternalIssuers.from_settings(settings.trusted_issuers, production=settings.is_production),
         )
         app.state.pamoja = AppState(
             settings=settings, engine=engine, urls=urls, master_keys=master,
@@ -100,9 +103,12 @@ def create_app(settings: Settings) -> FastAPI:
                                 status_code=503)
         return JSONResponse({"status": "ok", "database": "ok", "migrations": "head"})
 
+    from api.graphql.http import GraphQLResponseMediaType
     from api.graphql.router import mount_graphql
 
+    mount_oauth(app, settings)
     mount_graphql(app, settings)
+    app.add_middleware(GraphQLResponseMediaType)
     return app
 
 

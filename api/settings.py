@@ -10,10 +10,10 @@ import base64
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Development defaults. They are derived from a public string, so they protect nothing; production
 # refuses to start with any of them.
@@ -62,7 +62,24 @@ class Settings(BaseSettings):
     staff_token_ttl_seconds: int = 900
     system_token_ttl_seconds: int = 300
     refresh_token_ttl_seconds: int = 8 * 3600
-    trusted_issuers: list[dict[str, str]] = Field(default_factory=list)
+    # NoDecode: _parse_issuers reads the JSON, so that an empty or malformed value is a clear
+    # configuration error rather than pydantic-settings' SettingsError traceback.
+    trusted_issuers: Annotated[list[dict[str, str]], NoDecode] = Field(
+        default_factory=list,
+        description='JSON list of {"issuer", "jwks_url", "audience", "email_claim"}: NGO identity providers '
+                    "whose tokens are accepted for staff registered here with that e-mail.",
+    )
+    # Abuse limits on /oauth/token and the login form (the `limits` library's rate strings), and the
+    # per-account login throttle: slower after a few failures, locked after more.
+    rate_limit_storage: str = "async+memory://"
+    token_rate_limit_per_client: str = "60/minute"  # noqa: S105 (a rate, not a secret)
+    token_rate_limit_per_address: str = "300/minute"  # noqa: S105 (a rate, not a secret)
+    login_rate_limit_per_client: str = "300/minute"
+    login_rate_limit_per_address: str = "30/minute"
+    login_slowdown_after_failures: int = 3
+    login_slowdown_base_seconds: float = 2.0
+    login_lockout_after_failures: int = 8
+    login_lockout_seconds: int = 900
 
     response_routine_hours: float = 120
     response_urgent_hours: float = 48

@@ -18,14 +18,17 @@ from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth import keys as signing_keys
+from auth.external import ExternalIssuers, TrustedIssuer
 from auth.tokens import InvalidToken, UnknownKey, validate_access_token
 from db.crypto import MasterKeys
 from db.tables import OAuthClient, Organization, RevokedToken, StaffUser
 from domain.enums import OrganizationKind, Role
 from domain.ids import from_global_id
 from domain.principal import Principal, build_principal
+from domain.scopes import default_scopes, parse_scope
 
-KEY_REFRESH_MIN_SECONDS = 5.0
+# Even without a rotation seen through an unknown kid, the cached key set is reloaded this often.
+KEY_CACHE_MAX_AGE_SECONDS = 300.0
 
 users = StaffUser.__table__  # type: ignore[attr-defined]
 clients = OAuthClient.__table__  # type: ignore[attr-defined]
@@ -44,7 +47,13 @@ def unauthorized(description: str = "The access token is missing, expired or inv
 
 @dataclass
 class KeyCache:
-    """Signing material cached per process; refetched at most every few seconds on an unknown kid."""
+    """Signing material cached per process.
+
+    Reloaded when a published key reaches its retirement (so a retired key stops validating at
+    that instant, cache or not), after KEY_CACHE_MAX_AGE_SECONDS, and when a token names a kid the
+    database publishes but the cache does not yet hold (a rotation made by another process). An
+    unknown kid costs one primary-key lookup, never a reload, so garbage kids cannot force reloads.
+    """
 
     engine: AsyncEngine
     master: MasterKeys
@@ -54,12 +63,22 @@ class KeyCache:
 
     async def get(self, *, force: bool = False) -> signing_keys.SigningMaterial:
         async with self._lock:
-            stale = time.monotonic() - self.loaded_at > KEY_REFRESH_MIN_SECONDS
-            if self.material is None or (force and stale) or time.monotonic() - self.loaded_at > 300:
+            material = self.material
+            if (force or material is None or material.is_stale()
+                    or time.monotonic() - self.loaded_at > KEY_CACHE_MAX_AGE_SECONDS):
                 async with self.engine.begin() as connection:
-                    self.material = await signing_keys.load(connection, self.master)
+                    material = await signing_keys.load(connection, self.master)
+                self.material = material
                 self.loaded_at = time.monotonic()
-            return self.material
+            return material
+
+    async def refresh_for(self, kid: str | None) -> signing_keys.SigningMaterial | None:
+        """Reload only if the database publishes `kid`; None when it does not."""
+        if not kid:
+            return None
+        async with self.engine.connect() as connection:
+            live = await signing_keys.is_live(connection, kid)
+        return await self.get(force=True) if live else None
 
 
 @dataclass
@@ -68,17 +87,46 @@ class Authenticator:
     key_cache: KeyCache
     issuer: str
     audience: str
+    external: ExternalIssuers = field(default_factory=lambda: ExternalIssuers([]))
 
-    async def authenticate(self, token: str, *, request_id: str | None = None) -> Principal:
+    async def validate(self, token: str) -> dict[str, Any]:
+        """Claims of a token Pamoja issued, checked cryptographically and by claim (no database state)."""
         material = await self.key_cache.get()
         try:
-            claims = validate_access_token(token, keys=material.published, issuer=self.issuer,
-                                           audience=self.audience)
-        except UnknownKey:
-            material = await self.key_cache.get(force=True)
-            claims = validate_access_token(token, keys=material.published, issuer=self.issuer,
-                                           audience=self.audience)
-        return await self.principal_from_claims(claims)
+            return validate_access_token(token, keys=material.published, issuer=self.issuer,
+                                         audience=self.audience)
+        except UnknownKey as exc:
+            refreshed = await self.key_cache.refresh_for(exc.kid)
+            if refreshed is None:
+                raise
+            return validate_access_token(token, keys=refreshed.published, issuer=self.issuer,
+                                         audience=self.audience)
+
+    async def authenticate(self, token: str, *, request_id: str | None = None) -> Principal:
+        if self.external:
+            trusted = self.external.issuer_of(token)
+            if trusted is not None:
+                return await self.principal_from_external(token, trusted)
+        return await self.principal_from_claims(await self.validate(token))
+
+    async def principal_from_external(self, token: str, trusted: TrustedIssuer) -> Principal:
+        identity = await self.external.validate(token, trusted)
+        statement = (
+            select(users.c.id, users.c.display_name, users.c.roles, users.c.organization_id, orgs.c.kind)
+            .join(orgs, orgs.c.id == users.c.organization_id)
+            .where(users.c.email == identity.email, users.c.active.is_(True), orgs.c.active.is_(True))
+        )
+        async with self.engine.connect() as connection:
+            row = (await connection.execute(statement)).first()
+        if row is None:
+            raise InvalidToken("external subject")
+        roles = frozenset(Role(r) for r in row.roles)
+        smart = [s for s in identity.scopes if _is_scope(s)]
+        return build_principal(
+            organization_id=row.organization_id, organization_kind=OrganizationKind(row.kind),
+            client_id=identity.client_id, token_scopes=smart or list(default_scopes(roles)), user_id=row.id,
+            roles=roles, display_name=row.display_name, token_id=None,
+        )
 
     async def principal_from_claims(self, claims: dict[str, Any]) -> Principal:
         is_revoked = exists().where(revoked.c.jti == str(claims["jti"]))
@@ -120,6 +168,14 @@ class Authenticator:
             client_id=row.client_id, token_scopes=scopes, display_name=row.client_id,
             token_id=str(claims["jti"]),
         )
+
+
+def _is_scope(value: str) -> bool:
+    try:
+        parse_scope(value)
+    except ValueError:
+        return False
+    return True
 
 
 def bearer_token(request: Request) -> str | None:

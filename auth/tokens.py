@@ -7,13 +7,14 @@ never followed: keys come only from our own key table.
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from joserfc import jwt
-from joserfc.errors import JoseError
+from joserfc import jws, jwt
+from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import ECKey, KeySet
 from joserfc.jwt import JWTClaimsRegistry
 
@@ -29,6 +30,30 @@ class InvalidToken(Exception):
 
 class UnknownKey(InvalidToken):
     """The token names a kid we do not publish (maybe a key rotated in by another worker)."""
+
+    def __init__(self, reason: str, kid: str | None = None) -> None:
+        super().__init__(reason)
+        self.kid = kid
+
+
+MAX_KID_LENGTH = 100
+
+
+def unverified_parts(value: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """Header and claims read WITHOUT verification, only to route a token to the right keys.
+
+    Nothing returned here is trusted: the chosen validator verifies the signature and every claim.
+    """
+    if not value or len(value) > 8192 or value.count(".") != 2:
+        return None
+    try:
+        obj = jws.extract_compact(value.encode())
+        claims = json.loads(obj.payload)
+    except (JoseError, ValueError, UnicodeError):
+        return None
+    if not isinstance(claims, dict):
+        return None
+    return dict(obj.headers()), claims
 
 
 def mint_access_token(
@@ -72,8 +97,11 @@ def validate_access_token(value: str, *, keys: KeySet, issuer: str, audience: st
     try:
         token = jwt.decode(value, keys, algorithms=[ALGORITHM])
     except JoseError as exc:
-        if type(exc).__name__ == "InvalidKeyIdError":
-            raise UnknownKey(type(exc).__name__) from exc
+        if isinstance(exc, InvalidKeyIdError):
+            parts = unverified_parts(value)
+            kid = parts[0].get("kid") if parts else None
+            usable = isinstance(kid, str) and 0 < len(kid) <= MAX_KID_LENGTH
+            raise UnknownKey(type(exc).__name__, kid if usable else None) from exc
         raise InvalidToken(type(exc).__name__) from exc
     except (ValueError, TypeError, KeyError) as exc:
         raise InvalidToken(type(exc).__name__) from exc

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from api.settings import Settings
@@ -27,7 +28,10 @@ class Cli:
 
     @classmethod
     def load(cls, *, keep_embedded_running: bool = False) -> Cli:
-        settings = Settings()
+        try:
+            settings = Settings()
+        except ValidationError as exc:
+            raise CommandError(configuration_problem(exc)) from None
         urls = resolve_urls(
             database_url=settings.database_url, app_database_url=settings.app_database_url,
             app_role=settings.app_db_role,
@@ -54,6 +58,16 @@ class Cli:
         await write_audit(connection, actor="operator:cli", client_id="pamoja-cli", organization_id=None,
                           action=action, record_type=record_type, record_id=record_id, purpose=purpose,
                           request_id=None, outcome=outcome)
+
+
+def configuration_problem(exc: ValidationError) -> str:
+    """One line naming each bad setting, without the values (they may be secrets, unlike pydantic's text)."""
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False):
+        message = str(error["msg"]).removeprefix("Value error, ")
+        field = ".".join(str(part) for part in error["loc"])
+        problems.append(f"PAMOJA_{field.upper()}: {message}" if field else message)
+    return "invalid configuration: " + "; ".join(problems)
 
 
 def emit(data: dict[str, Any], *, as_json: bool, human: str) -> None:

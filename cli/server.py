@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
+import signal
 import sys
+from types import FrameType
 from typing import Any
+
+from sqlalchemy import text
 
 from cli.context import Cli, CommandError
 
@@ -18,7 +23,11 @@ def register(sub: Any) -> None:
     serve.add_argument("--no-migrate", action="store_true", help="Do not apply migrations first.")
     serve.set_defaults(handler=_serve)
 
-    migrate = sub.add_parser("migrate", help="Apply database migrations up to head (as the owner role).")
+    migrate = sub.add_parser(
+        "migrate",
+        help="Apply database migrations up to head (as the owner role); with PAMOJA_APP_DB_PASSWORD set, "
+        "also set the runtime role's login password.",
+    )
     migrate.add_argument("--revision", default="head")
     migrate.set_defaults(handler=_migrate)
 
@@ -33,6 +42,32 @@ def _migrate_now(cli: Cli, revision: str = "head") -> None:
         upgrade(cli.urls.owner, revision, app_role=cli.settings.app_db_role)
     except Exception as exc:
         raise CommandError(f"migration failed ({type(exc).__name__})") from exc
+    if cli.settings.app_db_password is not None:
+        try:
+            asyncio.run(_set_app_role_password(cli, cli.settings.app_db_password.get_secret_value()))
+        except Exception as exc:
+            raise CommandError(f"could not set the password of role {cli.settings.app_db_role} "
+                               f"({type(exc).__name__})") from exc
+
+
+async def _set_app_role_password(cli: Cli, password: str) -> None:
+    """Give the runtime role (created by migration 0001 without a password) its login password.
+
+    Deployments (compose.yaml) connect the API as that role with PAMOJA_APP_DB_PASSWORD, so the
+    operator sets one secret and `pamoja migrate` keeps the role in step with it on every run.
+    ALTER ROLE takes no bind parameters, so PostgreSQL itself quotes the name and the password
+    (format's %I and %L) from bound values: no quoting of ours can be got wrong.
+    """
+    engine = cli.owner_engine()
+    try:
+        async with engine.begin() as connection:
+            statement = await connection.scalar(
+                text("SELECT format('ALTER ROLE %I PASSWORD %L', CAST(:role AS text), CAST(:password AS text))"),
+                {"role": cli.settings.app_db_role, "password": password},
+            )
+            await connection.exec_driver_sql(str(statement))
+    finally:
+        await engine.dispose()
 
 
 def _migrate(args: argparse.Namespace) -> int:
@@ -42,9 +77,20 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """Turn SIGTERM into a normal exit so atexit handlers run (they stop the embedded PostgreSQL).
+
+    uvicorn shuts down gracefully on SIGTERM and then re-raises the signal with the handler that was
+    installed before it started; with the default handler the process would die on the spot and leave
+    the embedded server under ./var running.
+    """
+    raise SystemExit(128 + signum)
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     cli = Cli.load()
     if not args.no_migrate:
         _migrate_now(cli)
@@ -55,7 +101,8 @@ def _serve(args: argparse.Namespace) -> int:
     port = args.port or cli.settings.port
     uvicorn.run(
         "api.main:app_from_environment", factory=True, host=host, port=port, workers=args.workers,
-        log_config=None, proxy_headers=True, forwarded_allow_ips="127.0.0.1",
+        # uvicorn's own variable: the proxy addresses whose X-Forwarded-For/Proto are believed.
+        log_config=None, proxy_headers=True, forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
         timeout_graceful_shutdown=10, server_header=False,
     )
     return 0

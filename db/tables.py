@@ -150,6 +150,8 @@ class OAuthClient(SQLModel, table=True):
     disabled: bool = Field(default=False, nullable=False, sa_column_kwargs={"server_default": text("false")})
     created_at: datetime | None = _ts()
     version: int = _version()
+    # Staff login apps only (authorization code + PKCE); empty for partner systems (migration 0002).
+    redirect_uris: list[str] = _texts()
 
 
 # ----------------------------------------------------------------------------- survivors and consent
@@ -238,6 +240,7 @@ class Referral(SQLModel, table=True):
         Index("ix_referral_receiving_status", "receiving_organization_id", "status"),
         Index("ix_referral_counselor_status", "assigned_counselor_id", "status"),
         Index("ix_referral_activity", "last_activity_at", "id"),
+        Index("ix_referral_survivor", "survivor_id", "receiving_organization_id"),
     )
     id: uuid.UUID | None = _pk()
     survivor_id: uuid.UUID = _fk("survivor.id")
@@ -391,6 +394,7 @@ class AuditEvent(SQLModel, table=True):
     """Append-only and hash-chained; a trigger fills at/prev_hash/row_hash. Ids only, never data."""
 
     __tablename__ = "audit_event"
+    __table_args__ = (Index("ix_audit_event_organization", "organization_id", "seq"),)
     seq: int | None = Field(
         default=None, sa_column=Column(BigInteger, Identity(always=True), primary_key=True)
     )
@@ -428,8 +432,10 @@ class IdempotencyRecord(SQLModel, table=True):
     """First result of a mutation per (principal, key); a retry replays it (Stripe's design)."""
 
     __tablename__ = "idempotency_record"
+    __table_args__ = (Index("ix_idempotency_organization", "organization_id"),)
     principal_key: str = Field(sa_column=Column(Text, primary_key=True))
     key: str = Field(sa_column=Column(Text, primary_key=True))
+    organization_id: uuid.UUID | None = Field(default=None, sa_column=Column(UUID(as_uuid=True), nullable=True))
     operation: str = Field(sa_column=Column(Text, nullable=False))
     request_hash: bytes = _bytes(nullable=False)
     response: dict[str, Any] | None = _json()
@@ -460,3 +466,111 @@ class RevokedToken(SQLModel, table=True):
     jti: str = Field(sa_column=Column(Text, primary_key=True))
     expires_at: datetime = _ts(default_now=False)
     revoked_at: datetime | None = _ts()
+
+
+# ----------------------------------------------------------------------------- OAuth server state (migration 0002)
+
+
+class OAuthAuthorizationCode(SQLModel, table=True):
+    """A staff login's one-time code, stored as a hash; redeemed once, with its PKCE S256 challenge."""
+
+    __tablename__ = "oauth_authorization_code"
+    code_hash: bytes = Field(sa_column=Column(LargeBinary, primary_key=True))
+    client_id: str = Field(sa_column=Column(Text, ForeignKey("oauth_client.client_id"), nullable=False))
+    user_id: uuid.UUID = _fk("staff_user.id", index=False)
+    redirect_uri: str = Field(sa_column=Column(Text, nullable=False))
+    scope: str = Field(sa_column=Column(Text, nullable=False))
+    code_challenge: str = Field(sa_column=Column(Text, nullable=False))
+    code_challenge_method: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime | None = _ts()
+    expires_at: datetime = _ts(default_now=False)
+    used_at: datetime | None = _ts(nullable=True, default_now=False)
+    family_id: uuid.UUID | None = Field(default=None, sa_column=Column(UUID(as_uuid=True)))
+
+
+class OAuthRefreshToken(SQLModel, table=True):
+    """Staff refresh tokens, hashed; each use rotates it within its family, a reuse revokes the family."""
+
+    __tablename__ = "oauth_refresh_token"
+    token_hash: bytes = Field(sa_column=Column(LargeBinary, primary_key=True))
+    family_id: uuid.UUID = Field(sa_column=Column(UUID(as_uuid=True), nullable=False, index=True))
+    client_id: str = Field(sa_column=Column(Text, ForeignKey("oauth_client.client_id"), nullable=False))
+    user_id: uuid.UUID = _fk("staff_user.id", index=False)
+    scope: str = Field(sa_column=Column(Text, nullable=False))
+    access_jti: str = Field(sa_column=Column(Text, nullable=False))
+    access_expires_at: datetime = _ts(default_now=False)
+    created_at: datetime | None = _ts()
+    expires_at: datetime = _ts(default_now=False)
+    used_at: datetime | None = _ts(nullable=True, default_now=False)
+    revoked_at: datetime | None = _ts(nullable=True, default_now=False)
+
+
+class OAuthAssertionJti(SQLModel, table=True):
+    """`jti` of client assertions (private_key_jwt) seen until they expire, so none can be replayed."""
+
+    __tablename__ = "oauth_assertion_jti"
+    client_id: str = Field(sa_column=Column(Text, primary_key=True))
+    jti: str = Field(sa_column=Column(Text, primary_key=True))
+    expires_at: datetime = _ts(default_now=False)
+
+
+class LoginThrottle(SQLModel, table=True):
+    """Failed staff logins per submitted e-mail (keyed hash, known or not), for slowing and locking."""
+
+    __tablename__ = "login_throttle"
+    key_hash: bytes = Field(sa_column=Column(LargeBinary, primary_key=True))
+    failures: int = Field(default=0, nullable=False, sa_column_kwargs={"server_default": text("0")})
+    last_failure_at: datetime | None = _ts(nullable=True, default_now=False)
+    locked_until: datetime | None = _ts(nullable=True, default_now=False)
+
+
+# ----------------------------------------------------------------------------- webhook delivery (partner network)
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One outbox event to one partner-system endpoint: its delivery state and retry schedule.
+
+    `attempts` counts every attempt ever (the log's numbering); `attempts_base` is the count at the
+    last (re)queue, so a redelivery gets a fresh budget of attempts. `claim_token` marks a worker's
+    lease: only the worker holding it may record the outcome.
+    """
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (
+        UniqueConstraint("outbox_event_id", "oauth_client_id", name="uq_webhook_delivery_event_client"),
+        Index("ix_webhook_delivery_due", "status", "next_attempt_at"),
+    )
+    id: uuid.UUID | None = _pk()
+    outbox_event_id: uuid.UUID = _fk("outbox_event.id", index=False)
+    oauth_client_id: uuid.UUID = _fk("oauth_client.id")
+    organization_id: uuid.UUID = _fk("organization.id")
+    status: str = Field(default="PENDING", sa_column=Column(Text, nullable=False, server_default="PENDING"))
+    attempts: int = Field(default=0, nullable=False, sa_column_kwargs={"server_default": text("0")})
+    attempts_base: int = Field(default=0, nullable=False, sa_column_kwargs={"server_default": text("0")})
+    next_attempt_at: datetime | None = _ts()
+    claim_token: uuid.UUID | None = Field(default=None, sa_column=Column(UUID(as_uuid=True), nullable=True))
+    last_attempt_at: datetime | None = _ts(nullable=True, default_now=False)
+    last_status_code: int | None = None
+    last_error_kind: str | None = Field(default=None, sa_column=Column(Text))
+    delivered_at: datetime | None = _ts(nullable=True, default_now=False)
+    created_at: datetime | None = _ts()
+    updated_at: datetime | None = _ts()
+
+
+class WebhookDeliveryAttempt(SQLModel, table=True):
+    """The delivery log a partner can query: one row per attempt, never a response body."""
+
+    __tablename__ = "webhook_delivery_attempt"
+    id: int | None = Field(
+        default=None, sa_column=Column(BigInteger, Identity(always=True), primary_key=True)
+    )
+    delivery_id: uuid.UUID = _fk("webhook_delivery.id")
+    outbox_event_id: uuid.UUID = _fk("outbox_event.id")
+    organization_id: uuid.UUID = _fk("organization.id")
+    oauth_client_id: uuid.UUID = _fk("oauth_client.id", index=False)
+    attempt: int
+    at: datetime | None = _ts()
+    status_code: int | None = None
+    latency_ms: int
+    error_kind: str | None = Field(default=None, sa_column=Column(Text))
+    outcome: str = Field(sa_column=Column(Text, nullable=False))

@@ -1,25 +1,52 @@
 """The one place that decides who may do what, see which rows, and see which data categories.
 
-Three questions (architecture.md): `require` (may this principal do X at all: the OAuth scope
-ceiling, rule 5), row scopes (which rows, returned as plain data and translated to SQL only in
-db/scopes.py), and visible categories (which parts of a survivor's record, driven by consent).
-A record outside the caller's rows is reported as NotFound by the use cases, never as forbidden.
+Three questions (architecture.md):
+- `require` / `may_*`: may this principal do this action at all (OAuth scope ceiling, rule 5, and
+  the role's business rights);
+- `survivor_rows`, `referral_rows`, `care_rows`: which rows it may see, returned as plain data and
+  translated to SQL only in db/scopes.py;
+- `visible_categories`: which parts of a survivor's record it may see, driven by consent.
+
+A record outside the caller's rows is reported by use cases as NotFound, never as forbidden, so the
+existence of a record does not leak (rule 1).
+
+Who sees what (the README prints this table):
+- referring NGO: case managers see survivors they registered or manage; supervisors (and the NGO's
+  own system) see the whole organization; both see every consent and referral of those survivors
+  and their safeguarding concerns, identity and contact included; feedback (session attendance,
+  notes, goals, milestones, assessments) only where the referral's consent, in force, names
+  FEEDBACK_TO_REFERRER and the matching category.
+- partner coordinator and partner system: referrals addressed to their organization (never drafts)
+  and the survivors behind them, only while the referral's consent is in force and names the
+  partner and REFERRAL or SERVICE_DELIVERY; identity/contact only once the referral is accepted and
+  only if the consent names IDENTITY/CONTACT; the needs summary only with CASE_SUMMARY.
+- counselor: the same, limited to referrals assigned to them; session notes are visible to the
+  authoring partner's counselors (and its system when the consent names SESSION_NOTES).
+- analyst and admin: no row about a person.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
 
-from domain.enums import Role
+from domain.enums import ActorKind, ConsentPurpose, DataCategory, OrganizationKind, ReferralStatus, Role
 from domain.errors import Forbidden
 from domain.principal import Principal
 from domain.scopes import Action, Resource
+
+# ----------------------------------------------------------------------------- scope (rule 5)
 
 
 def require(principal: Principal, resource: Resource, action: Action) -> None:
     """Scope check: a missing scope is a top-level FORBIDDEN error, not a user error."""
     if not principal.allows(resource, action):
         raise Forbidden(f"This token lacks a scope for {resource.value}.{action.value}.")
+
+
+# ----------------------------------------------------------------------------- directory
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,3 +58,164 @@ class DirectoryScope:
 
 def directory_scope(principal: Principal) -> DirectoryScope:
     return DirectoryScope(include_inactive=principal.has_role(Role.ADMIN))
+
+
+# ----------------------------------------------------------------------------- row scopes
+
+
+class Side(StrEnum):
+    NONE = "NONE"
+    REFERRER = "REFERRER"
+    RECEIVER = "RECEIVER"
+
+
+@dataclass(frozen=True, slots=True)
+class RowScope:
+    """Which survivor-related rows a caller may see, as data; db/scopes.py turns it into SQL.
+
+    - REFERRER: rows of survivors registered by `organization_id`; when `case_manager_id` is set,
+      only survivors that person registered or manages.
+    - RECEIVER: rows reached through non-draft referrals addressed to `organization_id` whose consent
+      is in force at `at` and names the organization and one of `purposes`; when `counselor_id` is
+      set, only referrals assigned to that counselor.
+    - NONE: nothing.
+    """
+
+    side: Side
+    organization_id: uuid.UUID | None = None
+    case_manager_id: uuid.UUID | None = None
+    counselor_id: uuid.UUID | None = None
+    at: datetime | None = None
+    purposes: tuple[ConsentPurpose, ...] = (ConsentPurpose.REFERRAL, ConsentPurpose.SERVICE_DELIVERY)
+
+    @property
+    def is_empty(self) -> bool:
+        return self.side is Side.NONE
+
+
+NO_ROWS = RowScope(side=Side.NONE)
+CASE_ROLES = frozenset({Role.CASE_MANAGER, Role.SUPERVISOR})
+PARTNER_ROLES = frozenset({Role.PARTNER_COORDINATOR, Role.COUNSELOR})
+
+
+def rows(principal: Principal, at: datetime) -> RowScope:
+    """The rows of survivor data this principal may see at instant `at` (consent is time-bound)."""
+    org = principal.organization_id
+    if principal.organization_kind is OrganizationKind.REFERRING_NGO:
+        if principal.is_system or principal.has_role(Role.SUPERVISOR):
+            return RowScope(side=Side.REFERRER, organization_id=org, at=at)
+        if principal.has_role(Role.CASE_MANAGER):
+            return RowScope(side=Side.REFERRER, organization_id=org, case_manager_id=principal.user_id, at=at)
+        return NO_ROWS
+    if principal.is_system or principal.has_role(Role.PARTNER_COORDINATOR):
+        return RowScope(side=Side.RECEIVER, organization_id=org, at=at)
+    if principal.has_role(Role.COUNSELOR):
+        return RowScope(side=Side.RECEIVER, organization_id=org, counselor_id=principal.user_id, at=at)
+    return NO_ROWS
+
+
+# ----------------------------------------------------------------------------- data categories
+
+
+ACCEPTED_OR_LATER = frozenset({
+    ReferralStatus.ACCEPTED, ReferralStatus.IN_PROGRESS, ReferralStatus.ON_HOLD, ReferralStatus.COMPLETED,
+    ReferralStatus.FAILED,
+})
+ALL_CATEGORIES = frozenset(DataCategory)
+
+
+@dataclass(frozen=True, slots=True)
+class ReferralAccess:
+    """What the policy needs to know about one referral to answer category questions."""
+
+    referring_organization_id: uuid.UUID
+    receiving_organization_id: uuid.UUID
+    status: ReferralStatus
+    consent_categories: frozenset[DataCategory]
+    consent_purposes: frozenset[ConsentPurpose]
+    consent_in_force: bool
+
+
+def visible_categories(organization_id: uuid.UUID, access: ReferralAccess) -> frozenset[DataCategory]:
+    """Which categories of the survivor's data this caller may see through this referral.
+
+    The referring NGO sees identity, contact and case summary of its own survivors always (it
+    collected them) and feedback categories only as the consent allows; the receiving partner sees
+    what the consent names, identity and contact only once the referral is accepted.
+    """
+    if not access.consent_in_force and organization_id != access.referring_organization_id:
+        return frozenset()
+    if organization_id == access.referring_organization_id:
+        base = {DataCategory.IDENTITY, DataCategory.CONTACT, DataCategory.CASE_SUMMARY}
+        if access.consent_in_force and ConsentPurpose.FEEDBACK_TO_REFERRER in access.consent_purposes:
+            base |= access.consent_categories & {
+                DataCategory.SESSION_ATTENDANCE, DataCategory.SESSION_NOTES, DataCategory.ASSESSMENTS,
+            }
+        return frozenset(base)
+    if organization_id == access.receiving_organization_id:
+        categories = set(access.consent_categories)
+        if access.status not in ACCEPTED_OR_LATER:
+            categories -= {DataCategory.IDENTITY, DataCategory.CONTACT}
+        # The partner's own care records are its own: it always sees attendance and assessments it keeps.
+        categories |= {DataCategory.SESSION_ATTENDANCE, DataCategory.ASSESSMENTS}
+        return frozenset(categories)
+    return frozenset()
+
+
+def may_read_session_notes(principal: Principal, access: ReferralAccess, *, authoring_org: uuid.UUID) -> bool:
+    """Clinical notes: the authoring partner's counselors; its system or the referrer only by consent."""
+    if not principal.allows(Resource.SESSION_NOTE, Action.READ):
+        return False
+    if principal.organization_id == authoring_org:
+        if principal.has_role(Role.COUNSELOR):
+            return True
+        return principal.is_system and DataCategory.SESSION_NOTES in access.consent_categories and \
+            access.consent_in_force
+    return DataCategory.SESSION_NOTES in visible_categories(principal.organization_id, access)
+
+
+def sees_safeguarding(principal: Principal, access: ReferralAccess) -> bool:
+    """Rule 7: the referring NGO always sees concerns, whatever the consent; the partner sees its own."""
+    return principal.organization_id in (access.referring_organization_id, access.receiving_organization_id)
+
+
+# ----------------------------------------------------------------------------- actions
+
+
+def actor_kind(principal: Principal, *, referring_organization_id: uuid.UUID,
+               receiving_organization_id: uuid.UUID) -> ActorKind | None:
+    """Which side of the referral state machine this caller acts for, or None."""
+    if principal.organization_id == referring_organization_id and (
+        principal.is_system or principal.roles & CASE_ROLES
+    ):
+        return ActorKind.REQUESTER
+    if principal.organization_id == receiving_organization_id and (
+        principal.is_system or principal.roles & PARTNER_ROLES
+    ):
+        return ActorKind.OWNER
+    return None
+
+
+def may_register_survivors(principal: Principal) -> bool:
+    return (principal.organization_kind is OrganizationKind.REFERRING_NGO and not principal.is_system
+            and bool(principal.roles & CASE_ROLES))
+
+
+def may_manage_consent(principal: Principal, *, survivor_organization_id: uuid.UUID) -> bool:
+    return may_register_survivors(principal) and principal.organization_id == survivor_organization_id
+
+
+def may_triage_referrals(principal: Principal) -> bool:
+    """Accept, reject and assign counselors: the partner's coordinator or its system, not a counselor."""
+    return principal.is_system or principal.has_role(Role.PARTNER_COORDINATOR)
+
+
+def may_record_care(principal: Principal) -> bool:
+    """Sessions, goals, milestones, assessments: the partner's counselors, coordinators and system."""
+    return principal.organization_kind is OrganizationKind.PARTNER and (
+        principal.is_system or bool(principal.roles & PARTNER_ROLES)
+    )
+
+
+def may_read_audit(principal: Principal) -> bool:
+    return principal.has_role(Role.SUPERVISOR, Role.ADMIN) and principal.allows(Resource.AUDIT_EVENT, Action.READ)

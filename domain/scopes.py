@@ -187,3 +187,29 @@ def is_within(requested: Iterable[Scope], ceiling: Iterable[Scope]) -> bool:
                 if not any(c.grants(scope.context, resource, action) for c in ceiling):
                     return False
     return True
+
+
+
+_COLUMN_NAMES: Mapping[str, str] = {
+    Role.CASE_MANAGER: "case manager", Role.SUPERVISOR: "supervisor", Role.PARTNER_COORDINATOR: "coordinator",
+    Role.COUNSELOR: "counselor", Role.ANALYST: "analyst", Role.ADMIN: "admin",
+    OrganizationKind.PARTNER: "partner system", OrganizationKind.REFERRING_NGO: "NGO system",
+}
+
+
+def ceiling_table() -> str:
+    """The role and system ceilings as the README's Markdown table (a test keeps the README current)."""
+    columns: list[tuple[str, tuple[str, ...]]] = [(_COLUMN_NAMES[role], ROLE_CEILING[role]) for role in Role]
+    columns += [(_COLUMN_NAMES[kind], SYSTEM_CEILING[kind])
+                for kind in (OrganizationKind.PARTNER, OrganizationKind.REFERRING_NGO)]
+    letters: dict[tuple[str, str], str] = {}
+    for name, ceiling in columns:
+        for scope in parse_scopes(ceiling):
+            held = set(letters.get((name, scope.resource), "")) | scope.actions
+            letters[(name, scope.resource)] = "".join(a for a in ACTION_ORDER if a in held)
+    lines = ["| resource | " + " | ".join(name for name, _ in columns) + " |",
+             "|---|" + "---|" * len(columns)]
+    for resource in Resource:
+        cells = [letters.get((name, resource.value), "—") for name, _ in columns]
+        lines.append(f"| `{resource.value}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

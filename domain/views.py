@@ -8,8 +8,30 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import date, datetime
 
-from domain.enums import CapacityStatus, OrganizationKind, Role, ServiceType
+from domain.enums import (
+    Attendance,
+    CapacityStatus,
+    ConcernLevel,
+    ConsentGiver,
+    ConsentPurpose,
+    ConsentStatus,
+    DataCategory,
+    GoalAchievementStatus,
+    GoalLifecycleStatus,
+    OrganizationKind,
+    OutcomeDomain,
+    ReferralPriority,
+    ReferralStatus,
+    RiskLevel,
+    Role,
+    ServiceType,
+    SessionModality,
+    SessionType,
+    Sex,
+)
+from domain.policy import ReferralAccess
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,3 +55,180 @@ class StaffUserView:
     display_name: str
     organization_id: uuid.UUID
     roles: tuple[Role, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityView:
+    """Decrypted identifying fields; built only after the policy allowed IDENTITY and/or CONTACT."""
+
+    legal_name: str | None
+    guardian_name: str | None
+    phone: str | None
+    guardian_phone: str | None
+    location: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SurvivorView:
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    pseudonym: str
+    birth_year: int | None
+    age_band: str | None
+    sex: Sex
+    county: str | None
+    languages: tuple[str, ...]
+    risk_level: RiskLevel
+    categories: frozenset[DataCategory]
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentView:
+    id: uuid.UUID
+    survivor_id: uuid.UUID
+    organization_id: uuid.UUID
+    recipient_id: uuid.UUID
+    purposes: tuple[ConsentPurpose, ...]
+    data_categories: tuple[DataCategory, ...]
+    given_by: ConsentGiver
+    child_assent: bool | None
+    valid_from: datetime
+    valid_until: datetime | None
+    status: ConsentStatus
+    withdrawn_at: datetime | None
+    withdrawal_reason: str | None
+    form_version: str | None
+    language: str | None
+    witness: str | None
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChangeView:
+    from_status: ReferralStatus | None
+    to_status: ReferralStatus
+    at: datetime
+    reason: str | None
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReferralView:
+    id: uuid.UUID
+    survivor_id: uuid.UUID
+    referring_organization_id: uuid.UUID
+    receiving_organization_id: uuid.UUID
+    consent_id: uuid.UUID
+    service: ServiceType
+    priority: ReferralPriority
+    status: ReferralStatus
+    status_reason: str | None
+    reason: str | None
+    assigned_counselor_id: uuid.UUID | None
+    respond_by: datetime | None
+    overdue: bool
+    outcome: str | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+    categories: frozenset[DataCategory]
+
+
+# ----------------------------------------------------------------------------- care (sessions, goals, ...)
+# Care records carry the ReferralAccess of their referral so that use cases can ask the policy about
+# notes and safeguarding without another query; it is metadata about consent, never survivor data.
+
+
+@dataclass(frozen=True, slots=True)
+class SessionView:
+    id: uuid.UUID
+    referral_id: uuid.UUID
+    survivor_id: uuid.UUID
+    organization_id: uuid.UUID
+    counselor_id: uuid.UUID
+    started_at: datetime
+    duration_minutes: int
+    modality: SessionModality
+    session_type: SessionType
+    attendance: Attendance
+    has_notes: bool
+    concern_level: ConcernLevel | None
+    concern_raised_at: datetime | None
+    version: int
+    access: ReferralAccess
+
+
+@dataclass(frozen=True, slots=True)
+class ConcernView:
+    """A safeguarding concern as the referrer may always see it (rule 7): level and time, never the text."""
+
+    session_id: uuid.UUID
+    referral_id: uuid.UUID
+    level: ConcernLevel
+    raised_at: datetime
+    access: ReferralAccess
+
+
+@dataclass(frozen=True, slots=True)
+class GoalView:
+    id: uuid.UUID
+    survivor_id: uuid.UUID
+    referral_id: uuid.UUID
+    organization_id: uuid.UUID
+    domain: OutcomeDomain
+    description: str
+    target_date: date | None
+    lifecycle_status: GoalLifecycleStatus
+    achievement_status: GoalAchievementStatus
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class GoalProgressView:
+    goal_id: uuid.UUID
+    at: datetime
+    achievement_status: GoalAchievementStatus
+    lifecycle_status: GoalLifecycleStatus
+    note: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MilestoneView:
+    id: uuid.UUID
+    referral_id: uuid.UUID
+    survivor_id: uuid.UUID
+    organization_id: uuid.UUID
+    goal_id: uuid.UUID | None
+    title: str
+    achieved_on: date
+    note: str | None
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class AssessmentView:
+    id: uuid.UUID
+    survivor_id: uuid.UUID
+    referral_id: uuid.UUID
+    organization_id: uuid.UUID
+    referring_organization_id: uuid.UUID
+    instrument: str
+    administered_on: date
+    domain_scores: tuple[tuple[OutcomeDomain, float], ...]
+    overall_score: float
+    meets_restoration_threshold: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEventView:
+    seq: int
+    at: datetime
+    actor: str
+    client_id: str | None
+    action: str
+    record_type: str
+    record_id: str | None
+    purpose: str | None
+    request_id: str | None
+    outcome: str

@@ -10,6 +10,7 @@ worker, RLS across connections), which a per-test outer transaction cannot give.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
 import tempfile
@@ -28,6 +29,7 @@ from db.engine import DatabaseUrls, make_engine
 from db.migrate import upgrade
 from db.urls import plain, with_database, with_role
 from tests.factories import Factory
+from tests.flows import SEEDED_PII
 
 APP_ROLE = "pamoja_app"
 
@@ -90,11 +92,32 @@ def settings(database_urls: DatabaseUrls) -> Settings:
     )
 
 
+class LogSink(logging.Handler):
+    """Every log line the app writes during the session, rendered exactly as production renders it."""
+
+    def __init__(self, formatter: logging.Formatter | None) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.setFormatter(formatter)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
 @pytest.fixture(scope="session")
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG)
+    sink = LogSink(root.handlers[0].formatter if root.handlers else None)
+    root.addHandler(sink)
     async with application.router.lifespan_context(application):
         yield application
+    root.removeHandler(sink)
+    # Rule 4, checked over the whole session's traffic: no seeded name or phone in any log line.
+    leaked = [value for value in SEEDED_PII for line in sink.lines if value in line]
+    assert sink.lines, "the log sink captured nothing: the check would be vacuous"
+    assert not leaked, f"{len(leaked)} identifying values reached the logs"
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.settings import Settings
 from auth import keys as signing_keys
+from auth.clients import RegisteredClient, register_client
 from auth.tokens import mint_access_token
 from db import registry
 from db.crypto import MasterKeys
@@ -109,6 +110,19 @@ class Factory:
             ttl_seconds=300,
         )
         return token
+
+    async def oauth_client(self, org: Org, *, scopes: Sequence[str] | None = None, jwks: Any = None,
+                           webhook_url: str | None = None, redirect_uris: Sequence[str] = (),
+                           confidential: bool = False, name: str | None = None) -> RegisteredClient:
+        """An OAuth client registered as `pamoja client add` does (partner system, or staff app with redirects)."""
+        if scopes is None:
+            scopes = ["user/*.cruds"] if redirect_uris else list(SYSTEM_CEILING[org.kind])
+        master = MasterKeys.parse(self.settings.master_keys.get_secret_value())
+        async with self.engine.begin() as connection:
+            return await register_client(
+                connection, master, organization_gid=org.gid, name=name or unique("System"), scopes=scopes,
+                jwks=jwks, webhook_url=webhook_url, redirect_uris=redirect_uris, confidential=confidential,
+            )
 
     async def gql(self, token: str, query: str, variables: dict[str, Any] | None = None,
                   *, expect_errors: bool = False) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from strawberry.fastapi import BaseContext
 
 from api.state import AppState
 from db.engine import Db, RowSecurityContext
+from db.unit import SqlUnit
 from domain.principal import Principal
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ class Context(BaseContext):
     request_id: str
     _db: Db | None = None
     _loaders: Loaders | None = None
+    _unit: SqlUnit | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -32,6 +34,15 @@ class Context(BaseContext):
         if self._db is None:
             raise RuntimeError("the request transaction has not started")
         return self._db
+
+    @property
+    def unit(self) -> SqlUnit:
+        """The use cases' view of this request's transaction (built once the transaction exists)."""
+        if self._unit is None:
+            state = self.state
+            self._unit = SqlUnit(self.db, principal=self.principal, request_id=self.request_id,
+                                 master=state.master_keys, index_key=state.blind_index_key)
+        return self._unit
 
     @property
     def loaders(self) -> Loaders:

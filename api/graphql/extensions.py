@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Iterator
+from contextvars import ContextVar
 from typing import Any
 
 from graphql import (
@@ -15,9 +17,10 @@ from graphql import (
     IntValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    ValidationRule,
     VariableNode,
 )
-from strawberry.extensions import SchemaExtension
+from strawberry.extensions import AddValidationRules, SchemaExtension
 from strawberry.types.graphql import OperationType
 
 from api.graphql.errors import ForbiddenError, InvalidArgumentError
@@ -44,8 +47,35 @@ class RequestTransaction(SchemaExtension):
                 yield
 
 
+_INVALID_VARIABLE = re.compile(r"^Variable '\$(\w+)' got invalid value .*? at '([\w.\[\]]+)'", re.S)
+_HAS_INVALID_VALUE = re.compile(r"^Variable '\$(\w+)' has invalid value(?: at ([^:]*))?:", re.S)
+_CANNOT_REPRESENT = re.compile(r"^(.*?cannot represent)[^:]*:.*$", re.S)
+
+
+def without_echoed_values(message: str) -> str:
+    """graphql-core quotes the offending value back ("got invalid value '+2547…'"): a phone number or a
+    name typed into the wrong field would reach the client and its logs. Keep the where, drop the what."""
+    match = _HAS_INVALID_VALUE.match(message)
+    if match:
+        name, path = match.group(1), match.group(2).strip()
+        where = f"{name}{path}" if path.startswith(".") or path.startswith("[") else (path or name)
+        return f"Variable '${name}' has an invalid value at '{where}'."
+    match = _INVALID_VARIABLE.match(message)
+    if match:
+        return f"Variable '${match.group(1)}' has an invalid value at '{match.group(2)}'."
+    if " got invalid value " in message:
+        return message.split(" got invalid value ")[0] + " has an invalid value."
+    match = _CANNOT_REPRESENT.match(message)
+    if match:
+        return f"{match.group(1)} this value."
+    if message.startswith("Expected value of type") and ", found " in message:
+        return message.split(", found ")[0] + "."
+    return message
+
+
 class ReadableDomainErrors(SchemaExtension):
-    """Forbidden → top-level FORBIDDEN error; a DomainError in a query → BAD_USER_INPUT, both readable."""
+    """Forbidden → top-level FORBIDDEN error; a DomainError in a query → BAD_USER_INPUT, both readable;
+    validation messages stripped of any value they would echo."""
 
     def on_operation(self) -> Iterator[None]:
         yield
@@ -55,7 +85,12 @@ class ReadableDomainErrors(SchemaExtension):
         shaped: list[GraphQLError] = []
         for error in result.errors or []:
             original = error.original_error
-            if isinstance(original, Forbidden):
+            if not isinstance(original, (Forbidden, DomainError)) and \
+                    without_echoed_values(error.message) != error.message:
+                shaped.append(GraphQLError(without_echoed_values(error.message), nodes=error.nodes,
+                                           source=error.source, positions=error.positions, path=error.path,
+                                           extensions=error.extensions))
+            elif isinstance(original, Forbidden):
                 shaped.append(_reshape(ForbiddenError(original.message), error))
             elif isinstance(original, DomainError):
                 shaped.append(_reshape(InvalidArgumentError(original.message, original.field), error))
@@ -70,36 +105,46 @@ def _reshape(new: GraphQLError, old: GraphQLError) -> GraphQLError:
 
 
 MAX_COST = 2_000
+MAX_PAGE = 100
 DEFAULT_FIRST = 20
 
 
-class CostLimit(SchemaExtension):
+_VARIABLES: ContextVar[dict[str, Any] | None] = ContextVar("pamoja_cost_variables", default=None)
+
+
+class CostRule(ValidationRule):
+    """Reports operations whose cost exceeds MAX_COST (see CostLimit)."""
+
+    def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
+        fragments = {d.name.value: d for d in self.context.document.definitions
+                     if isinstance(d, FragmentDefinitionNode)}
+        cost = _cost(node.selection_set, 1, _VARIABLES.get() or {}, fragments, depth=0)
+        if cost > MAX_COST:
+            self.report_error(GraphQLError(
+                f"Query cost {cost} exceeds the limit of {MAX_COST}: ask for smaller pages "
+                "(cost is the sum of requested page sizes along nested connections).",
+                nodes=[node], extensions={"code": "COST_LIMIT"}))
+
+
+class CostLimit(AddValidationRules):
     """Refuse operations whose cost (the sum of requested page sizes multiplied along nested
     connections) exceeds the limit: `referrals(first: 50) { sessions(first: 5) }` costs
-    50 + 50*5 = 300. A connection without `first` counts as the default page size.
+    50 + 50*5 = 300. A connection without `first` counts as the default page size; a size above the
+    maximum counts as the maximum (the resolver refuses it with its own clearer message).
 
-    Runs before graphql-core's validation, where the request's variables are known.
+    A validation rule, so it runs after the depth, alias and token limits; graphql-core does not
+    give rules the request's variables, so the extension hands them over in a context variable.
     """
 
-    max_cost = MAX_COST
+    def __init__(self) -> None:
+        super().__init__([CostRule])
 
-    def on_validate(self) -> Iterator[None]:
-        context = self.execution_context
-        document = context.graphql_document
-        if document is not None and context.pre_execution_errors is None:
-            variables = context.variables or {}
-            fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
-            for definition in document.definitions:
-                if not isinstance(definition, OperationDefinitionNode):
-                    continue
-                cost = _cost(definition.selection_set, 1, variables, fragments, depth=0)
-                if cost > self.max_cost:
-                    context.pre_execution_errors = [GraphQLError(
-                        f"Query cost {cost} exceeds the limit of {self.max_cost}: ask for smaller pages "
-                        "(cost is the sum of requested page sizes along nested connections).",
-                        nodes=[definition], extensions={"code": "COST_LIMIT"})]
-                    break
-        yield
+    def on_operation(self) -> Iterator[None]:
+        token = _VARIABLES.set(dict(self.execution_context.variables or {}))
+        try:
+            yield from super().on_operation()
+        finally:
+            _VARIABLES.reset(token)
 
 
 def _first_of(field: FieldNode, variables: dict[str, Any]) -> int | None:
@@ -123,7 +168,7 @@ def _cost(selection_set: SelectionSetNode | None, multiplier: int, variables: di
         if isinstance(selection, FieldNode):
             first = _first_of(selection, variables)
             if first is not None or _looks_like_connection(selection):
-                size = max(first if first is not None else DEFAULT_FIRST, 0)
+                size = min(max(first if first is not None else DEFAULT_FIRST, 0), MAX_PAGE)
                 total += multiplier * size
                 total += _cost(selection.selection_set, multiplier * max(size, 1), variables, fragments,
                                depth + 1)

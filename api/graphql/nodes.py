@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from db.directory import SqlDirectory
 from db.staff import SqlStaff
 from domain.ids import from_global_id
+from domain.use_cases import care, consents, referrals, survivors
 from domain.use_cases import staff as staff_cases
 from partners import directory
 
@@ -63,3 +64,62 @@ async def resolve_nodes(context: Context, global_ids: Sequence[str]) -> list[Any
         for record_id, obj in (await FETCHERS[type_name](context, ids)).items():
             found[(type_name, record_id)] = obj
     return [found.get(item) if item is not None else None for item in decoded]
+
+
+@node_type("Survivor")
+async def _survivors(context: Context, ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, Any]:
+    from api.graphql.types.survivor import Survivor
+
+    found = await survivors.by_id(unit=context.unit, principal=context.principal, ids=ids)
+    return {k: Survivor.from_view(v) for k, v in found.items()}
+
+
+@node_type("Consent")
+async def _consents(context: Context, ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, Any]:
+    from api.graphql.types.survivor import Consent
+
+    found = await consents.by_id(unit=context.unit, principal=context.principal, ids=ids)
+    return {k: Consent.from_view(v) for k, v in found.items()}
+
+
+@node_type("Referral")
+async def _referrals(context: Context, ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, Any]:
+    from api.graphql.types.referral import Referral
+
+    found = await referrals.by_id(unit=context.unit, principal=context.principal, ids=ids)
+    return {k: Referral.from_view(v) for k, v in found.items()}
+
+
+# ----------------------------------------------------------------------------- care
+
+
+@node_type("CounselingSession")
+async def _sessions(context: Context, ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, Any]:
+    from api.graphql.types.care import CounselingSession
+
+    found = await care.sessions_by_id(unit=context.unit, principal=context.principal, ids=ids)
+    return {k: CounselingSession.from_view(v) for k, v in found.items()}
+
+
+@node_type("CareGoal")
+async def _goals(context: Context, ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, Any]:
+    from api.graphql.types.care import CareGoal
+
+    found = await care.goals_by_id(unit=context.unit, principal=context.principal, ids=ids)
+    return {k: CareGoal.from_view(v) for k, v in found.items()}
+
+
+@node_type("Milestone")
+async def _milestones(context: Context, ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, Any]:
+    from api.graphql.types.care import Milestone
+
+    found = await care.milestones_by_id(unit=context.unit, principal=context.principal, ids=ids)
+    return {k: Milestone.from_view(v) for k, v in found.items()}
+
+
+@node_type("Assessment")
+async def _assessments(context: Context, ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, Any]:
+    from api.graphql.types.care import Assessment
+
+    found = await care.assessments_by_id(unit=context.unit, principal=context.principal, ids=ids)
+    return {k: Assessment.from_view(v) for k, v in found.items()}

@@ -2,16 +2,58 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+
 import strawberry
 
+from api.graphql.mutations.base import decode_id
 from api.graphql.nodes import resolve_nodes
 from api.graphql.relay import Connection, Node, page_request, to_connection
+from api.graphql.types import webhooks
+from api.graphql.types.audit import AuditEvent, AuditEventFilter
+from api.graphql.types.matching import PartnerMatch, PartnerMatchInput
 from api.graphql.types.organization import Organization, OrganizationFilter
+from api.graphql.types.referral import Referral
 from api.graphql.types.staff import Viewer
+from api.graphql.types.survivor import Survivor
+from api.graphql.types.webhooks import WebhookDeliveryAttempt
+from db import partner_stats
+from db.audit_read import SqlAuditTrail
 from db.directory import SqlDirectory
+from domain import enums
 from domain.errors import InvalidInput
 from domain.kenya import county_code
-from partners import directory
+from domain.ports import ReferralFilter as ReferralQuery
+from domain.ports import SurvivorFilter as SurvivorQuery
+from domain.use_cases import audit, referrals, survivors
+from partners import directory, finding
+from partners.matching import PartnerCandidate, TrackRecord
+
+
+@strawberry.input
+class SurvivorFilter:
+    county: str | None = None
+    risk_level: enums.RiskLevel | None = None
+    referral_status: list[enums.ReferralStatus] | None = strawberry.field(
+        default=None, description="Survivors with a referral in one of these statuses.")
+
+
+@strawberry.input
+class ReferralFilter:
+    status: list[enums.ReferralStatus] | None = None
+    receiving_organization_id: strawberry.ID | None = None
+    survivor_id: strawberry.ID | None = None
+    assigned_to_me: bool | None = None
+    overdue: bool | None = None
+    updated_since: datetime | None = strawberry.field(
+        default=None, description="For partner systems that poll: referrals changed at or after this instant "
+                                  "(sessions, goals and milestones count as changes). Results come in change "
+                                  "order, so paging with `after` never misses a change.")
+
+
+NOTHING = uuid.UUID(int=0)
 
 MAX_NODES = 100
 
@@ -49,3 +91,71 @@ class Query:
             page=page_request(first, after),
         )
         return to_connection(page, Organization.from_view)
+
+    @strawberry.field(description="Survivors the caller may see: the NGO its own; a partner those referred to it.")
+    async def survivors(self, info: strawberry.Info, first: int | None = None, after: str | None = None,
+                        filter: SurvivorFilter | None = None) -> Connection[Survivor]:
+        f = filter or SurvivorFilter()
+        page = await survivors.page(
+            unit=info.context.unit, principal=info.context.principal,
+            filter=SurvivorQuery(
+                county=county_code(f.county, field=("filter", "county")) if f.county else None,
+                risk_level=f.risk_level.value if f.risk_level else None,
+                referral_statuses=tuple(f.referral_status or ()),
+            ),
+            request=page_request(first, after),
+        )
+        return to_connection(page, Survivor.from_view)
+
+    @strawberry.field(description="Referrals the caller may see, oldest first; with updatedSince, in change order.")
+    async def referrals(self, info: strawberry.Info, first: int | None = None, after: str | None = None,
+                        filter: ReferralFilter | None = None) -> Connection[Referral]:
+        f = filter or ReferralFilter()
+        principal = info.context.principal
+        query = ReferralQuery(
+            statuses=tuple(f.status or ()),
+            receiving_organization_id=(decode_id(f.receiving_organization_id, "Organization") or NOTHING)
+            if f.receiving_organization_id else None,
+            survivor_id=(decode_id(f.survivor_id, "Survivor") or NOTHING) if f.survivor_id else None,
+            assigned_to=(principal.user_id or NOTHING) if f.assigned_to_me else None,
+            overdue=f.overdue,
+            updated_since=f.updated_since,
+        )
+        page = await referrals.page(unit=info.context.unit, principal=principal, filter=query,
+                                    request=page_request(first, after))
+        return to_connection(page, Referral.from_view)
+
+    @strawberry.field(description="The organization's audit trail (supervisors and admins with AuditEvent scope).")
+    async def audit_events(self, info: strawberry.Info, first: int | None = None, after: str | None = None,
+                           filter: AuditEventFilter | None = None) -> Connection[AuditEvent]:
+        f = filter or AuditEventFilter()
+        page = await audit.page(
+            store=SqlAuditTrail(info.context.db), principal=info.context.principal,
+            filter=audit.AuditFilter(record_id=str(f.record_id) if f.record_id else None, actor=f.actor,
+                                     since=f.since, until=f.until),
+            request=page_request(first, after),
+        )
+        return to_connection(page, AuditEvent.from_view)
+
+    @strawberry.field(description="Partners able to take a referral, best first, with the reasons for the ranking.")
+    async def partner_matches(self, info: strawberry.Info, input: PartnerMatchInput) -> list[PartnerMatch]:
+        context = info.context
+
+        async def offered(service: enums.ServiceType) -> list[PartnerCandidate]:
+            return await partner_stats.candidates(context.db, service)
+
+        async def history(ids: Iterable[uuid.UUID]) -> Mapping[uuid.UUID, TrackRecord]:
+            return await partner_stats.track_records(context.db, ids)
+
+        matches = await finding.match_partners(
+            unit=context.unit, principal=context.principal, survivor_id=decode_id(input.survivor_id, "Survivor"),
+            service=input.service, candidates=offered, track_records=history,
+        )
+        organizations = await context.loaders.organization_ref.load_many([m.organization_id for m in matches])
+        return [PartnerMatch(organization=Organization.from_view(o), score=m.score, reasons=list(m.reasons))
+                for m, o in zip(matches, organizations, strict=True) if o is not None]
+
+    @strawberry.field(description="Your organization's webhook delivery attempts, newest first.")
+    async def webhook_deliveries(self, info: strawberry.Info, event_id: str | None = None,
+                                 first: int = 50) -> list[WebhookDeliveryAttempt]:
+        return await webhooks.deliveries(info, event_id, first)

@@ -20,9 +20,16 @@ from strawberry.types import ExecutionContext
 
 from api.graphql.errors import should_mask
 from api.graphql.extensions import CostLimit, ReadableDomainErrors, RequestTransaction
+from api.graphql.mutations.care import CareMutations
+from api.graphql.mutations.cases import CaseMutations
 from api.graphql.queries import Query
+from api.graphql.types import webhooks
+from api.graphql.types.care import Assessment, CareGoal, CounselingSession, Milestone
 from api.graphql.types.organization import Organization
+from api.graphql.types.referral import Referral
 from api.graphql.types.staff import StaffUser
+from api.graphql.types.survivor import Consent, Survivor
+from api.graphql.types.webhooks import RedeliverWebhookInput, RedeliverWebhookPayload
 from api.logging import get_logger
 
 MAX_DEPTH = 12
@@ -46,7 +53,19 @@ class PamojaSchema(strawberry.Schema):
                            error_code=code, request_id=request_id)
 
 
-def build_schema(*, production: bool, mutation: type | None = None) -> strawberry.Schema:
+@strawberry.type
+class NetworkMutations:
+    @strawberry.mutation(description="Send a webhook event again to your endpoint(s), with the same webhook-id.")
+    async def redeliver_webhook(self, info: strawberry.Info, input: RedeliverWebhookInput) -> RedeliverWebhookPayload:
+        return await webhooks.redeliver(info, input)
+
+
+@strawberry.type
+class Mutation(CaseMutations, CareMutations, NetworkMutations):
+    """Every mutation takes one `input` and returns a payload with the record and `userErrors`."""
+
+
+def build_schema(*, production: bool, mutation: type | None = Mutation) -> strawberry.Schema:
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
@@ -63,7 +82,8 @@ def build_schema(*, production: bool, mutation: type | None = None) -> strawberr
         kwargs["mutation"] = mutation
     return PamojaSchema(
         query=Query,
-        types=[Organization, StaffUser],
+        types=[Organization, StaffUser, Survivor, Consent, Referral, CounselingSession, CareGoal, Milestone,
+               Assessment],
         extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=production),
         **kwargs,

@@ -723,8 +723,10 @@ def _create_audit_chain() -> None:
         SECURITY DEFINER SET search_path = pg_catalog, public AS $$
         DECLARE last bytea;
         BEGIN
-          -- serialise writers so that chain order is commit order
+          -- serialise writers so that chain order is commit order; the lock is held to commit
           PERFORM pg_advisory_xact_lock(hashtext('public.audit_event'));
+          -- number the row only now: a number taken before the lock could be older than the last row's
+          NEW.seq := nextval(pg_get_serial_sequence('public.audit_event', 'seq'));
           SELECT row_hash INTO last FROM public.audit_event ORDER BY seq DESC LIMIT 1;
           NEW.at := clock_timestamp();
           NEW.prev_hash := coalesce(last, '\\x00'::bytea);

@@ -1,0 +1,202 @@
+"""SQL for referrals and their append-only status history."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, insert, literal, or_, select, update
+
+from db.cursors import fetch_page
+from db.engine import Db
+from db.scopes import referral_visible
+from db.survivors import referral_access
+from db.tables import Consent, Referral, ReferralStatusChange
+from domain import policy
+from domain.enums import ReferralPriority, ReferralStatus, ServiceType
+from domain.paging import Page, PageRequest
+from domain.policy import RowScope
+from domain.ports import NewReferral, ReferralChange, ReferralFilter
+from domain.referrals import OPEN_STATUSES, is_overdue
+from domain.views import ReferralView, StatusChangeView
+
+referral_t = Referral.__table__  # type: ignore[attr-defined]
+consent_t = Consent.__table__  # type: ignore[attr-defined]
+history_t = ReferralStatusChange.__table__  # type: ignore[attr-defined]
+
+
+def _columns(scope: RowScope) -> list[Any]:
+    at = scope.at
+    in_force = and_(
+        consent_t.c.status == "ACTIVE",
+        or_(consent_t.c.withdrawn_at.is_(None), consent_t.c.withdrawn_at > at),
+        consent_t.c.valid_from <= at,
+        or_(consent_t.c.valid_until.is_(None), consent_t.c.valid_until > at),
+    ) if at is not None else literal(False)
+    return [
+        referral_t.c.id, referral_t.c.survivor_id, referral_t.c.referring_organization_id,
+        referral_t.c.receiving_organization_id, referral_t.c.consent_id, referral_t.c.service, referral_t.c.priority,
+        referral_t.c.status, referral_t.c.status_reason, referral_t.c.reason, referral_t.c.assigned_counselor_id,
+        referral_t.c.respond_by, referral_t.c.outcome, referral_t.c.created_at, referral_t.c.last_activity_at,
+        referral_t.c.version, consent_t.c.data_categories, consent_t.c.purposes, in_force.label("in_force"),
+    ]
+
+
+def _select(scope: RowScope) -> Any:
+    return select(*_columns(scope)).select_from(
+        referral_t.join(consent_t, consent_t.c.id == referral_t.c.consent_id)
+    ).where(referral_visible(scope))
+
+
+def _view(row: Any, scope: RowScope, now: datetime) -> ReferralView:
+    assert scope.organization_id is not None
+    categories = policy.visible_categories(scope.organization_id, referral_access(row))
+    status = ReferralStatus(row.status)
+    return ReferralView(
+        id=row.id, survivor_id=row.survivor_id, referring_organization_id=row.referring_organization_id,
+        receiving_organization_id=row.receiving_organization_id, consent_id=row.consent_id,
+        service=ServiceType(row.service), priority=ReferralPriority(row.priority), status=status,
+        status_reason=row.status_reason, reason=row.reason, assigned_counselor_id=row.assigned_counselor_id,
+        respond_by=row.respond_by, overdue=is_overdue(status=status, respond_by=row.respond_by, now=now),
+        outcome=row.outcome, created_at=row.created_at, updated_at=row.last_activity_at, version=row.version,
+        categories=categories,
+    )
+
+
+class SqlReferrals:
+    def __init__(self, db: Db, *, now: datetime) -> None:
+        self.db = db
+        self.now = now
+
+    async def insert(self, new: NewReferral) -> uuid.UUID:
+        referral_id: uuid.UUID = (await self.db.execute(insert(referral_t).values(
+            survivor_id=new.survivor_id, referring_organization_id=new.referring_organization_id,
+            receiving_organization_id=new.receiving_organization_id, consent_id=new.consent_id, service=new.service,
+            priority=new.priority, status=new.status.value, reason=new.reason, respond_by=new.respond_by,
+            created_by_id=new.created_by_id,
+        ).returning(referral_t.c.id))).scalar_one()
+        return referral_id
+
+    async def by_id(self, scope: RowScope, ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, ReferralView]:
+        if not ids or scope.is_empty:
+            return {}
+        rows = await self.db.all(_select(scope).where(referral_t.c.id.in_(list(set(ids)))))
+        return {r.id: _view(r, scope, self.now) for r in rows}
+
+    def _filtered(self, scope: RowScope, filter: ReferralFilter) -> Any:
+        statement = _select(scope)
+        if filter.statuses:
+            statement = statement.where(referral_t.c.status.in_([s.value for s in filter.statuses]))
+        if filter.receiving_organization_id is not None:
+            statement = statement.where(referral_t.c.receiving_organization_id == filter.receiving_organization_id)
+        if filter.survivor_id is not None:
+            statement = statement.where(referral_t.c.survivor_id == filter.survivor_id)
+        if filter.assigned_to is not None:
+            statement = statement.where(referral_t.c.assigned_counselor_id == filter.assigned_to)
+        if filter.overdue is not None:
+            overdue = and_(referral_t.c.status == ReferralStatus.REQUESTED.value,
+                           referral_t.c.respond_by < self.now)
+            statement = statement.where(overdue if filter.overdue else ~overdue)
+        if filter.updated_since is not None:
+            statement = statement.where(referral_t.c.last_activity_at >= filter.updated_since)
+        return statement
+
+    async def page(self, scope: RowScope, filter: ReferralFilter, page: PageRequest) -> Page[ReferralView]:
+        if scope.is_empty:
+            return Page(items=[], keys=[], has_next=False, has_previous=False, total_count=0)
+        # Pollers (updatedSince) page in change order so they never miss a change; others by creation.
+        sort = referral_t.c.last_activity_at if filter.updated_since is not None else referral_t.c.created_at
+        rows, skeleton = await fetch_page(self.db, self._filtered(scope, filter), order=[sort, referral_t.c.id],
+                                          key_parsers=[datetime.fromisoformat, uuid.UUID], page=page)
+        return Page(items=[_view(r, scope, self.now) for r in rows], keys=skeleton.keys, has_next=skeleton.has_next,
+                    has_previous=skeleton.has_previous, total_count=skeleton.total_count)
+
+    async def by_survivor(self, scope: RowScope, survivor_ids: Sequence[uuid.UUID],
+                          page: PageRequest) -> Mapping[uuid.UUID, Page[ReferralView]]:
+        """One statement for many survivors' first pages (a window function per survivor)."""
+        if not survivor_ids or scope.is_empty:
+            return {}
+        statement = _select(scope).where(referral_t.c.survivor_id.in_(list(set(survivor_ids))))
+        if page.after_key is not None:
+            after = (datetime.fromisoformat(page.after_key[0]), uuid.UUID(page.after_key[1]))
+            statement = statement.where(func.row(referral_t.c.created_at, referral_t.c.id) > func.row(*after))
+        ranked = statement.add_columns(
+            func.row_number().over(partition_by=referral_t.c.survivor_id,
+                                   order_by=(referral_t.c.created_at, referral_t.c.id)).label("_rank"),
+            func.count().over(partition_by=referral_t.c.survivor_id).label("_count"),
+        ).subquery()
+        rows = await self.db.all(select(ranked).where(ranked.c._rank <= page.first + 1)
+                                 .order_by(ranked.c.survivor_id, ranked.c._rank))
+        grouped: dict[uuid.UUID, list[Any]] = defaultdict(list)
+        for r in rows:
+            grouped[r.survivor_id].append(r)
+        result: dict[uuid.UUID, Page[ReferralView]] = {}
+        for survivor_id in survivor_ids:
+            items = grouped.get(survivor_id, [])
+            shown = items[: page.first]
+            result[survivor_id] = Page(
+                items=[_view(r, scope, self.now) for r in shown],
+                keys=[(str(r.created_at), str(r.id)) for r in shown], has_next=len(items) > page.first,
+                has_previous=page.after_key is not None, total_count=int(items[0]._count) if items else 0,
+            )
+        return result
+
+    async def lock(self, scope: RowScope, referral_id: uuid.UUID) -> ReferralView | None:
+        if scope.is_empty:
+            return None
+        row = await self.db.first(_select(scope).where(referral_t.c.id == referral_id)
+                                  .with_for_update(of=referral_t))
+        return _view(row, scope, self.now) if row else None
+
+    async def change(self, change: ReferralChange) -> bool:
+        statement = update(referral_t).where(referral_t.c.id == change.referral_id)
+        if change.expected_version is not None:
+            statement = statement.where(referral_t.c.version == change.expected_version)
+        row = await self.db.first(statement.values(
+            **change.values, version=referral_t.c.version + 1, updated_at=func.now(),
+            last_activity_at=func.clock_timestamp(),
+        ).returning(referral_t.c.id))
+        return row is not None
+
+    async def touch(self, referral_id: uuid.UUID) -> None:
+        """Sessions, goals and milestones count as changes of their referral for pollers (updatedSince)."""
+        await self.db.execute(update(referral_t).where(referral_t.c.id == referral_id)
+                              .values(last_activity_at=func.clock_timestamp()))
+
+    async def record_status(self, *, referral_id: uuid.UUID, organization_id: uuid.UUID,
+                            from_status: ReferralStatus | None, to_status: ReferralStatus, reason: str | None,
+                            actor: str, actor_user_id: uuid.UUID | None, actor_client_id: str | None) -> None:
+        await self.db.execute(insert(history_t).values(
+            referral_id=referral_id, organization_id=organization_id,
+            from_status=from_status.value if from_status else None, to_status=to_status.value, reason=reason,
+            actor=actor, actor_user_id=actor_user_id, actor_client_id=actor_client_id,
+        ))
+
+    async def history(self, referral_ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, Sequence[StatusChangeView]]:
+        if not referral_ids:
+            return {}
+        rows = await self.db.all(select(history_t).where(history_t.c.referral_id.in_(list(set(referral_ids))))
+                                 .order_by(history_t.c.id))
+        found: dict[uuid.UUID, list[StatusChangeView]] = defaultdict(list)
+        for r in rows:
+            found[r.referral_id].append(StatusChangeView(
+                from_status=ReferralStatus(r.from_status) if r.from_status else None,
+                to_status=ReferralStatus(r.to_status), at=r.at, reason=r.reason, actor=r.actor,
+            ))
+        return found
+
+    async def open_relying_on(self, consent_id: uuid.UUID) -> Sequence[ReferralView]:
+        """Open referrals on a consent being withdrawn, locked; read as their referrer."""
+        rows = await self.db.all(
+            select(*_columns(RowScope(side=policy.Side.REFERRER, at=self.now)))
+            .select_from(referral_t.join(consent_t, consent_t.c.id == referral_t.c.consent_id))
+            .where(referral_t.c.consent_id == consent_id,
+                   referral_t.c.status.in_([s.value for s in OPEN_STATUSES]))
+            .order_by(referral_t.c.id).with_for_update(of=referral_t)
+        )
+        return [_view(r, RowScope(side=policy.Side.REFERRER, organization_id=r.referring_organization_id,
+                                  at=self.now), self.now) for r in rows]
+

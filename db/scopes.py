@@ -1,0 +1,120 @@
+"""The only translation of domain.policy row scopes into SQL.
+
+This is a translation, not a second copy of the rule: every condition here restates a decision
+taken in domain/policy.py (who) and domain/consent.py (consent in force: half-open validity,
+withdrawal effective at its instant, naming the organization and a purpose). PostgreSQL row-level
+security (migration 0003) backs these filters up at organization granularity.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, false, literal, or_, select
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.types import Text
+
+from db.tables import Consent, Referral, Survivor
+from domain.enums import ConsentPurpose, DataCategory, ReferralStatus
+from domain.policy import RowScope, Side
+
+consent_t = Consent.__table__  # type: ignore[attr-defined]
+referral_t = Referral.__table__  # type: ignore[attr-defined]
+survivor_t = Survivor.__table__  # type: ignore[attr-defined]
+
+
+def _text_array(values: list[str]) -> Any:
+    return literal(values, type_=ARRAY(Text))
+
+
+def consent_in_force(consent: Any, scope: RowScope, purposes: tuple[ConsentPurpose, ...],
+                     category: DataCategory | None = None) -> ColumnElement[bool]:
+    """domain.consent.covers, in SQL, for the scope's organization at the scope's instant."""
+    at = scope.at
+    conditions = [
+        consent.c.status == "ACTIVE",
+        or_(consent.c.withdrawn_at.is_(None), consent.c.withdrawn_at > at),
+        consent.c.valid_from <= at,
+        or_(consent.c.valid_until.is_(None), consent.c.valid_until > at),
+        consent.c.purposes.op("&&")(_text_array([p.value for p in purposes])),
+    ]
+    if category is not None:
+        conditions.append(consent.c.data_categories.any_() == category.value)
+    return and_(*conditions)
+
+
+def _managed_survivor(survivor: Any, scope: RowScope) -> ColumnElement[bool]:
+    condition: ColumnElement[bool] = survivor.c.organization_id == scope.organization_id
+    if scope.case_manager_id is not None:
+        condition = and_(condition, or_(survivor.c.registered_by_id == scope.case_manager_id,
+                                        survivor.c.case_manager_id == scope.case_manager_id))
+    return condition
+
+
+def referral_visible(scope: RowScope, referral: Any = referral_t) -> ColumnElement[bool]:
+    """Rows of `referral` the scope may see."""
+    if scope.side is Side.REFERRER:
+        condition: ColumnElement[bool] = referral.c.referring_organization_id == scope.organization_id
+        if scope.case_manager_id is not None:
+            s = survivor_t.alias("scope_survivor")
+            condition = and_(condition, select(s.c.id).where(
+                s.c.id == referral.c.survivor_id, _managed_survivor(s, scope)).exists())
+        return condition
+    if scope.side is Side.RECEIVER:
+        c = consent_t.alias("scope_consent")
+        condition = and_(
+            referral.c.receiving_organization_id == scope.organization_id,
+            referral.c.status != ReferralStatus.DRAFT.value,
+            select(c.c.id).where(
+                c.c.id == referral.c.consent_id, c.c.recipient_id == scope.organization_id,
+                consent_in_force(c, scope, scope.purposes),
+            ).exists(),
+        )
+        if scope.counselor_id is not None:
+            condition = and_(condition, referral.c.assigned_counselor_id == scope.counselor_id)
+        return condition
+    return false()
+
+
+def survivor_visible(scope: RowScope, survivor: Any = survivor_t) -> ColumnElement[bool]:
+    if scope.side is Side.REFERRER:
+        return _managed_survivor(survivor, scope)
+    if scope.side is Side.RECEIVER:
+        r = referral_t.alias("scope_referral")
+        return select(r.c.id).where(r.c.survivor_id == survivor.c.id, referral_visible(scope, r)).exists()
+    return false()
+
+
+def consent_visible(scope: RowScope, consent: Any = consent_t) -> ColumnElement[bool]:
+    """The referrer sees every consent of its survivors; a partner only in-force consents naming it."""
+    if scope.side is Side.REFERRER:
+        s = survivor_t.alias("scope_survivor")
+        return and_(consent.c.organization_id == scope.organization_id, select(s.c.id).where(
+            s.c.id == consent.c.survivor_id, _managed_survivor(s, scope)).exists())
+    if scope.side is Side.RECEIVER:
+        r = referral_t.alias("scope_referral")
+        return and_(
+            consent.c.recipient_id == scope.organization_id,
+            consent_in_force(consent, scope, scope.purposes),
+            select(r.c.id).where(r.c.survivor_id == consent.c.survivor_id, referral_visible(scope, r)).exists(),
+        )
+    return false()
+
+
+def care_visible(scope: RowScope, row: Any, category: DataCategory) -> ColumnElement[bool]:
+    """Care records (sessions, goals, milestones, assessments) of visible referrals.
+
+    The partner sees its own records; the referrer sees them only as feedback: the referral's
+    consent, in force, must name FEEDBACK_TO_REFERRER and the record's data category.
+    """
+    r = referral_t.alias("scope_referral")
+    visible_referral = select(r.c.id).where(r.c.id == row.c.referral_id, referral_visible(scope, r))
+    if scope.side is Side.RECEIVER:
+        return and_(row.c.organization_id == scope.organization_id, visible_referral.exists())
+    if scope.side is Side.REFERRER:
+        c = consent_t.alias("feedback_consent")
+        feedback = select(c.c.id).where(
+            c.c.id == r.c.consent_id, consent_in_force(c, scope, (ConsentPurpose.FEEDBACK_TO_REFERRER,), category)
+        )
+        return visible_referral.where(feedback.exists()).exists()
+    return false()

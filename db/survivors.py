@@ -1,0 +1,182 @@
+"""SQL for survivors: pseudonymous rows, and identifying fields encrypted under a per-survivor key."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, insert, select
+
+from db.crypto import MasterKeys, blind_index, decrypt_field, encrypt_field, new_data_key
+from db.cursors import fetch_page
+from db.engine import Db
+from db.scopes import referral_visible, survivor_visible
+from db.tables import Consent, Referral, Survivor, SurvivorIdentity, SurvivorKey
+from domain import policy
+from domain.consent import age_band
+from domain.enums import ConsentPurpose, DataCategory, ReferralStatus, RiskLevel, Sex
+from domain.paging import Page, PageRequest
+from domain.policy import ReferralAccess, RowScope, Side
+from domain.ports import NewSurvivor, SurvivorFilter
+from domain.views import IdentityView, SurvivorView
+
+survivor_t = Survivor.__table__  # type: ignore[attr-defined]
+identity_t = SurvivorIdentity.__table__  # type: ignore[attr-defined]
+key_t = SurvivorKey.__table__  # type: ignore[attr-defined]
+referral_t = Referral.__table__  # type: ignore[attr-defined]
+consent_t = Consent.__table__  # type: ignore[attr-defined]
+
+IDENTITY_COLUMNS = ("legal_name", "phone", "guardian_name", "guardian_phone", "location")
+REFERRER_CATEGORIES = frozenset({DataCategory.IDENTITY, DataCategory.CONTACT, DataCategory.CASE_SUMMARY})
+
+_COLUMNS = (survivor_t.c.id, survivor_t.c.organization_id, survivor_t.c.pseudonym, survivor_t.c.birth_year,
+            survivor_t.c.sex, survivor_t.c.county, survivor_t.c.languages, survivor_t.c.risk_level,
+            survivor_t.c.version, survivor_t.c.created_at)
+
+
+def key_aad(survivor_id: uuid.UUID) -> str:
+    return f"survivor_key.wrapped_key:{survivor_id}"
+
+
+class SqlSurvivors:
+    def __init__(self, db: Db, *, master: MasterKeys, index_key: bytes, now: datetime) -> None:
+        self.db = db
+        self.master = master
+        self.index_key = index_key
+        self.now = now
+
+    # ------------------------------------------------------------------ keys
+
+    async def data_key(self, survivor_id: uuid.UUID) -> bytes | None:
+        row = await self.db.first(select(key_t.c.master_key_id, key_t.c.wrapped_key)
+                                  .where(key_t.c.survivor_id == survivor_id, key_t.c.destroyed_at.is_(None)))
+        if row is None:
+            return None
+        return self.master.unwrap(row.master_key_id, row.wrapped_key, aad=key_aad(survivor_id))
+
+    # ------------------------------------------------------------------ writes
+
+    async def insert(self, new: NewSurvivor, *, organization_id: uuid.UUID,
+                     registered_by_id: uuid.UUID | None) -> uuid.UUID:
+        survivor_id: uuid.UUID = (await self.db.execute(insert(survivor_t).values(
+            organization_id=organization_id, registered_by_id=registered_by_id, case_manager_id=registered_by_id,
+            pseudonym=new.pseudonym, birth_year=new.birth_year, sex=new.sex, county=new.county,
+            languages=list(new.languages), risk_level=new.risk_level,
+        ).returning(survivor_t.c.id))).scalar_one()
+        data_key = new_data_key()
+        master_id, wrapped = self.master.wrap(data_key, aad=key_aad(survivor_id))
+        await self.db.execute(insert(key_t).values(survivor_id=survivor_id, organization_id=organization_id,
+                                                   master_key_id=master_id, wrapped_key=wrapped))
+        values = {"legal_name": new.legal_name, "phone": new.phone, "guardian_name": new.guardian_name,
+                  "guardian_phone": new.guardian_phone, "location": new.location}
+        encrypted = {
+            f"{column}_enc": encrypt_field(data_key, value, table="survivor_identity", column=column,
+                                           row_id=survivor_id)
+            for column, value in values.items()
+        }
+        await self.db.execute(insert(identity_t).values(
+            survivor_id=survivor_id, organization_id=organization_id, **encrypted,
+            phone_index=blind_index(self.index_key, "phone", new.phone) if new.phone else None,
+            guardian_phone_index=(blind_index(self.index_key, "guardian_phone", new.guardian_phone)
+                                  if new.guardian_phone else None),
+        ))
+        return survivor_id
+
+    async def phone_taken(self, *, organization_id: uuid.UUID, phone: str) -> bool:
+        found = await self.db.scalar(select(identity_t.c.survivor_id).where(
+            identity_t.c.organization_id == organization_id,
+            identity_t.c.phone_index == blind_index(self.index_key, "phone", phone)).limit(1))
+        return found is not None
+
+    # ------------------------------------------------------------------ reads
+
+    async def identity(self, survivor_id: uuid.UUID) -> IdentityView | None:
+        row = await self.db.first(select(identity_t).where(identity_t.c.survivor_id == survivor_id))
+        data_key = await self.data_key(survivor_id)
+        if row is None or data_key is None:
+            return None
+        plain = {
+            column: decrypt_field(data_key, getattr(row, f"{column}_enc"), table="survivor_identity",
+                                  column=column, row_id=survivor_id)
+            for column in IDENTITY_COLUMNS
+        }
+        return IdentityView(**plain)
+
+    async def access(self, scope: RowScope,
+                     survivor_ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, list[ReferralAccess]]:
+        """Each visible referral of these survivors with what its consent allows, for category decisions."""
+        if not survivor_ids or scope.is_empty:
+            return {}
+        in_force = and_(
+            consent_t.c.status == "ACTIVE",
+            (consent_t.c.withdrawn_at.is_(None)) | (consent_t.c.withdrawn_at > scope.at),
+            consent_t.c.valid_from <= scope.at,
+            (consent_t.c.valid_until.is_(None)) | (consent_t.c.valid_until > scope.at),
+        )
+        rows = await self.db.all(
+            select(referral_t.c.survivor_id, referral_t.c.referring_organization_id,
+                   referral_t.c.receiving_organization_id, referral_t.c.status, consent_t.c.data_categories,
+                   consent_t.c.purposes, in_force.label("in_force"))
+            .join(consent_t, consent_t.c.id == referral_t.c.consent_id)
+            .where(referral_t.c.survivor_id.in_(list(set(survivor_ids))), referral_visible(scope))
+        )
+        found: dict[uuid.UUID, list[ReferralAccess]] = defaultdict(list)
+        for r in rows:
+            found[r.survivor_id].append(referral_access(r))
+        return found
+
+    def _view(self, row: Any, scope: RowScope, accesses: Sequence[ReferralAccess]) -> SurvivorView:
+        if scope.side is Side.REFERRER:
+            categories = REFERRER_CATEGORIES
+            shows_birth_year = True
+        else:
+            assert scope.organization_id is not None
+            categories = frozenset().union(*(policy.visible_categories(scope.organization_id, a) for a in accesses))
+            shows_birth_year = any(a.status in policy.ACCEPTED_OR_LATER and a.consent_in_force for a in accesses)
+        today = (scope.at or self.now).date()
+        return SurvivorView(
+            id=row.id, organization_id=row.organization_id, pseudonym=row.pseudonym,
+            birth_year=row.birth_year if shows_birth_year else None, age_band=age_band(row.birth_year, today),
+            sex=Sex(row.sex), county=row.county, languages=tuple(row.languages), risk_level=RiskLevel(row.risk_level),
+            categories=categories, version=row.version,
+        )
+
+    async def _views(self, scope: RowScope, rows: Sequence[Any]) -> list[SurvivorView]:
+        accesses = await self.access(scope, [r.id for r in rows]) if scope.side is Side.RECEIVER else {}
+        return [self._view(r, scope, accesses.get(r.id, [])) for r in rows]
+
+    async def by_id(self, scope: RowScope, ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, SurvivorView]:
+        if not ids or scope.is_empty:
+            return {}
+        rows = await self.db.all(select(*_COLUMNS).where(survivor_t.c.id.in_(list(set(ids))),
+                                                         survivor_visible(scope)))
+        return {v.id: v for v in await self._views(scope, rows)}
+
+    async def page(self, scope: RowScope, filter: SurvivorFilter, page: PageRequest) -> Page[SurvivorView]:
+        statement = select(*_COLUMNS).where(survivor_visible(scope))
+        if filter.county:
+            statement = statement.where(survivor_t.c.county == filter.county)
+        if filter.risk_level:
+            statement = statement.where(survivor_t.c.risk_level == filter.risk_level)
+        if filter.referral_statuses:
+            r = referral_t.alias("filter_referral")
+            statement = statement.where(select(r.c.id).where(
+                r.c.survivor_id == survivor_t.c.id, r.c.status.in_([s.value for s in filter.referral_statuses]),
+                referral_visible(scope, r)).exists())
+        rows, skeleton = await fetch_page(self.db, statement, order=[survivor_t.c.created_at, survivor_t.c.id],
+                                          key_parsers=[datetime.fromisoformat, uuid.UUID], page=page)
+        views = await self._views(scope, rows)
+        return Page(items=views, keys=skeleton.keys, has_next=skeleton.has_next,
+                    has_previous=skeleton.has_previous, total_count=skeleton.total_count)
+
+
+def referral_access(row: Any) -> ReferralAccess:
+    return ReferralAccess(
+        referring_organization_id=row.referring_organization_id,
+        receiving_organization_id=row.receiving_organization_id, status=ReferralStatus(row.status),
+        consent_categories=frozenset(DataCategory(c) for c in row.data_categories),
+        consent_purposes=frozenset(ConsentPurpose(p) for p in row.purposes), consent_in_force=bool(row.in_force),
+    )

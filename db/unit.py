@@ -1,0 +1,90 @@
+"""SqlUnit: one request's transaction as the use cases see it (domain.ports.Unit)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy import insert, select
+
+from db.audit import audit_table
+from db.care import SqlCare
+from db.consents import SqlConsents
+from db.crypto import MasterKeys
+from db.directory import SqlDirectory
+from db.engine import Db
+from db.outbox import enqueue
+from db.referrals import SqlReferrals
+from db.survivors import SqlSurvivors
+from db.tables import StaffUser
+from domain.ids import to_global_id
+from domain.policy import DirectoryScope
+from domain.principal import Principal
+from domain.views import OrganizationView
+
+users_t = StaffUser.__table__  # type: ignore[attr-defined]
+
+
+
+class SqlDirectoryPort:
+    def __init__(self, db: Db) -> None:
+        self.db = db
+
+    async def organization(self, organization_id: uuid.UUID) -> OrganizationView | None:
+        found = await SqlDirectory(self.db).organizations_by_id(scope=DirectoryScope(include_inactive=True),
+                                                                ids=[organization_id])
+        return found.get(organization_id)
+
+    async def counselor_in(self, *, user_id: uuid.UUID, organization_id: uuid.UUID) -> bool:
+        found = await self.db.scalar(select(users_t.c.id).where(
+            users_t.c.id == user_id, users_t.c.organization_id == organization_id, users_t.c.active.is_(True),
+            users_t.c.roles.any_() == "COUNSELOR"))
+        return found is not None
+
+
+class SqlUnit:
+    def __init__(self, db: Db, *, principal: Principal, request_id: str | None, master: MasterKeys,
+                 index_key: bytes, now: datetime | None = None) -> None:
+        self.db = db
+        self.principal = principal
+        self.request_id = request_id
+        self._now = now or datetime.now(UTC)
+        self.survivors = SqlSurvivors(db, master=master, index_key=index_key, now=self._now)
+        self.consents = SqlConsents(db, now=self._now)
+        self.referrals = SqlReferrals(db, now=self._now)
+        self.directory = SqlDirectoryPort(db)
+        self.care = SqlCare(db, survivors=self.survivors, master=master, now=self._now)
+
+    def now(self) -> datetime:
+        return self._now
+
+    @property
+    def actor_id(self) -> str:
+        p = self.principal
+        return to_global_id("StaffUser", p.user_id) if p.user_id else f"client:{p.client_id}"
+
+    async def audit(self, *, action: str, record_type: str, record_id: str | None, outcome: str,
+                    purpose: str | None = None) -> None:
+        await self.db.execute(insert(audit_table).values(
+            actor=self.actor_id, client_id=self.principal.client_id, organization_id=self.principal.organization_id,
+            action=action, record_type=record_type, record_id=record_id, purpose=purpose,
+            request_id=self.request_id, outcome=outcome,
+        ))
+
+    async def audit_many(self, *, action: str, record_type: str, record_ids: Sequence[str], outcome: str,
+                         purpose: str | None = None) -> None:
+        """One audit row per record in a single statement, so a batched read is audited without N+1."""
+        if not record_ids:
+            return
+        await self.db.execute(insert(audit_table).values([
+            {"actor": self.actor_id, "client_id": self.principal.client_id,
+             "organization_id": self.principal.organization_id, "action": action, "record_type": record_type,
+             "record_id": record_id, "purpose": purpose, "request_id": self.request_id, "outcome": outcome}
+            for record_id in record_ids
+        ]))
+
+    async def emit(self, *, event_type: str, organization_id: uuid.UUID, data: Mapping[str, str]) -> None:
+        """Write an outbound event in this transaction; db.outbox refuses anything but ids and codes."""
+        await enqueue(self.db, event_type=event_type, organization_id=organization_id,
+                      data={**data, "occurredAt": self._now.isoformat()})

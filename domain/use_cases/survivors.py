@@ -1,0 +1,102 @@
+"""Registering survivors and reading them, pseudonymous facts and (when allowed) identity."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+
+from domain import policy
+from domain.enums import DataCategory, RiskLevel, Sex
+from domain.errors import Duplicate, Forbidden, InvalidInput
+from domain.ids import to_global_id
+from domain.kenya import county_code, normalize_language, normalize_phone
+from domain.paging import Page, PageRequest
+from domain.ports import NewSurvivor, SurvivorFilter, Unit
+from domain.principal import Principal
+from domain.scopes import Action, Resource
+from domain.use_cases.common import required_text, text
+from domain.views import IdentityView, SurvivorView
+
+MAX_AGE_YEARS = 30
+IDENTITY_CATEGORIES = frozenset({DataCategory.IDENTITY, DataCategory.CONTACT})
+
+
+def _field(name: str) -> tuple[str, ...]:
+    return ("input", name)
+
+
+def validate_new_survivor(*, pseudonym: str, legal_name: str, birth_year: int, sex: Sex, county: str | None,
+                          languages: Sequence[str] | None, risk_level: RiskLevel | None, phone: str | None,
+                          guardian_name: str | None, guardian_phone: str | None, location: str | None,
+                          now: datetime) -> NewSurvivor:
+    this_year = now.astimezone(UTC).year
+    if not (this_year - MAX_AGE_YEARS <= birth_year <= this_year):
+        raise InvalidInput(f"birthYear must be between {this_year - MAX_AGE_YEARS} and {this_year}.",
+                           field=_field("birthYear"))
+    langs = tuple(dict.fromkeys(normalize_language(lang, field=_field("languages")) for lang in languages or ()))
+    if len(langs) > 10:
+        raise InvalidInput("languages accepts at most 10 tags.", field=_field("languages"))
+    return NewSurvivor(
+        pseudonym=required_text(pseudonym, field=_field("pseudonym"), max_length=64),
+        legal_name=required_text(legal_name, field=_field("legalName"), max_length=200),
+        birth_year=birth_year,
+        sex=sex.value,
+        county=county_code(county, field=_field("county")) if county else None,
+        languages=langs,
+        risk_level=(risk_level or RiskLevel.MEDIUM).value,
+        phone=normalize_phone(phone, field=_field("phone")) if phone else None,
+        guardian_name=text(guardian_name, field=_field("guardianName"), max_length=200, required=False),
+        guardian_phone=normalize_phone(guardian_phone, field=_field("guardianPhone")) if guardian_phone else None,
+        location=text(location, field=_field("location"), max_length=500, required=False),
+    )
+
+
+async def register(*, unit: Unit, principal: Principal, new: NewSurvivor) -> uuid.UUID:
+    policy.require(principal, Resource.SURVIVOR, Action.CREATE)
+    policy.require(principal, Resource.SURVIVOR_IDENTITY, Action.CREATE)
+    if not policy.may_register_survivors(principal):
+        raise Forbidden("Only the referring organization's case managers register survivors.")
+    if new.phone and await unit.survivors.phone_taken(organization_id=principal.organization_id, phone=new.phone):
+        raise Duplicate("A survivor with this phone number is already registered.", field=_field("phone"))
+    survivor_id = await unit.survivors.insert(new, organization_id=principal.organization_id,
+                                              registered_by_id=principal.user_id)
+    await unit.audit(action="create", record_type="Survivor", record_id=to_global_id("Survivor", survivor_id),
+                     outcome="allowed", purpose="REFERRAL")
+    return survivor_id
+
+
+async def by_id(*, unit: Unit, principal: Principal, ids: Sequence[uuid.UUID],
+                direct: bool = True) -> Mapping[uuid.UUID, SurvivorView]:
+    """Batch read; survivors outside the caller's rows are simply absent."""
+    policy.require(principal, Resource.SURVIVOR, Action.READ)
+    return await unit.survivors.by_id(policy.rows(principal, unit.now()), ids)
+
+
+async def page(*, unit: Unit, principal: Principal, filter: SurvivorFilter,
+               request: PageRequest) -> Page[SurvivorView]:
+    policy.require(principal, Resource.SURVIVOR, Action.SEARCH)
+    return await unit.survivors.page(policy.rows(principal, unit.now()), filter, request)
+
+
+async def identity(*, unit: Unit, principal: Principal, survivor: SurvivorView) -> IdentityView | None:
+    """Identifying fields, decrypted only when role, consent and scope all allow; every read audited."""
+    shown = survivor.categories & IDENTITY_CATEGORIES
+    if DataCategory.IDENTITY not in shown:  # legalName is the heart of the identity: no IDENTITY, no object
+        return None
+    policy.require(principal, Resource.SURVIVOR_IDENTITY, Action.READ)
+    plain = await unit.survivors.identity(survivor.id)
+    await unit.audit(action="read", record_type="SurvivorIdentity",
+                     record_id=to_global_id("Survivor", survivor.id), outcome="allowed",
+                     purpose="CASE_MANAGEMENT" if survivor.organization_id == principal.organization_id
+                     else "SERVICE_DELIVERY")
+    if plain is None:
+        return None
+    contact_ok = DataCategory.CONTACT in shown
+    return IdentityView(
+        legal_name=plain.legal_name,
+        guardian_name=plain.guardian_name,
+        phone=plain.phone if contact_ok else None,
+        guardian_phone=plain.guardian_phone if contact_ok else None,
+        location=plain.location if contact_ok else None,
+    )

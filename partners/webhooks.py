@@ -1,0 +1,375 @@
+"""Webhooks to partner systems: event types, what a body may carry, signing, URL policy, retry schedule.
+
+Bodies carry the event type, the event id, the time and ids only (rule 4); the receiver fetches
+details through the API with its own token, so a leaked or replayed webhook discloses nothing about
+a survivor. Requests follow Standard Webhooks 1.0 (`webhook-id`, `webhook-timestamp`,
+`webhook-signature: v1,<base64>`) and are signed with the `standardwebhooks` package and the
+client's `whsec_` secret. `webhook-id` is the outbox event id: the same on every retry and every
+redelivery, so receivers deduplicate on it (delivery is at least once).
+
+Event types (README table):
+
+| type | sent to | meaning |
+|---|---|---|
+| `referral.requested` | receiving partner | a referral was sent to the partner and awaits an answer |
+| `referral.updated` | both sides | a referral's status or assignment changed; fetch it for the new state |
+| `referral.cancelled` | receiving partner | the referring organization (or a consent withdrawal) cancelled a referral |
+| `referral.overdue` | both sides | a referral is still REQUESTED after its respond-by deadline (sent once) |
+| `consent.withdrawn` | the consent's recipient | a consent was withdrawn; access through it has ended |
+| `safeguarding.raised` | the referring NGO only | a safeguarding concern was recorded on a session |
+
+Retry schedule (`DeliveryPolicy`): after failed attempt n the next attempt waits
+base x 2.6^(n-1), times a random factor in [0.8, 1.2]. With the default base of 30 s and 8
+attempts the waits are about 30 s, 78 s, 3.4 min, 8.8 min, 23 min, 59 min and 2.6 h: the 8th
+attempt comes about 4.2 h after the first, then the delivery is DEAD (like Shopify's 8 tries over
+4 hours). PAMOJA_WEBHOOK_RETRY_BASE_SECONDS shortens the whole schedule for tests and drills.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import ipaddress
+import json
+import random
+import re
+import secrets
+import socket
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from standardwebhooks.webhooks import Webhook
+
+from api.settings import Settings
+from db.crypto import DecryptionFailed, MasterKeys
+from domain.ids import from_global_id
+
+REFERRAL_REQUESTED = "referral.requested"
+REFERRAL_UPDATED = "referral.updated"
+REFERRAL_CANCELLED = "referral.cancelled"
+REFERRAL_OVERDUE = "referral.overdue"
+CONSENT_WITHDRAWN = "consent.withdrawn"
+SAFEGUARDING_RAISED = "safeguarding.raised"
+
+EVENT_TYPES: Mapping[str, str] = MappingProxyType({
+    REFERRAL_REQUESTED: "A referral was sent to the partner and awaits an answer.",
+    REFERRAL_UPDATED: "A referral's status or assignment changed; fetch it for the new state.",
+    REFERRAL_CANCELLED: "A referral was cancelled by the referring organization or a consent withdrawal.",
+    REFERRAL_OVERDUE: "A referral is still REQUESTED after its respond-by deadline (sent once).",
+    CONSENT_WITHDRAWN: "A consent was withdrawn; access through it has ended.",
+    SAFEGUARDING_RAISED: "A safeguarding concern was recorded; sent to the referring NGO only.",
+})
+
+# Events only the referring NGO may receive: db.outbox.enqueue refuses them for a partner.
+NGO_ONLY_EVENTS = frozenset({SAFEGUARDING_RAISED})
+
+# What `data` may carry. Id keys must hold a global id of the named type; the rest are instants or
+# enum-like codes. Anything else is refused so that no free text (a name, a note) can slip in.
+ID_KEYS: Mapping[str, str] = MappingProxyType({
+    "referralId": "Referral",
+    "consentId": "Consent",
+    "survivorId": "Survivor",
+    "sessionId": "CounselingSession",
+    "goalId": "CareGoal",
+    "milestoneId": "Milestone",
+    "assessmentId": "Assessment",
+    "organizationId": "Organization",
+    "receivingOrganizationId": "Organization",
+    "referringOrganizationId": "Organization",
+})
+TIME_KEYS = frozenset({"occurredAt", "respondBy"})
+CODE_KEYS = frozenset({"status", "previousStatus", "reason", "priority", "service", "concernLevel"})
+_CODE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
+MAX_DATA_KEYS = 12
+
+USER_AGENT = "Pamoja-Webhooks/1"
+GROWTH_FACTOR = 2.6
+JITTER = 0.2
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "PENDING"
+    DELIVERED = "DELIVERED"
+    DEAD = "DEAD"
+
+
+class ErrorKind(StrEnum):
+    """Why an attempt failed; stored in the delivery log instead of any response body."""
+
+    TIMEOUT = "timeout"
+    CONNECT = "connect"
+    NETWORK = "network"
+    HTTP_STATUS = "http_status"
+    REFUSED_URL = "refused_url"
+    DNS = "dns"
+    SECRET_UNAVAILABLE = "secret_unavailable"  # noqa: S105 (a label, not a secret)
+    CLIENT_DISABLED = "client_disabled"
+
+
+def validate_event(event_type: str, data: Mapping[str, Any]) -> dict[str, str]:
+    """Refuse unknown event types and any data that is not an id, an instant or a short code."""
+    if event_type not in EVENT_TYPES:
+        raise ValueError("Unknown webhook event type.")
+    if len(data) > MAX_DATA_KEYS:
+        raise ValueError("Too many webhook data fields.")
+    clean: dict[str, str] = {}
+    for key, value in data.items():
+        if not isinstance(value, str):
+            raise ValueError(f"Webhook data field {key!r} must be a string.")
+        if key in ID_KEYS:
+            if from_global_id(value, ID_KEYS[key]) is None:
+                raise ValueError(f"Webhook data field {key!r} must be a global {ID_KEYS[key]} id.")
+        elif key in TIME_KEYS:
+            try:
+                instant = datetime.fromisoformat(value)
+            except ValueError:
+                raise ValueError(f"Webhook data field {key!r} must be an ISO 8601 instant.") from None
+            if instant.tzinfo is None:
+                raise ValueError(f"Webhook data field {key!r} must include a UTC offset.")
+        elif key in CODE_KEYS:
+            if not _CODE.fullmatch(value):
+                raise ValueError(f"Webhook data field {key!r} must be an upper-case code.")
+        else:
+            raise ValueError(f"Webhook data field {key!r} is not allowed: bodies carry ids only.")
+        clean[key] = value
+    return clean
+
+
+def iso_utc(instant: datetime) -> str:
+    return instant.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def build_body(*, event_id: str, event_type: str, created_at: datetime, data: Mapping[str, Any]) -> bytes:
+    """The exact bytes sent and signed; identical on every retry of the same event."""
+    body = {"type": event_type, "id": event_id, "timestamp": iso_utc(created_at), "data": dict(data)}
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def signed_headers(*, secret: str, message_id: str, body: bytes, now: datetime | None = None) -> dict[str, str]:
+    """Standard Webhooks headers; the timestamp is the send time, as receivers check it within 5 min."""
+    sent = (now or datetime.now(UTC)).astimezone(UTC)
+    signature = Webhook(secret).sign(msg_id=message_id, timestamp=sent, data=body.decode())
+    return {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(int(sent.timestamp())),
+        "webhook-signature": signature,
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+    }
+
+
+# ----------------------------------------------------------------------------- secrets
+
+
+def webhook_secret_aad(client_id: str) -> str:
+    """The associated data binding a sealed secret to its client row (db.crypto convention)."""
+    return f"oauth_client.webhook_secret_enc:{client_id}"
+
+
+def new_webhook_secret() -> str:
+    """A Standard Webhooks secret: `whsec_` and 32 random bytes in base64."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def seal_webhook_secret(master_keys: MasterKeys, *, client_id: str, secret: str) -> bytes:
+    """What goes in oauth_client.webhook_secret_enc: MasterKeys.wrap of the whsec_ string's bytes."""
+    return master_keys.wrap(secret.encode(), aad=webhook_secret_aad(client_id))[1]
+
+
+def _open(master_keys: MasterKeys, client_id: str, sealed: bytes) -> tuple[str, str]:
+    for key_id, _ in master_keys.keys:
+        try:
+            return key_id, master_keys.unwrap(key_id, bytes(sealed), aad=webhook_secret_aad(client_id)).decode()
+        except DecryptionFailed:
+            continue
+    raise DecryptionFailed("webhook secret does not open with any master key")
+
+
+def open_webhook_secret(master_keys: MasterKeys, *, client_id: str, sealed: bytes) -> str:
+    """The column stores no key id, so try each master key (current first); rotation keeps working."""
+    return _open(master_keys, client_id, sealed)[1]
+
+
+def webhook_secret_key_id(master_keys: MasterKeys, *, client_id: str, sealed: bytes) -> str:
+    """Which master key wraps a sealed secret, so a rotation can re-wrap only those not yet current."""
+    return _open(master_keys, client_id, sealed)[0]
+
+
+# ----------------------------------------------------------------------------- URL policy
+
+
+class WebhookUrlRefused(ValueError):
+    """The URL may not receive webhooks (scheme, credentials, or a private address in production)."""
+
+
+class WebhookHostUnresolvable(WebhookUrlRefused):
+    """The host did not resolve; the worker logs this as `dns` and retries."""
+
+
+def _split(url: str, *, production: bool) -> tuple[str, int]:
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        raise WebhookUrlRefused("Not a valid URL.") from None
+    scheme, host = parts.scheme.lower(), (parts.hostname or "")
+    if not host:
+        raise WebhookUrlRefused("The webhook URL needs a host.")
+    if parts.username is not None or parts.password is not None:
+        raise WebhookUrlRefused("The webhook URL must not contain credentials.")
+    if scheme == "https":
+        return host, port or 443
+    if scheme == "http" and not production and host in LOCAL_HOSTS:
+        return host, port or 80
+    if production:
+        raise WebhookUrlRefused("Webhook URLs must use https.")
+    raise WebhookUrlRefused("Webhook URLs must use https (http only to 127.0.0.1 or localhost outside production).")
+
+
+def _check_addresses(addresses: Iterable[str]) -> None:
+    found = False
+    for text in addresses:
+        found = True
+        address = ipaddress.ip_address(text.split("%", 1)[0])
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        if not address.is_global or address.is_multicast:
+            raise WebhookUrlRefused("Webhook URLs must not point to a private, loopback or reserved address.")
+    if not found:
+        raise WebhookHostUnresolvable("The webhook host does not resolve.")
+
+
+def _literal(host: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return None
+
+
+def check_webhook_url(url: str, *, production: bool) -> None:
+    """Raise WebhookUrlRefused unless webhooks may go to `url`.
+
+    Production: https only, and every address the host resolves to must be public (no private,
+    loopback, link-local, shared or reserved ranges), so a partner cannot aim Pamoja at internal
+    services. Development and test: https anywhere, plus http to 127.0.0.1/localhost. Blocking
+    (it resolves the host); the worker uses `check_webhook_url_async`.
+    """
+    host, port = _split(url, production=production)
+    if not production:
+        return
+    literal = _literal(host)
+    if literal is not None:
+        _check_addresses([literal])
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        raise WebhookHostUnresolvable("The webhook host does not resolve.") from None
+    _check_addresses(str(info[4][0]) for info in infos)
+
+
+async def check_webhook_url_async(url: str, *, production: bool) -> None:
+    """check_webhook_url without blocking the event loop."""
+    host, port = _split(url, production=production)
+    if not production:
+        return
+    literal = _literal(host)
+    if literal is not None:
+        _check_addresses([literal])
+        return
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        raise WebhookHostUnresolvable("The webhook host does not resolve.") from None
+    _check_addresses(str(info[4][0]) for info in infos)
+
+
+# ----------------------------------------------------------------------------- delivery
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryPolicy:
+    retry_base_seconds: float = 30
+    max_attempts: int = 8
+    timeout_seconds: float = 10
+    production: bool = True
+    growth_factor: float = GROWTH_FACTOR
+
+    def __post_init__(self) -> None:
+        if self.retry_base_seconds <= 0 or self.max_attempts < 1 or self.timeout_seconds <= 0:
+            raise ValueError("Webhook retry base, attempts and timeout must be positive.")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DeliveryPolicy:
+        return cls(retry_base_seconds=settings.webhook_retry_base_seconds,
+                   max_attempts=settings.webhook_max_attempts, timeout_seconds=settings.webhook_timeout_seconds,
+                   production=settings.is_production)
+
+    @property
+    def lease_seconds(self) -> float:
+        """How long a claim lasts: a worker that dies mid-send frees its deliveries after this."""
+        return self.timeout_seconds + 30
+
+    def nominal_delay(self, failed_attempt: int) -> float:
+        return self.retry_base_seconds * self.growth_factor ** (failed_attempt - 1)
+
+    def retry_delay(self, failed_attempt: int, rand: Callable[[], float] = random.random) -> float:
+        """Seconds to wait after failed attempt n (1-based): exponential, with +/-20% jitter."""
+        return self.nominal_delay(failed_attempt) * (1 - JITTER + 2 * JITTER * rand())
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptResult:
+    status_code: int | None
+    latency_ms: int
+    error_kind: ErrorKind | None
+
+    @property
+    def delivered(self) -> bool:
+        return self.error_kind is None
+
+
+async def post_webhook(http: httpx.AsyncClient, *, url: str, body: bytes, headers: Mapping[str, str],
+                       production: bool) -> AttemptResult:
+    """One attempt. The URL is checked before any connection; redirects are not followed; the
+    response body is never read, so nothing a receiver echoes back can be stored or logged."""
+    started = time.perf_counter()
+
+    def elapsed() -> int:
+        return round((time.perf_counter() - started) * 1000)
+
+    try:
+        await check_webhook_url_async(url, production=production)
+    except WebhookHostUnresolvable:
+        return AttemptResult(None, elapsed(), ErrorKind.DNS)
+    except WebhookUrlRefused:
+        return AttemptResult(None, elapsed(), ErrorKind.REFUSED_URL)
+    try:
+        async with http.stream("POST", url, content=body, headers=dict(headers)) as response:
+            status = response.status_code
+    except httpx.TimeoutException:
+        return AttemptResult(None, elapsed(), ErrorKind.TIMEOUT)
+    except httpx.ConnectError:
+        return AttemptResult(None, elapsed(), ErrorKind.CONNECT)
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol):
+        return AttemptResult(None, elapsed(), ErrorKind.REFUSED_URL)
+    except httpx.HTTPError:
+        return AttemptResult(None, elapsed(), ErrorKind.NETWORK)
+    if 200 <= status < 300:
+        return AttemptResult(status, elapsed(), None)
+    return AttemptResult(status, elapsed(), ErrorKind.HTTP_STATUS)
+
+
+def http_client(policy: DeliveryPolicy) -> httpx.AsyncClient:
+    """No redirects (a 3xx is a failed attempt), no proxies from the environment, one timeout."""
+    return httpx.AsyncClient(timeout=httpx.Timeout(policy.timeout_seconds), follow_redirects=False,
+                             trust_env=False, headers={"user-agent": USER_AGENT},
+                             limits=httpx.Limits(max_connections=32, max_keepalive_connections=8))

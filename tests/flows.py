@@ -1,0 +1,145 @@
+"""GraphQL building blocks for tests: register a survivor, record consent, refer, move a referral.
+
+They go through the public API exactly as a case manager or partner would, so every test that uses
+them also exercises policy, audit and the outbox.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from domain.enums import Role
+from tests.factories import Factory, Org, User
+
+REGISTER = """mutation($input: RegisterSurvivorInput!) { registerSurvivor(input: $input) {
+  survivor { id pseudonym birthYear ageBand sex county languages riskLevel }
+  userErrors { field code message } } }"""
+RECORD_CONSENT = """mutation($input: RecordConsentInput!) { recordConsent(input: $input) {
+  consent { id status purposes dataCategories version } userErrors { field code message } } }"""
+WITHDRAW_CONSENT = """mutation($input: WithdrawConsentInput!) { withdrawConsent(input: $input) {
+  consent { id status withdrawnAt version } userErrors { field code message } } }"""
+CREATE_REFERRAL = """mutation($input: CreateReferralInput!) { createReferral(input: $input) {
+  referral { id status priority respondBy version reason } userErrors { field code message } } }"""
+REFERRAL_FIELDS = "id status statusReason version overdue respondBy outcome assignedCounselor { id }"
+
+
+def action_mutation(name: str, input_type: str) -> str:
+    return (f"mutation($input: {input_type}!) {{ {name}(input: $input) {{ referral {{ {REFERRAL_FIELDS} }} "
+            "userErrors { field code message } } }")
+
+
+ALL_CATEGORIES = ["IDENTITY", "CONTACT", "CASE_SUMMARY", "SESSION_ATTENDANCE", "SESSION_NOTES", "ASSESSMENTS"]
+ALL_PURPOSES = ["REFERRAL", "SERVICE_DELIVERY", "FEEDBACK_TO_REFERRER"]
+
+
+@dataclass
+class Network:
+    """An NGO with a case manager and supervisor, and a partner with a coordinator and two counselors."""
+
+    ngo: Org
+    partner: Org
+    manager: User
+    supervisor: User
+    coordinator: User
+    counselor: User
+    other_counselor: User
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def token(self, who: str) -> str:
+        return self.tokens[who]
+
+
+async def network(factory: Factory) -> Network:
+    ngo = await factory.ngo()
+    partner = await factory.org(counties=("001", "003"), services=("PSYCHOSOCIAL_COUNSELING", "SHELTER"))
+    net = Network(
+        ngo=ngo, partner=partner,
+        manager=await factory.user(ngo, Role.CASE_MANAGER),
+        supervisor=await factory.user(ngo, Role.SUPERVISOR),
+        coordinator=await factory.user(partner, Role.PARTNER_COORDINATOR),
+        counselor=await factory.user(partner, Role.COUNSELOR),
+        other_counselor=await factory.user(partner, Role.COUNSELOR),
+    )
+    for name in ("manager", "supervisor", "coordinator", "counselor", "other_counselor"):
+        net.tokens[name] = await factory.token(getattr(net, name))
+    return net
+
+
+# Every identifying value the suite sends; tests/conftest.py fails the session if one reaches a log line.
+SEEDED_PII: list[str] = []
+
+
+def survivor_input(**overrides: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "pseudonym": f"Nyota-{secrets.token_hex(3)}", "legalName": f"Amina Wanjiru {secrets.token_hex(3)}",
+        "birthYear": 2011, "sex": "FEMALE", "county": "Kilifi", "languages": ["sw", "nyf"], "riskLevel": "HIGH",
+        "phone": f"+2547{secrets.randbelow(10**8):08d}", "guardianName": "Mama Wanjiru",
+        "guardianPhone": f"+2541{secrets.randbelow(10**8):08d}", "location": "Near the old mosque, Mtwapa",
+    }
+    data.update(overrides)
+    SEEDED_PII.extend(str(data[k]) for k in ("legalName", "phone", "guardianPhone", "location") if data.get(k))
+    return data
+
+
+async def register_survivor(factory: Factory, token: str, **overrides: Any) -> dict[str, Any]:
+    body = await factory.gql(token, REGISTER, {"input": survivor_input(**overrides)})
+    payload = body["data"]["registerSurvivor"]
+    assert payload["userErrors"] == [], payload["userErrors"]
+    return payload["survivor"]
+
+
+async def record_consent(factory: Factory, token: str, survivor_id: str, recipient_id: str,
+                         **overrides: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {"survivorId": survivor_id, "recipientId": recipient_id, "purposes": ALL_PURPOSES,
+                            "dataCategories": ALL_CATEGORIES, "givenBy": "GUARDIAN", "childAssent": True,
+                            "formVersion": "IJM-CONSENT-2024-1", "language": "sw"}
+    data.update(overrides)
+    body = await factory.gql(token, RECORD_CONSENT, {"input": data})
+    payload = body["data"]["recordConsent"]
+    assert payload["userErrors"] == [], payload["userErrors"]
+    return payload["consent"]
+
+
+async def create_referral(factory: Factory, token: str, survivor_id: str, partner_id: str, consent_id: str,
+                          **overrides: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {"survivorId": survivor_id, "receivingOrganizationId": partner_id,
+                            "service": "PSYCHOSOCIAL_COUNSELING", "priority": "URGENT",
+                            "reason": "Needs trauma-informed counseling after rescue.", "consentId": consent_id}
+    data.update(overrides)
+    body = await factory.gql(token, CREATE_REFERRAL, {"input": data})
+    payload = body["data"]["createReferral"]
+    assert payload["userErrors"] == [], payload["userErrors"]
+    return payload["referral"]
+
+
+async def act(factory: Factory, token: str, name: str, input_type: str, **data: Any) -> dict[str, Any]:
+    body = await factory.gql(token, action_mutation(name, input_type), {"input": data})
+    return body["data"][name]
+
+
+@dataclass
+class Case:
+    survivor: dict[str, Any]
+    consent: dict[str, Any]
+    referral: dict[str, Any]
+
+
+async def referred_case(factory: Factory, net: Network, *, accept: bool = False, assign: bool = False,
+                        consent: dict[str, Any] | None = None) -> Case:
+    """A survivor with a consent naming the partner and a REQUESTED referral (optionally accepted/assigned)."""
+    survivor = await register_survivor(factory, net.token("manager"))
+    given = await record_consent(factory, net.token("manager"), survivor["id"], net.partner.gid, **(consent or {}))
+    referral = await create_referral(factory, net.token("manager"), survivor["id"], net.partner.gid, given["id"])
+    if accept:
+        payload = await act(factory, net.token("coordinator"), "acceptReferral", "ReferralActionInput",
+                            referralId=referral["id"])
+        assert payload["userErrors"] == [], payload
+        referral = payload["referral"]
+    if assign:
+        payload = await act(factory, net.token("coordinator"), "assignCounselor", "AssignCounselorInput",
+                            referralId=referral["id"], counselorId=net.counselor.gid)
+        assert payload["userErrors"] == [], payload
+        referral = payload["referral"]
+    return Case(survivor=survivor, consent=given, referral=referral)
