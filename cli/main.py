@@ -46,6 +46,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a driver error can quote row values: report the type, not the message
+        sys.stderr.write(f"pamoja: {args.command} failed ({type(exc).__name__}); is the database migrated "
+                         "(pamoja migrate) and reachable?\n")
+        return 1
 
 
 def run(coro: object) -> object:

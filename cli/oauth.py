@@ -67,6 +67,9 @@ def register(sub: Any) -> None:
     krotate = keys.add_parser("rotate", help="Add a signing key; older keys retire after the longest token TTL.")
     krotate.add_argument("--json", action="store_true")
     krotate.set_defaults(handler=_keys_rotate)
+    from cli.safety import register_keys
+
+    register_keys(keys)
 
 
 def _run(coro: Any) -> Any:

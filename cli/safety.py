@@ -13,7 +13,9 @@ from typing import Any
 
 from sqlalchemy import text
 
-from cli.context import Cli, emit
+from cli.context import Cli, CommandError, emit
+from db.crypto import MasterKeys
+from db.keyring import keys_still_on, rotate_master
 
 
 def register(sub: Any) -> None:
@@ -22,6 +24,39 @@ def register(sub: Any) -> None:
     verify = audit.add_parser("verify", help="Verify the hash chain; exit 1 naming the first broken row.")
     verify.add_argument("--json", action="store_true")
     verify.set_defaults(handler=_verify)
+
+
+def register_keys(keys: Any) -> None:
+    """`pamoja keys rotate-master`, registered inside the `keys` group that cli/oauth.py creates."""
+    rotate = keys.add_parser(
+        "rotate-master",
+        help="Re-wrap survivor data keys, signing keys and webhook secrets under the current (first) "
+             "master key of PAMOJA_MASTER_KEYS; no record is re-encrypted.")
+    rotate.add_argument("--retire", metavar="KEY_ID", default=None,
+                        help="Afterwards, check that no row still needs this old master key id.")
+    rotate.add_argument("--json", action="store_true")
+    rotate.set_defaults(handler=_rotate_master)
+
+
+def _rotate_master(args: argparse.Namespace) -> int:
+    async def run() -> tuple[dict[str, int], int | None]:
+        cli = Cli.load()
+        master = MasterKeys.parse(cli.settings.master_keys.get_secret_value())
+        async with cli.owner_transaction() as connection:
+            counts = await rotate_master(connection, master)
+            remaining = await keys_still_on(connection, args.retire) if args.retire else None
+            await cli.audit(connection, action="rotate_master_key", record_type="MasterKey",
+                            record_id=master.current_id)
+        return counts, remaining
+
+    counts, remaining = asyncio.run(run())
+    data: dict[str, Any] = {"rewrapped": counts}
+    if args.retire:
+        data["still_on_retired_key"] = remaining
+    emit(data, as_json=args.json, human=", ".join(f"{k}: {v}" for k, v in counts.items()) + " re-wrapped")
+    if remaining:
+        raise CommandError(f"{remaining} keys still wrapped under {args.retire}; do not remove it yet")
+    return 0
 
 
 async def verify_chain(cli: Cli) -> tuple[int, dict[str, Any] | None]:

@@ -44,7 +44,7 @@ def _base(scope: DirectoryScope) -> tuple[Select[Any], Any]:
     summary = _services_summary()
     statement = select(
         org.c.id, org.c.name, org.c.kind, org.c.counties, org.c.languages, org.c.min_age, org.c.max_age,
-        org.c.active, summary.c.services, summary.c.capacity_rank, summary.c.open_slots,
+        org.c.active, org.c.version, summary.c.services, summary.c.capacity_rank, summary.c.open_slots,
     ).select_from(org.join(summary, literal(True)))
     if not scope.include_inactive:
         statement = statement.where(org.c.active.is_(True))
@@ -59,7 +59,7 @@ def _view(row: Any) -> OrganizationView:
         id=row.id, name=row.name, kind=OrganizationKind(row.kind), counties=tuple(row.counties),
         languages=tuple(row.languages), services=services, min_age=row.min_age, max_age=row.max_age,
         capacity_status=capacity, open_slots=int(row.open_slots) if row.open_slots is not None else None,
-        active=row.active,
+        active=row.active, version=row.version,
     )
 
 

@@ -47,6 +47,7 @@ class OrganizationView:
     capacity_status: CapacityStatus
     open_slots: int | None
     active: bool
+    version: int = 1
 
 
 @dataclass(frozen=True, slots=True)

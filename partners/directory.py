@@ -8,10 +8,14 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from domain import policy
-from domain.enums import OrganizationKind, ServiceType
+from domain.enums import CapacityStatus, OrganizationKind, Role, ServiceStatus, ServiceType, Sex
+from domain.errors import Duplicate, Forbidden, InvalidInput, NotFound, VersionConflict
+from domain.ids import to_global_id
+from domain.kenya import county_code, normalize_language, normalize_phone
 from domain.paging import Page, PageRequest
 from domain.principal import Principal
 from domain.scopes import Action, Resource
+from domain.use_cases.common import text
 from domain.views import OrganizationView
 
 
@@ -50,3 +54,141 @@ async def organizations_by_id(*, store: DirectoryStore, principal: Principal, id
     if not principal.allows(Resource.ORGANIZATION, Action.READ):
         return {}
     return await store.organizations_by_id(scope=policy.directory_scope(principal), ids=ids)
+
+
+# ----------------------------------------------------------------------------- registering and updating
+
+
+@dataclass(frozen=True, slots=True)
+class OrganizationDetails:
+    """What an administrator registers or changes about an organization (HSDS: organization)."""
+
+    name: str | None = None
+    kind: OrganizationKind | None = None
+    description: str | None = None
+    counties: tuple[str, ...] | None = None
+    languages: tuple[str, ...] | None = None
+    sexes_served: tuple[str, ...] | None = None
+    min_age: int | None = None
+    max_age: int | None = None
+    referral_email: str | None = None
+    referral_phone: str | None = None
+    active: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceDetails:
+    """One service offer (HSDS: service; Gravity capacity codes; eligibility by age)."""
+
+    service_type: ServiceType
+    status: ServiceStatus | None = None
+    capacity_status: CapacityStatus | None = None
+    open_slots: int | None = None
+    eligibility_description: str | None = None
+    min_age: int | None = None
+    max_age: int | None = None
+
+
+class DirectoryWriter(Protocol):
+    async def name_taken(self, name: str, *, other_than: uuid.UUID | None) -> bool: ...
+    async def insert_organization(self, details: OrganizationDetails) -> uuid.UUID: ...
+    async def update_organization(self, organization_id: uuid.UUID, details: OrganizationDetails,
+                                  *, expected_version: int | None) -> bool | None: ...
+    async def upsert_service(self, organization_id: uuid.UUID, details: ServiceDetails,
+                             *, expected_version: int | None) -> bool | None: ...
+    async def audit(self, *, action: str, record_id: str) -> None: ...
+
+
+def check_details(details: OrganizationDetails, *, creating: bool) -> OrganizationDetails:
+    """Validate and normalise; messages name the field, never echo the value."""
+    name = text(details.name, field=("input", "name"), max_length=200, required=creating)
+    counties = tuple(dict.fromkeys(county_code(c, field=("input", "counties")) for c in details.counties)) \
+        if details.counties is not None else None
+    languages = tuple(dict.fromkeys(normalize_language(x, field=("input", "languages")) for x in details.languages)) \
+        if details.languages is not None else None
+    sexes = tuple(dict.fromkeys(Sex(s).value for s in details.sexes_served)) if details.sexes_served is not None \
+        else None
+    for field_name, age in (("minAge", details.min_age), ("maxAge", details.max_age)):
+        if age is not None and not 0 <= age <= 120:
+            raise InvalidInput(f"{field_name} must be between 0 and 120.", field=("input", field_name))
+    if details.min_age is not None and details.max_age is not None and details.min_age > details.max_age:
+        raise InvalidInput("minAge must not exceed maxAge.", field=("input", "minAge"))
+    if creating and details.kind is None:
+        raise InvalidInput("kind is required.", field=("input", "kind"))
+    return OrganizationDetails(
+        name=name, kind=details.kind, description=text(details.description, field=("input", "description"),
+                                                         max_length=2000, required=False),
+        counties=counties, languages=languages, sexes_served=sexes, min_age=details.min_age,
+        max_age=details.max_age,
+        referral_email=text(details.referral_email, field=("input", "referralEmail"), max_length=254,
+                            required=False),
+        referral_phone=normalize_phone(details.referral_phone, field=("input", "referralPhone"))
+        if details.referral_phone else None,
+        active=details.active,
+    )
+
+
+async def register_organization(*, writer: DirectoryWriter, principal: Principal,
+                                details: OrganizationDetails) -> uuid.UUID:
+    policy.require(principal, Resource.ORGANIZATION, Action.CREATE)
+    if not principal.has_role(Role.ADMIN):
+        raise Forbidden("Only administrators register organizations.")
+    clean = check_details(details, creating=True)
+    if await writer.name_taken(clean.name or "", other_than=None):
+        raise Duplicate("An organization with that name already exists.", field=("input", "name"))
+    organization_id = await writer.insert_organization(clean)
+    await writer.audit(action="create", record_id=to_global_id("Organization", organization_id))
+    return organization_id
+
+
+async def update_organization(*, writer: DirectoryWriter, principal: Principal, organization_id: uuid.UUID | None,
+                              details: OrganizationDetails, expected_version: int | None) -> uuid.UUID:
+    policy.require(principal, Resource.ORGANIZATION, Action.UPDATE)
+    if not principal.has_role(Role.ADMIN):
+        raise Forbidden("Only administrators update organizations.")
+    if organization_id is None:
+        raise NotFound(field=("input", "organizationId"))
+    clean = check_details(details, creating=False)
+    if clean.name and await writer.name_taken(clean.name, other_than=organization_id):
+        raise Duplicate("An organization with that name already exists.", field=("input", "name"))
+    changed = await writer.update_organization(organization_id, clean, expected_version=expected_version)
+    if changed is None:
+        raise NotFound(field=("input", "organizationId"))
+    if not changed:
+        raise VersionConflict("The organization was changed by someone else; reload it and try again.",
+                              field=("input", "expectedVersion"))
+    await writer.audit(action="update", record_id=to_global_id("Organization", organization_id))
+    return organization_id
+
+
+async def set_service(*, writer: DirectoryWriter, principal: Principal, organization_id: uuid.UUID | None,
+                      details: ServiceDetails, expected_version: int | None) -> uuid.UUID:
+    """Administrators set any organization's services; a partner coordinator (or its system) only
+    its own organization's capacity and open slots."""
+    policy.require(principal, Resource.ORGANIZATION, Action.UPDATE)
+    own = organization_id == principal.organization_id
+    capacity_only = details.status is None and details.eligibility_description is None and \
+        details.min_age is None and details.max_age is None
+    coordinator = (principal.is_system or principal.has_role(Role.PARTNER_COORDINATOR)) and \
+        principal.organization_kind is OrganizationKind.PARTNER
+    if not (principal.has_role(Role.ADMIN) or (coordinator and own and capacity_only)):
+        raise Forbidden("Administrators set services; a partner's coordinator updates only its own capacity.")
+    if organization_id is None:
+        raise NotFound(field=("input", "organizationId"))
+    if details.open_slots is not None and not 0 <= details.open_slots <= 10_000:
+        raise InvalidInput("openSlots must be between 0 and 10000.", field=("input", "openSlots"))
+    if details.min_age is not None and details.max_age is not None and details.min_age > details.max_age:
+        raise InvalidInput("minAge must not exceed maxAge.", field=("input", "minAge"))
+    description = text(details.eligibility_description, field=("input", "eligibilityDescription"),
+                       max_length=2000, required=False)
+    clean = ServiceDetails(service_type=details.service_type, status=details.status,
+                           capacity_status=details.capacity_status, open_slots=details.open_slots,
+                           eligibility_description=description, min_age=details.min_age, max_age=details.max_age)
+    changed = await writer.upsert_service(organization_id, clean, expected_version=expected_version)
+    if changed is None:
+        raise NotFound(field=("input", "organizationId"))
+    if not changed:
+        raise VersionConflict("The service was changed by someone else; reload it and try again.",
+                              field=("input", "expectedVersion"))
+    await writer.audit(action="update", record_id=to_global_id("Organization", organization_id))
+    return organization_id

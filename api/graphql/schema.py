@@ -22,6 +22,7 @@ from api.graphql.errors import should_mask
 from api.graphql.extensions import CostLimit, ReadableDomainErrors, RequestTransaction
 from api.graphql.mutations.care import CareMutations
 from api.graphql.mutations.cases import CaseMutations
+from api.graphql.mutations.directory import DirectoryMutations
 from api.graphql.queries import Query
 from api.graphql.types import webhooks
 from api.graphql.types.care import Assessment, CareGoal, CounselingSession, Milestone
@@ -61,7 +62,7 @@ class NetworkMutations:
 
 
 @strawberry.type
-class Mutation(CaseMutations, CareMutations, NetworkMutations):
+class Mutation(CaseMutations, CareMutations, NetworkMutations, DirectoryMutations):
     """Every mutation takes one `input` and returns a payload with the record and `userErrors`."""
 
 

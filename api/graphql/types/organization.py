@@ -25,6 +25,7 @@ class Organization(Node):
     )
     open_slots: int | None = strawberry.field(description="Open slots summed over active services.")
     active: bool
+    version: int = strawberry.field(description="Increases on every change; send it as expectedVersion.")
 
     @classmethod
     def from_view(cls, view: OrganizationView) -> Organization:
@@ -32,7 +33,7 @@ class Organization(Node):
             id=strawberry.ID(to_global_id("Organization", view.id)), name=view.name, kind=view.kind,
             counties=list(view.counties), languages=list(view.languages), services=list(view.services),
             min_age=view.min_age, max_age=view.max_age, capacity_status=view.capacity_status,
-            open_slots=view.open_slots, active=view.active,
+            open_slots=view.open_slots, active=view.active, version=view.version,
         )
 
 
