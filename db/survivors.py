@@ -94,16 +94,27 @@ class SqlSurvivors:
     # ------------------------------------------------------------------ reads
 
     async def identity(self, survivor_id: uuid.UUID) -> IdentityView | None:
-        row = await self.db.first(select(identity_t).where(identity_t.c.survivor_id == survivor_id))
-        data_key = await self.data_key(survivor_id)
-        if row is None or data_key is None:
-            return None
-        plain = {
-            column: decrypt_field(data_key, getattr(row, f"{column}_enc"), table="survivor_identity",
-                                  column=column, row_id=survivor_id)
-            for column in IDENTITY_COLUMNS
-        }
-        return IdentityView(**plain)
+        return (await self.identities([survivor_id])).get(survivor_id)
+
+    async def identities(self, survivor_ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, IdentityView]:
+        """Decrypt many survivors' identities with one statement (identity rows joined to their keys)."""
+        if not survivor_ids:
+            return {}
+        rows = await self.db.all(
+            select(identity_t, key_t.c.master_key_id, key_t.c.wrapped_key)
+            .join(key_t, key_t.c.survivor_id == identity_t.c.survivor_id)
+            .where(identity_t.c.survivor_id.in_(list(set(survivor_ids))), key_t.c.destroyed_at.is_(None))
+        )
+        found: dict[uuid.UUID, IdentityView] = {}
+        for row in rows:
+            survivor_id = row.survivor_id
+            data_key = self.master.unwrap(row.master_key_id, row.wrapped_key, aad=key_aad(survivor_id))
+            found[survivor_id] = IdentityView(**{
+                column: decrypt_field(data_key, getattr(row, f"{column}_enc"), table="survivor_identity",
+                                      column=column, row_id=survivor_id)
+                for column in IDENTITY_COLUMNS
+            })
+        return found
 
     async def access(self, scope: RowScope,
                      survivor_ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, list[ReferralAccess]]:

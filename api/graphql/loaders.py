@@ -68,12 +68,7 @@ class Loaders:
             return await survivors.by_id(unit=context.unit, principal=principal, ids=ids)
 
         async def identities(views: Sequence[SurvivorView]) -> Mapping[SurvivorView, IdentityView]:
-            found: dict[SurvivorView, IdentityView] = {}
-            for view in views:
-                identity = await survivors.identity(unit=context.unit, principal=principal, survivor=view)
-                if identity is not None:
-                    found[view] = identity
-            return found
+            return await survivors.identities(unit=context.unit, principal=principal, survivors=views)
 
         async def consent_views(ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, ConsentView]:
             return await consents.by_id(unit=context.unit, principal=principal, ids=ids)

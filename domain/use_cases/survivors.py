@@ -79,24 +79,35 @@ async def page(*, unit: Unit, principal: Principal, filter: SurvivorFilter,
     return await unit.survivors.page(policy.rows(principal, unit.now()), filter, request)
 
 
-async def identity(*, unit: Unit, principal: Principal, survivor: SurvivorView) -> IdentityView | None:
-    """Identifying fields, decrypted only when role, consent and scope all allow; every read audited."""
-    shown = survivor.categories & IDENTITY_CATEGORIES
-    if DataCategory.IDENTITY not in shown:  # legalName is the heart of the identity: no IDENTITY, no object
-        return None
+async def identities(*, unit: Unit, principal: Principal,
+                     survivors: Sequence[SurvivorView]) -> Mapping[SurvivorView, IdentityView]:
+    """Identifying fields, decrypted only when role, consent and scope all allow; every read audited.
+
+    Batched for loaders: one statement decrypts them all and one statement writes one audit row each.
+    """
+    shown = {s: s.categories & IDENTITY_CATEGORIES for s in survivors}
+    # legalName is the heart of the identity: without IDENTITY there is no identity object at all
+    allowed = [s for s in survivors if DataCategory.IDENTITY in shown[s]]
+    if not allowed:
+        return {}
     policy.require(principal, Resource.SURVIVOR_IDENTITY, Action.READ)
-    plain = await unit.survivors.identity(survivor.id)
-    await unit.audit(action="read", record_type="SurvivorIdentity",
-                     record_id=to_global_id("Survivor", survivor.id), outcome="allowed",
-                     purpose="CASE_MANAGEMENT" if survivor.organization_id == principal.organization_id
-                     else "SERVICE_DELIVERY")
-    if plain is None:
-        return None
-    contact_ok = DataCategory.CONTACT in shown
-    return IdentityView(
-        legal_name=plain.legal_name,
-        guardian_name=plain.guardian_name,
-        phone=plain.phone if contact_ok else None,
-        guardian_phone=plain.guardian_phone if contact_ok else None,
-        location=plain.location if contact_ok else None,
-    )
+    plain = await unit.survivors.identities([s.id for s in allowed])
+    own = [s for s in allowed if s.organization_id == principal.organization_id]
+    referred = [s for s in allowed if s.organization_id != principal.organization_id]
+    for purpose, group in (("CASE_MANAGEMENT", own), ("SERVICE_DELIVERY", referred)):
+        await unit.audit_many(action="read", record_type="SurvivorIdentity",
+                              record_ids=[to_global_id("Survivor", s.id) for s in group], outcome="allowed",
+                              purpose=purpose)
+    found: dict[SurvivorView, IdentityView] = {}
+    for survivor in allowed:
+        identity = plain.get(survivor.id)
+        if identity is None:
+            continue
+        contact_ok = DataCategory.CONTACT in shown[survivor]
+        found[survivor] = IdentityView(
+            legal_name=identity.legal_name, guardian_name=identity.guardian_name,
+            phone=identity.phone if contact_ok else None,
+            guardian_phone=identity.guardian_phone if contact_ok else None,
+            location=identity.location if contact_ok else None,
+        )
+    return found
