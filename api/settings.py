@@ -91,8 +91,6 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = 8
 
     request_timeout_seconds: float = 15
-    max_page_size: int = 100
-    default_page_size: int = 20
 
     @field_validator("trusted_issuers", mode="before")
     @classmethod
