@@ -18,7 +18,6 @@ from db.outbox import enqueue
 from db.referrals import SqlReferrals
 from db.survivors import SqlSurvivors
 from db.tables import StaffUser
-from domain.ids import to_global_id
 from domain.policy import DirectoryScope
 from domain.principal import Principal
 from domain.views import OrganizationView
@@ -61,8 +60,7 @@ class SqlUnit:
 
     @property
     def actor_id(self) -> str:
-        p = self.principal
-        return to_global_id("StaffUser", p.user_id) if p.user_id else f"client:{p.client_id}"
+        return self.principal.actor_id
 
     async def audit(self, *, action: str, record_type: str, record_id: str | None, outcome: str,
                     purpose: str | None = None) -> None:

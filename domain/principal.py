@@ -40,6 +40,13 @@ class Principal:
         """How history and audit name the caller: never a survivor's data."""
         return self.display_name or self.client_id
 
+    @property
+    def actor_id(self) -> str:
+        """How the audit trail names the caller: a staff user's global id, or client:<client id>."""
+        from domain.ids import to_global_id
+
+        return to_global_id("StaffUser", self.user_id) if self.user_id else f"client:{self.client_id}"
+
     def allows(self, resource: Resource, action: Action) -> bool:
         return any(s.grants(self.context, resource.value, action.value) for s in self.scopes)
 

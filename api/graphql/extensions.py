@@ -24,6 +24,7 @@ from strawberry.extensions import AddValidationRules, SchemaExtension
 from strawberry.types.graphql import OperationType
 
 from api.graphql.errors import ForbiddenError, InvalidArgumentError
+from db.audit import write_audit
 from db.engine import transaction
 from domain.errors import DomainError, Forbidden
 
@@ -71,6 +72,38 @@ def without_echoed_values(message: str) -> str:
     if message.startswith("Expected value of type") and ", found " in message:
         return message.split(", found ")[0] + "."
     return message
+
+
+class AuditDenials(SchemaExtension):
+    """Rule 3 for reads: a query refused for a missing scope or role leaves an audit row too.
+
+    (Mutations audit their own refusals in run_mutation, inside the request's transaction.) The
+    request's transaction has ended by now, so the rows go in a short transaction of their own,
+    under the same row-security context.
+    """
+
+    async def on_operation(self) -> AsyncIterator[None]:
+        yield
+        context = self.execution_context.context
+        result = self.execution_context.result
+        if result is None or not getattr(result, "errors", None) or context is None:
+            return
+        try:
+            if self.execution_context.operation_type != OperationType.QUERY:
+                return
+        except RuntimeError:
+            return
+        denied = [e for e in result.errors or [] if isinstance(e.original_error, Forbidden)]
+        if not denied:
+            return
+        principal = context.principal
+        async with transaction(context.state.engine, context.row_security()) as db:
+            for error in denied:
+                await write_audit(
+                    db.connection, actor=principal.actor_id, client_id=principal.client_id,
+                    organization_id=principal.organization_id, action=f"query.{error.path[0] if error.path else '?'}",
+                    record_type="Query", record_id=None, purpose="FORBIDDEN", request_id=context.request_id,
+                    outcome="denied")
 
 
 class ReadableDomainErrors(SchemaExtension):

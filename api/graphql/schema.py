@@ -19,7 +19,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from api.graphql.errors import should_mask
-from api.graphql.extensions import CostLimit, ReadableDomainErrors, RequestTransaction
+from api.graphql.extensions import AuditDenials, CostLimit, ReadableDomainErrors, RequestTransaction
 from api.graphql.mutations.care import CareMutations
 from api.graphql.mutations.cases import CaseMutations
 from api.graphql.mutations.directory import DirectoryMutations
@@ -74,6 +74,7 @@ def build_schema(*, production: bool, mutation: type | None = Mutation) -> straw
         CostLimit,
         lambda: MaskErrors(should_mask_error=should_mask),
         ReadableDomainErrors,
+        AuditDenials,
         RequestTransaction,
     ]
     if production:

@@ -168,3 +168,13 @@ async def test_the_partner_side_of_a_referral_is_not_in_the_ngos_audit(factory: 
     body = await factory.gql(net.token("supervisor"), AUDIT_EVENTS, {"record": case.referral["id"]})
     actors = {e["node"]["actor"] for e in body["data"]["auditEvents"]["edges"]}
     assert net.coordinator.gid not in actors
+
+
+async def test_a_read_refused_for_a_missing_scope_is_audited(factory: Factory, owner_engine: AsyncEngine) -> None:
+    net = await network(factory)
+    await factory.gql(net.token("coordinator"), AUDIT_EVENTS, {"record": None}, expect_errors=True)
+    async with owner_engine.connect() as connection:
+        row = (await connection.execute(text(
+            "SELECT action, outcome, purpose FROM audit_event WHERE actor = :actor"),
+            {"actor": net.coordinator.gid})).one()
+    assert (row.action, row.outcome, row.purpose) == ("query.auditEvents", "denied", "FORBIDDEN")
