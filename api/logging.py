@@ -57,6 +57,9 @@ def _mark_stdlib(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Mutab
     return event_dict
 
 
+HANDLER_NAME = "pamoja-json"
+
+
 def configure_logging(*, level: str = "INFO", json: bool = True) -> None:
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -80,8 +83,12 @@ def configure_logging(*, level: str = "INFO", json: bool = True) -> None:
     # tagged by _mark_stdlib so the allow-list can withhold library messages.
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
+    handler.set_name(HANDLER_NAME)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    # Replace our own handler (and any bare stream handler, which would print unfiltered lines);
+    # keep other sinks, e.g. a test's capture of every rendered line.
+    root.handlers[:] = [h for h in root.handlers
+                        if h.get_name() != HANDLER_NAME and type(h) is not logging.StreamHandler] + [handler]
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "strawberry.execution"):
         logging.getLogger(name).handlers[:] = []

@@ -41,11 +41,17 @@ class RequestTransaction(SchemaExtension):
         context = self.execution_context.context
         is_query = self.execution_context.operation_type == OperationType.QUERY
         state = context.state
-        async with asyncio.timeout(state.settings.request_timeout_seconds):
-            async with transaction(state.engine, context.row_security(),
-                                   isolation="REPEATABLE READ" if is_query else "READ COMMITTED") as db:
-                context._db = db
-                yield
+        limit = state.settings.request_timeout_seconds
+        try:
+            async with asyncio.timeout(limit):
+                async with transaction(state.engine, context.row_security(),
+                                       isolation="REPEATABLE READ" if is_query else "READ COMMITTED") as db:
+                    context._db = db
+                    yield
+        except TimeoutError:
+            # The transaction was rolled back: nothing the operation did was kept.
+            raise GraphQLError(f"The operation took longer than {limit:g} s and was stopped; nothing was "
+                               "changed. Ask for less, or retry later.", extensions={"code": "TIMEOUT"}) from None
 
 
 _INVALID_VARIABLE = re.compile(r"^Variable '\$(\w+)' got invalid value .*? at '([\w.\[\]]+)'", re.S)

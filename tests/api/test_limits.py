@@ -147,3 +147,17 @@ def test_production_settings_refuse_development_defaults() -> None:
     message = str(raised.value)
     for part in ("PAMOJA_MASTER_KEYS", "PAMOJA_BLIND_INDEX_KEY", "https"):
         assert part in message
+
+
+async def test_an_operation_past_the_request_timeout_is_stopped_readably(settings: Settings,
+                                                                         factory: Factory) -> None:
+    app = create_app(settings.model_copy(update={"request_timeout_seconds": 0.000001}))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            token = await _token(factory)
+            response = await client.post("/graphql", json={"query": "{ organizations { totalCount } }"},
+                                         headers={"Authorization": f"Bearer {token}"})
+    error = response.json()["errors"][0]
+    assert error["extensions"]["code"] == "TIMEOUT"
+    assert "nothing was changed" in error["message"]

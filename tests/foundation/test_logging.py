@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import structlog
 
-from api.logging import configure_logging, get_logger
+from api.logging import HANDLER_NAME, configure_logging, get_logger
 
 NAME = "Amina Wanjiru"
 
@@ -29,7 +29,7 @@ def log_lines() -> Iterator[io.StringIO]:
     saved_structlog = structlog.get_config()
     configure_logging(level="INFO", json=True)
     buffer = io.StringIO()
-    handler = root.handlers[0]
+    handler = next(h for h in root.handlers if h.get_name() == HANDLER_NAME)
     assert isinstance(handler, logging.StreamHandler)
     handler.setStream(buffer)
     try:
