@@ -24,9 +24,9 @@ class SqlAuditTrail:
         statement: Any = select(t.c.seq, t.c.at, t.c.actor, t.c.client_id, t.c.action, t.c.record_type,
                                 t.c.record_id, t.c.purpose, t.c.request_id, t.c.outcome).where(
             t.c.organization_id == organization_id)
-        if filter.record_id:
+        if filter.record_id is not None:
             statement = statement.where(t.c.record_id == filter.record_id)
-        if filter.actor:
+        if filter.actor is not None:
             statement = statement.where(t.c.actor == filter.actor)
         if filter.since:
             statement = statement.where(t.c.at >= filter.since)

@@ -69,7 +69,9 @@ TRANSITIONS: Mapping[ReferralAction, Transition] = MappingProxyType(
         ReferralAction.CANCEL: _rule(
             _S.CANCELLED,
             {
-                _REQ: frozenset({_S.REQUESTED}) | _UNDER_WAY,
+                # Gravity's graph lets the requester cancel from REQUESTED on; a draft the partner never
+                # saw may be discarded too (ENTERED_IN_ERROR would misstate what happened).
+                _REQ: frozenset({_S.DRAFT, _S.REQUESTED}) | _UNDER_WAY,
                 _OWN: _UNDER_WAY,
                 # A withdrawn consent must also stop a draft, or it could be sent later on a dead consent.
                 _SYS: OPEN_STATUSES,

@@ -115,8 +115,8 @@ class Query:
         query = ReferralQuery(
             statuses=tuple(f.status or ()),
             receiving_organization_id=(decode_id(f.receiving_organization_id, "Organization") or NOTHING)
-            if f.receiving_organization_id else None,
-            survivor_id=(decode_id(f.survivor_id, "Survivor") or NOTHING) if f.survivor_id else None,
+            if f.receiving_organization_id is not None else None,
+            survivor_id=(decode_id(f.survivor_id, "Survivor") or NOTHING) if f.survivor_id is not None else None,
             assigned_to=(principal.user_id or NOTHING) if f.assigned_to_me else None,
             overdue=f.overdue,
             updated_since=f.updated_since,
@@ -131,7 +131,7 @@ class Query:
         f = filter or AuditEventFilter()
         page = await audit.page(
             store=SqlAuditTrail(info.context.db), principal=info.context.principal,
-            filter=audit.AuditFilter(record_id=str(f.record_id) if f.record_id else None, actor=f.actor,
+            filter=audit.AuditFilter(record_id=str(f.record_id) if f.record_id is not None else None, actor=f.actor,
                                      since=f.since, until=f.until),
             request=page_request(first, after),
         )

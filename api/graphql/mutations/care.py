@@ -191,7 +191,7 @@ class CareMutations:
         async def execute(context: Context) -> uuid.UUID:
             return await care.record_milestone(
                 unit=context.unit, principal=context.principal, referral_id=decode_id(input.referral_id, "Referral"),
-                goal_id=(decode_id(input.goal_id, "CareGoal") or NOTHING) if input.goal_id else None,
+                goal_id=(decode_id(input.goal_id, "CareGoal") or NOTHING) if input.goal_id is not None else None,
                 title=input.title, achieved_on=input.achieved_on, note=input.note,
             )
 
