@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator, Iterator
-from contextvars import ContextVar
 from typing import Any
 
 from graphql import (
@@ -17,10 +16,9 @@ from graphql import (
     IntValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
-    ValidationRule,
     VariableNode,
 )
-from strawberry.extensions import AddValidationRules, SchemaExtension
+from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
 from api.graphql.errors import ForbiddenError, InvalidArgumentError
@@ -148,42 +146,33 @@ MAX_PAGE = 100
 DEFAULT_FIRST = 20
 
 
-_VARIABLES: ContextVar[dict[str, Any] | None] = ContextVar("pamoja_cost_variables", default=None)
-
-
-class CostRule(ValidationRule):
-    """Reports operations whose cost exceeds MAX_COST (see CostLimit)."""
-
-    def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
-        fragments = {d.name.value: d for d in self.context.document.definitions
-                     if isinstance(d, FragmentDefinitionNode)}
-        cost = _cost(node.selection_set, 1, _VARIABLES.get() or {}, fragments, depth=0)
-        if cost > MAX_COST:
-            self.report_error(GraphQLError(
-                f"Query cost {cost} exceeds the limit of {MAX_COST}: ask for smaller pages "
-                "(cost is the sum of requested page sizes along nested connections).",
-                nodes=[node], extensions={"code": "COST_LIMIT"}))
-
-
-class CostLimit(AddValidationRules):
+class CostLimit(SchemaExtension):
     """Refuse operations whose cost (the sum of requested page sizes multiplied along nested
     connections) exceeds the limit: `referrals(first: 50) { sessions(first: 5) }` costs
     50 + 50*5 = 300. A connection without `first` counts as the default page size; a size above the
     maximum counts as the maximum (the resolver refuses it with its own clearer message).
 
-    A validation rule, so it runs after the depth, alias and token limits; graphql-core does not
-    give rules the request's variables, so the extension hands them over in a context variable.
+    Checked when execution starts, after the depth, alias and token limits and validation, with the
+    request's variables; not as a validation rule, because validation results are cached per
+    document and the cost of `first: $n` depends on the variables.
     """
 
-    def __init__(self) -> None:
-        super().__init__([CostRule])
-
-    def on_operation(self) -> Iterator[None]:
-        token = _VARIABLES.set(dict(self.execution_context.variables or {}))
-        try:
-            yield from super().on_operation()
-        finally:
-            _VARIABLES.reset(token)
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        if document is not None:
+            variables = dict(context.variables or {})
+            fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+            for definition in document.definitions:
+                if not isinstance(definition, OperationDefinitionNode):
+                    continue
+                cost = _cost(definition.selection_set, 1, variables, fragments, depth=0)
+                if cost > MAX_COST:
+                    raise GraphQLError(
+                        f"Query cost {cost} exceeds the limit of {MAX_COST}: ask for smaller pages "
+                        "(cost is the sum of requested page sizes along nested connections).",
+                        nodes=[definition], extensions={"code": "COST_LIMIT"})
+        yield
 
 
 def _first_of(field: FieldNode, variables: dict[str, Any]) -> int | None:
