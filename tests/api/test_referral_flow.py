@@ -73,3 +73,14 @@ async def test_withdrawal_cancels_and_cuts_access_at_once(factory: Factory) -> N
     as_manager = await factory.gql(net.token("manager"), REFERRAL, {"id": case.referral["id"]})
     assert as_manager["data"]["node"]["status"] == "CANCELLED"
     assert as_manager["data"]["node"]["history"][-1]["reason"] == "CONSENT_WITHDRAWN"
+
+
+async def test_counties_are_stored_as_codes_and_shown_with_their_names(factory: Factory) -> None:
+    net = await network(factory)
+    case = await referred_case(factory, net)
+    body = await factory.gql(net.token("manager"), """query($id: ID!) { node(id: $id) { ... on Survivor {
+        county countyName } } }""", {"id": case.survivor["id"]})
+    assert body["data"]["node"] == {"county": "003", "countyName": "Kilifi"}
+    partner = await factory.gql(net.token("manager"), """query($id: ID!) { node(id: $id) {
+        ... on Organization { counties countyNames } } }""", {"id": net.partner.gid})
+    assert partner["data"]["node"] == {"counties": ["001", "003"], "countyNames": ["Mombasa", "Kilifi"]}

@@ -7,6 +7,7 @@ import strawberry
 from api.graphql.relay import Node
 from domain import enums
 from domain.ids import to_global_id
+from domain.kenya import county_name
 from domain.views import OrganizationView
 
 
@@ -26,6 +27,10 @@ class Organization(Node):
     open_slots: int | None = strawberry.field(description="Open slots summed over active services.")
     active: bool
     version: int = strawberry.field(description="Increases on every change; send it as expectedVersion.")
+
+    @strawberry.field(description="The names of the counties served, in the same order as `counties`.")
+    def county_names(self) -> list[str]:
+        return [county_name(code) for code in self.counties]
 
     @classmethod
     def from_view(cls, view: OrganizationView) -> Organization:

@@ -11,6 +11,7 @@ import strawberry
 from api.graphql.relay import Connection, Node, page_request, to_connection
 from domain import enums
 from domain.ids import to_global_id
+from domain.kenya import county_name
 from domain.views import ConsentView, IdentityView, SurvivorView
 
 if TYPE_CHECKING:
@@ -57,6 +58,10 @@ class Survivor(Node):
         return cls(id=strawberry.ID(to_global_id("Survivor", view.id)), pseudonym=view.pseudonym,
                    birth_year=view.birth_year, age_band=view.age_band, sex=view.sex, county=view.county,
                    languages=list(view.languages), risk_level=view.risk_level, view=view)
+
+    @strawberry.field(description="The county's name, e.g. Kilifi for 003 (store the code, show the name).")
+    def county_name(self) -> str | None:
+        return county_name(self.county) if self.county else None
 
     @strawberry.field(description="Null unless the caller's role and an in-force consent (IDENTITY/CONTACT) "
                                   "allow it.")
