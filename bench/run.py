@@ -138,9 +138,16 @@ SELECT r.id, r.status, r.priority, r.respond_by, r.created_at, r.version, s.pseu
 """
 
 
+def report(text: str = "") -> None:
+    """The benchmark's output is its report on stdout (figures about synthetic data, never a person's),
+    not application logging; flushed at once so a long run shows where it is."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
 def log(message: str) -> None:
-    """A timestamped progress line, flushed at once so a long load shows where it is."""
-    print(f"[{datetime.now().strftime('%H:%M:%S')}] {message}", flush=True)
+    """A timestamped progress line."""
+    report(f"[{datetime.now().strftime('%H:%M:%S')}] {message}")
 
 
 # ----------------------------------------------------------------------------- database and state
@@ -1029,17 +1036,17 @@ def profile_report(profile: cProfile.Profile, requests: int, top: int = 25) -> d
     per = 1000 / max(requests, 1)
     cumulative = sorted(rows, reverse=True)[:top]
     own = sorted(rows, key=lambda r: r[1], reverse=True)[:top]
-    print(f"\nTop {top} functions by cumulative time (ms per request; cProfile inflates Python-heavy code):")
-    print(f"  {'cum ms':>8} {'self ms':>8} {'calls/req':>10}  function")
+    report(f"\nTop {top} functions by cumulative time (ms per request; cProfile inflates Python-heavy code):")
+    report(f"  {'cum ms':>8} {'self ms':>8} {'calls/req':>10}  function")
     for cum, tot, calls, where in cumulative:
-        print(f"  {cum * per:8.2f} {tot * per:8.2f} {calls / max(requests, 1):10.1f}  {where}")
-    print(f"\nTop {top} functions by self time (ms per request):")
+        report(f"  {cum * per:8.2f} {tot * per:8.2f} {calls / max(requests, 1):10.1f}  {where}")
+    report(f"\nTop {top} functions by self time (ms per request):")
     for cum, tot, calls, where in own:
-        print(f"  {cum * per:8.2f} {tot * per:8.2f} {calls / max(requests, 1):10.1f}  {where}")
-    print("\nSelf time by package (share of all profiled time):")
+        report(f"  {cum * per:8.2f} {tot * per:8.2f} {calls / max(requests, 1):10.1f}  {where}")
+    report("\nSelf time by package (share of all profiled time):")
     packages = sorted(by_package.items(), key=lambda kv: kv[1], reverse=True)
     for package, seconds in packages[:20]:
-        print(f"  {seconds * per:8.2f} ms/req  {100 * seconds / max(total_self, 1e-9):5.1f}%  {package}")
+        report(f"  {seconds * per:8.2f} ms/req  {100 * seconds / max(total_self, 1e-9):5.1f}%  {package}")
     return {
         "cumulative": [{"cum_ms": round(c * per, 3), "self_ms": round(t * per, 3), "calls": round(n / requests, 1),
                         "function": w} for c, t, n, w in cumulative],
@@ -1064,7 +1071,7 @@ async def run_profile(app: Any, make: Callable[[int], tuple[str, bytes]], reques
             await asgi_post(app, body, token)
         profiler.stop()
         text = profiler.output_text(unicode=False, color=False, show_all=False)
-        print(text)
+        report(text)
         return {"tool": "pyinstrument", "text": text}
     profile = cProfile.Profile()
     with GcClock() as clock:
@@ -1075,15 +1082,15 @@ async def run_profile(app: Any, make: Callable[[int], tuple[str, bytes]], reques
             await asgi_post(app, body, token)
         profile.disable()
         wall = time.perf_counter() - started
-    print(f"\nProfile: {requests} dashboard requests in-process under cProfile, {wall * 1000 / requests:.1f} ms "
+    report(f"\nProfile: {requests} dashboard requests in-process under cProfile, {wall * 1000 / requests:.1f} ms "
           f"per request with the profiler on, of which {clock.seconds * 1000 / requests:.1f} ms in the garbage "
           f"collector (collections by generation: {clock.collections}); GC time is charged to whatever function "
           "happened to allocate when a collection started.")
-    report = profile_report(profile, requests)
-    report["tool"] = "cProfile"
-    report["ms_per_request_profiled"] = round(wall * 1000 / requests, 2)
-    report["gc_ms_per_request"] = round(clock.seconds * 1000 / requests, 2)
-    return report
+    figures = profile_report(profile, requests)
+    figures["tool"] = "cProfile"
+    figures["ms_per_request_profiled"] = round(wall * 1000 / requests, 2)
+    figures["gc_ms_per_request"] = round(clock.seconds * 1000 / requests, 2)
+    return figures
 
 
 # ----------------------------------------------------------------------------- the floor
@@ -1327,31 +1334,31 @@ async def run_floor(args: argparse.Namespace, owner_url: str, scenario: str, fix
 
 def print_report(args: argparse.Namespace, results: list[ScenarioResult], load_seconds: float | None,
                  state: BenchState, costs: dict[str, OperationCost], check: dict[str, Any], busy: float) -> None:
-    print("\n" + "=" * 100)
-    print(f"Pamoja benchmark: scale {args.scale} ({state.counts}), {args.workers} workers, concurrency "
+    report("\n" + "=" * 100)
+    report(f"Pamoja benchmark: scale {args.scale} ({state.counts}), {args.workers} workers, concurrency "
           f"{args.concurrency}, {args.seconds:.0f} s per scenario, {psutil.cpu_count()} CPUs")
     loaded = f"reused ({state.load_seconds} s when loaded)" if load_seconds is None else f"{load_seconds:.1f} s"
-    print(f"load time: {loaded}; machine busy before the run: {busy:.0f}%")
-    print(f"floor check: {check.get('counselors_compared')} counselors' dashboards compared, "
+    report(f"load time: {loaded}; machine busy before the run: {busy:.0f}%")
+    report(f"floor check: {check.get('counselors_compared')} counselors' dashboards compared, "
           f"{check.get('mismatches')} mismatches; API dashboard shapes {check.get('api_shapes')}")
-    print("=" * 100)
+    report("=" * 100)
     header = (f"{'scenario':<12} {'side':<6} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7} "
               f"{'SQL/req':>8} {'xact/req':>8} {'conn/req':>8}  peak RSS per worker (MB)")
-    print(header)
-    print("-" * len(header))
+    report(header)
+    report("-" * len(header))
     for r in results:
         rss = ", ".join(f"{v:.0f}" for v in r.peak_rss_mb.values())
-        print(f"{r.name:<12} {'API':<6} {r.api['rps']:>8.1f} {r.api['p50_ms']:>8.1f} {r.api['p95_ms']:>8.1f} "
+        report(f"{r.name:<12} {'API':<6} {r.api['rps']:>8.1f} {r.api['p50_ms']:>8.1f} {r.api['p95_ms']:>8.1f} "
               f"{r.api['p99_ms']:>8.1f} {r.api['errors']:>7} {r.statements:>8.0f} {r.transactions:>8.0f} "
               f"{r.checkouts:>8.0f}  {rss}")
         if r.floor:
-            print(f"{'':<12} {'floor':<6} {r.floor['rps']:>8.1f} {r.floor['p50_ms']:>8.1f} {r.floor['p95_ms']:>8.1f} "
+            report(f"{'':<12} {'floor':<6} {r.floor['rps']:>8.1f} {r.floor['p50_ms']:>8.1f} {r.floor['p95_ms']:>8.1f} "
                   f"{r.floor['p99_ms']:>8.1f} {r.floor['errors']:>7} {1:>8}")
-            print(f"{'':<12} API/floor = {r.ratio:.2f}")
-    print("-" * len(header))
-    print("CPU per request (ms) during the measured window | in-process, one request at a time (mean):")
+            report(f"{'':<12} API/floor = {r.ratio:.2f}")
+    report("-" * len(header))
+    report("CPU per request (ms) during the measured window | in-process, one request at a time (mean):")
     for r in results:
-        print(f"  {r.name:<12} workers {r.cpu['workers_ms']:6.2f}  postgres {r.cpu['postgres_ms']:6.2f}  "
+        report(f"  {r.name:<12} workers {r.cpu['workers_ms']:6.2f}  postgres {r.cpu['postgres_ms']:6.2f}  "
               f"client {r.cpu['client_ms']:5.2f}  others {r.cpu['others_ms']:6.2f}  "
               f"busy {r.cpu['machine_busy_pct']:5.1f}% (before {r.busy_before_pct:.0f}%)  | in-process "
               f"{r.in_process_ms:6.1f} ms: {r.in_process_db_ms:5.1f} ms in {r.statements:.0f} SQL statements, "
@@ -1359,18 +1366,18 @@ def print_report(args: argparse.Namespace, results: list[ScenarioResult], load_s
     for r in results:
         if r.floor:
             c = r.floor["cpu"]
-            print(f"  {r.name:<12} floor: postgres {c['postgres_ms']:6.2f}  client {c['client_ms']:5.2f}  "
+            report(f"  {r.name:<12} floor: postgres {c['postgres_ms']:6.2f}  client {c['client_ms']:5.2f}  "
                   f"others {c['others_ms']:6.2f}  busy {c['machine_busy_pct']:5.1f}%")
     for r in results:
-        print(f"  {r.name}: each worker process busy {r.cpu['worker_busy_pct']} % of the window; client "
+        report(f"  {r.name}: each worker process busy {r.cpu['worker_busy_pct']} % of the window; client "
               f"connections held per worker {r.cpu['connections_per_worker']}")
         if r.cpu["top_others"]:
-            print(f"  {r.name}: other processes that took CPU during the window: {'; '.join(r.cpu['top_others'])}")
+            report(f"  {r.name}: other processes that took CPU during the window: {'; '.join(r.cpu['top_others'])}")
     dashboard = costs.get("dashboard")
     if dashboard:
-        print("\nSQL of one dashboard request (in order, with its time seen from the app):")
+        report("\nSQL of one dashboard request (in order, with its time seen from the app):")
         for text in dashboard.statement_texts:
-            print(f"  - {text[:150]}{'…' if len(text) > 150 else ''}")
+            report(f"  - {text[:150]}{'…' if len(text) > 150 else ''}")
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:

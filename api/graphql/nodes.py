@@ -7,6 +7,7 @@ answer null, identically.
 
 from __future__ import annotations
 
+import importlib
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -66,60 +67,29 @@ async def resolve_nodes(context: Context, global_ids: Sequence[str]) -> list[Any
     return [found.get(item) if item is not None else None for item in decoded]
 
 
-@node_type("Survivor")
-async def _survivors(context: Context, ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, Any]:
-    from api.graphql.types.survivor import Survivor
-
-    found = await survivors.by_id(unit=context.unit, principal=context.principal, ids=ids)
-    return {k: Survivor.from_view(v) for k, v in found.items()}
-
-
-@node_type("Consent")
-async def _consents(context: Context, ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, Any]:
-    from api.graphql.types.survivor import Consent
-
-    found = await consents.by_id(unit=context.unit, principal=context.principal, ids=ids)
-    return {k: Consent.from_view(v) for k, v in found.items()}
-
-
-@node_type("Referral")
-async def _referrals(context: Context, ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, Any]:
-    from api.graphql.types.referral import Referral
-
-    found = await referrals.by_id(unit=context.unit, principal=context.principal, ids=ids)
-    return {k: Referral.from_view(v) for k, v in found.items()}
+# Records read through a survivor-data use case `by_id(unit=, principal=, ids=)`: one row of this table
+# each, the GraphQL type named by module and class (imported on first use: the type modules import
+# the loaders, which must not import them back at import time).
+UseCase = Callable[..., Awaitable[Mapping[uuid.UUID, Any]]]
+CASE_RECORDS: dict[str, tuple[UseCase, str, str]] = {
+    "Survivor": (survivors.by_id, "api.graphql.types.survivor", "Survivor"),
+    "Consent": (consents.by_id, "api.graphql.types.survivor", "Consent"),
+    "Referral": (referrals.by_id, "api.graphql.types.referral", "Referral"),
+    "CounselingSession": (care.sessions_by_id, "api.graphql.types.care", "CounselingSession"),
+    "CareGoal": (care.goals_by_id, "api.graphql.types.care", "CareGoal"),
+    "Milestone": (care.milestones_by_id, "api.graphql.types.care", "Milestone"),
+    "Assessment": (care.assessments_by_id, "api.graphql.types.care", "Assessment"),
+}
 
 
-# ----------------------------------------------------------------------------- care
+def _case_record_fetcher(use_case: UseCase, module: str, type_name: str) -> NodeFetcher:
+    async def fetch(context: Context, ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, Any]:
+        graphql_type = getattr(importlib.import_module(module), type_name)
+        found = await use_case(unit=context.unit, principal=context.principal, ids=ids)
+        return {k: graphql_type.from_view(v) for k, v in found.items()}
+
+    return fetch
 
 
-@node_type("CounselingSession")
-async def _sessions(context: Context, ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, Any]:
-    from api.graphql.types.care import CounselingSession
-
-    found = await care.sessions_by_id(unit=context.unit, principal=context.principal, ids=ids)
-    return {k: CounselingSession.from_view(v) for k, v in found.items()}
-
-
-@node_type("CareGoal")
-async def _goals(context: Context, ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, Any]:
-    from api.graphql.types.care import CareGoal
-
-    found = await care.goals_by_id(unit=context.unit, principal=context.principal, ids=ids)
-    return {k: CareGoal.from_view(v) for k, v in found.items()}
-
-
-@node_type("Milestone")
-async def _milestones(context: Context, ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, Any]:
-    from api.graphql.types.care import Milestone
-
-    found = await care.milestones_by_id(unit=context.unit, principal=context.principal, ids=ids)
-    return {k: Milestone.from_view(v) for k, v in found.items()}
-
-
-@node_type("Assessment")
-async def _assessments(context: Context, ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, Any]:
-    from api.graphql.types.care import Assessment
-
-    found = await care.assessments_by_id(unit=context.unit, principal=context.principal, ids=ids)
-    return {k: Assessment.from_view(v) for k, v in found.items()}
+for _name, (_use_case, _module, _type_name) in CASE_RECORDS.items():
+    FETCHERS[_name] = _case_record_fetcher(_use_case, _module, _type_name)
