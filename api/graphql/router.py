@@ -28,3 +28,4 @@ def mount_graphql(app: FastAPI, settings: Settings) -> None:
         allow_queries_via_get=False,
     )
     app.include_router(router, prefix="/graphql")
+    app.state.graphql_schema = schema

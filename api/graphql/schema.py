@@ -6,7 +6,9 @@ from collections.abc import Callable
 from typing import Any
 
 import strawberry
+from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import GraphQLError
+from strawberry.utils.await_maybe import await_maybe
 from strawberry.extensions import (
     DisableIntrospection,
     MaskErrors,
@@ -23,6 +25,7 @@ from strawberry.types import ExecutionContext
 from api.graphql.errors import should_mask
 from api.graphql.extensions import AuditDenials, CostLimit, ReadableDomainErrors, RequestTransaction
 from api.graphql.mutations.care import CareMutations
+from api.graphql.planned import OperationPlan, PlannedRun, Planner
 from api.graphql.mutations.cases import CaseMutations
 from api.graphql.mutations.directory import DirectoryMutations
 from api.graphql.queries import Query
@@ -43,6 +46,40 @@ logger = get_logger("pamoja.graphql")
 
 
 class PamojaSchema(strawberry.Schema):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.planner = Planner(self._schema)
+
+    def _get_execute_function(self) -> Callable[..., Any]:
+        """graphql-core's execute, preceded by planned execution for the read operations it can run.
+
+        Only the async path is served (the app never executes synchronously); the function returns
+        an awaitable whenever a plan exists.
+        """
+        core_execute = super()._get_execute_function()
+        planner = self.planner
+
+        def execute(schema: Any, document: Any, *args: Any, **kwargs: Any) -> Any:
+            planned = planner.plan(document, kwargs.get("operation_name"))
+            if planned is None:
+                return core_execute(schema, document, *args, **kwargs)
+            return self._run_planned(planned, core_execute, schema, document, args, kwargs)
+
+        return execute
+
+    async def _run_planned(self, planned: OperationPlan, core_execute: Callable[..., Any], schema: Any,
+                           document: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        context = kwargs.get("context_value")
+        try:
+            data = await PlannedRun(self, planned, context, kwargs.get("variable_values")).run()
+        except Exception:  # noqa: BLE001 - any surprise: graphql-core runs it and reports properly
+            self.planner.stepped_aside += 1
+            if context is not None:
+                context._loaders = None
+            return await await_maybe(core_execute(schema, document, *args, **kwargs))
+        self.planner.completed += 1
+        return GraphQLExecutionResult(data=data, errors=None)
+
     def process_errors(self, errors: list[GraphQLError],
                        execution_context: ExecutionContext | None = None) -> None:
         """Log each error by type, code and request id only: never its message (it may hold PII)."""
