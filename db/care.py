@@ -15,7 +15,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, tuple_, update
+from sqlalchemy import and_, any_, bindparam, func, insert, or_, select, tuple_, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.types import Uuid
 
 from db.crypto import MasterKeys, decrypt_field, encrypt_field
 from db.engine import Db
@@ -46,7 +48,7 @@ from domain.enums import (
 )
 from domain.errors import InvalidInput
 from domain.paging import Page, PageRequest
-from domain.policy import RowScope
+from domain.policy import CareRows, ReferralAccess, RowScope
 from domain.ports import GoalChange, NewAssessment, NewGoal, NewGoalProgress, NewMilestone, NewSession, StoredInstrument
 from domain.views import AssessmentView, ConcernView, GoalProgressView, GoalView, MilestoneView, SessionView
 
@@ -90,14 +92,15 @@ def _session_select(scope: RowScope) -> Any:
     ).select_from(_with_referral(session_t)).where(care_visible(scope, session_t, DataCategory.SESSION_ATTENDANCE))
 
 
-def _session_view(row: Any) -> SessionView:
+def _session_view(row: Any, access: ReferralAccess | None = None) -> SessionView:
     return SessionView(
         id=row.id, referral_id=row.referral_id, survivor_id=row.survivor_id, organization_id=row.organization_id,
         counselor_id=row.counselor_id, started_at=row.started_at, duration_minutes=row.duration_minutes,
         modality=SessionModality(row.modality), session_type=SessionType(row.session_type),
         attendance=Attendance(row.attendance), has_notes=bool(row.has_notes),
         concern_level=ConcernLevel(row.concern_level) if row.concern_level else None,
-        concern_raised_at=row.concern_raised_at, version=row.version, access=referral_access(row),
+        concern_raised_at=row.concern_raised_at, version=row.version,
+        access=access if access is not None else referral_access(row),
     )
 
 
@@ -158,6 +161,51 @@ def _assessment_view(row: Any) -> AssessmentView:
     )
 
 
+# ----------------------------------------------------------------------------- under shown referrals
+# Care records under referrals the caller was already shown in this request (policy.care_rows has
+# decided which): no join, no per-row visibility test, one statement built once with bind parameters,
+# so a request pays neither SQLAlchemy's statement building nor PostgreSQL's EXISTS per row.
+
+_IDS = ARRAY(Uuid())
+
+
+def _under(table: Any) -> Any:
+    return or_(
+        and_(table.c.referral_id == any_(bindparam("own", type_=_IDS)),
+             table.c.organization_id == bindparam("organization_id", type_=Uuid())),
+        table.c.referral_id == any_(bindparam("feedback", type_=_IDS)),
+    )
+
+
+def _under_params(rows: CareRows) -> dict[str, Any]:
+    return {"own": list(rows.own), "feedback": list(rows.feedback), "organization_id": rows.organization_id}
+
+
+def _sessions_under(after: bool) -> Any:
+    s = session_t.c
+    counted = select(
+        s.id, s.referral_id, s.survivor_id, s.organization_id, s.counselor_id, s.started_at, s.duration_minutes,
+        s.modality, s.session_type, s.attendance, s.notes_enc.is_not(None).label("has_notes"), s.concern_level,
+        s.concern_raised_at, s.version, func.count().over(partition_by=s.referral_id).label("_count"),
+    ).where(_under(session_t)).subquery()
+    ranked = select(counted, func.row_number().over(
+        partition_by=counted.c.referral_id, order_by=(counted.c.started_at.desc(), counted.c.id.desc()),
+    ).label("_rank"))
+    if after:
+        ranked = ranked.where(tuple_(counted.c.started_at, counted.c.id) < tuple_(
+            bindparam("after_started"), bindparam("after_id", type_=Uuid())))
+    ranked_q = ranked.subquery()
+    return select(ranked_q).where(ranked_q.c._rank <= bindparam("limit")).order_by(
+        ranked_q.c.referral_id, ranked_q.c._rank)
+
+
+SESSIONS_UNDER = _sessions_under(after=False)
+SESSIONS_UNDER_AFTER = _sessions_under(after=True)
+GOALS_UNDER = select(*_GOAL_COLUMNS).where(_under(goal_t)).order_by(goal_t.c.created_at, goal_t.c.id)
+MILESTONES_UNDER = select(*_MILESTONE_COLUMNS).where(_under(milestone_t)).order_by(
+    milestone_t.c.achieved_on, milestone_t.c.created_at, milestone_t.c.id)
+
+
 def _owner_values(owners: Any) -> dict[str, uuid.UUID]:
     return {"referral_id": owners.referral_id, "survivor_id": owners.survivor_id,
             "organization_id": owners.organization_id, "referring_organization_id": owners.referring_organization_id}
@@ -202,33 +250,29 @@ class SqlCare:
         rows = await self.db.all(_session_select(scope).where(session_t.c.id.in_(list(set(ids)))))
         return {r.id: _session_view(r) for r in rows}
 
-    async def sessions_by_referral(self, scope: RowScope, referral_ids: Sequence[uuid.UUID],
-                                   page: PageRequest) -> Mapping[uuid.UUID, Page[SessionView]]:
-        """One page per referral, newest first, in one statement: the count covers every visible
-        session of the referral, the rank only those after the cursor."""
-        if not referral_ids or scope.is_empty:
+    async def sessions_under(self, rows: CareRows, page: PageRequest,
+                             accesses: Mapping[uuid.UUID, ReferralAccess]) -> Mapping[uuid.UUID, Page[SessionView]]:
+        """One page per referral, newest first, in one statement: the count covers every session of
+        the referral the caller sees, the rank only those after the cursor."""
+        if rows.is_empty:
             return {}
-        counted = _session_select(scope).add_columns(
-            func.count().over(partition_by=session_t.c.referral_id).label("_count")
-        ).where(session_t.c.referral_id.in_(list(set(referral_ids)))).subquery()
-        ranked = select(counted, func.row_number().over(
-            partition_by=counted.c.referral_id, order_by=(counted.c.started_at.desc(), counted.c.id.desc()),
-        ).label("_rank"))
+        params = {**_under_params(rows), "limit": page.first + 1}
+        statement = SESSIONS_UNDER
         if page.after_key is not None:
-            after = (datetime.fromisoformat(page.after_key[0]), uuid.UUID(page.after_key[1]))
-            ranked = ranked.where(tuple_(counted.c.started_at, counted.c.id) < tuple_(*after))
-        ranked_q = ranked.subquery()
-        rows = await self.db.all(select(ranked_q).where(ranked_q.c._rank <= page.first + 1)
-                                 .order_by(ranked_q.c.referral_id, ranked_q.c._rank))
+            statement = SESSIONS_UNDER_AFTER
+            params["after_started"] = datetime.fromisoformat(page.after_key[0])
+            params["after_id"] = uuid.UUID(page.after_key[1])
+        found = await self.db.all(statement, params)
         grouped: dict[uuid.UUID, list[Any]] = defaultdict(list)
-        for r in rows:
+        for r in found:
             grouped[r.referral_id].append(r)
         result: dict[uuid.UUID, Page[SessionView]] = {}
-        for referral_id in referral_ids:
+        for referral_id in (*rows.own, *rows.feedback):
             items = grouped.get(referral_id, [])
             shown = items[: page.first]
+            access = accesses[referral_id]
             result[referral_id] = Page(
-                items=[_session_view(r) for r in shown],
+                items=[_session_view(r, access) for r in shown],
                 keys=[(r.started_at.isoformat(), str(r.id)) for r in shown], has_next=len(items) > page.first,
                 has_previous=page.after_key is not None, total_count=int(items[0]._count) if items else 0,
             )
@@ -299,9 +343,10 @@ class SqlCare:
                                  .order_by(goal_t.c.created_at, goal_t.c.id))
         return _grouped(rows, column, _goal_view)
 
-    async def goals_by_referral(self, scope: RowScope,
-                                referral_ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, Sequence[GoalView]]:
-        return await self._goals_by(scope, "referral_id", referral_ids)
+    async def goals_under(self, rows: CareRows) -> Mapping[uuid.UUID, Sequence[GoalView]]:
+        if rows.is_empty:
+            return {}
+        return _grouped(await self.db.all(GOALS_UNDER, _under_params(rows)), "referral_id", _goal_view)
 
     async def goals_by_survivor(self, scope: RowScope,
                                 survivor_ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, Sequence[GoalView]]:
@@ -353,13 +398,10 @@ class SqlCare:
         rows = await self.db.all(_milestone_select(scope).where(milestone_t.c.id.in_(list(set(ids)))))
         return {r.id: _milestone_view(r) for r in rows}
 
-    async def milestones_by_referral(self, scope: RowScope, referral_ids: Sequence[uuid.UUID]
-                                     ) -> Mapping[uuid.UUID, Sequence[MilestoneView]]:
-        if not referral_ids or scope.is_empty:
+    async def milestones_under(self, rows: CareRows) -> Mapping[uuid.UUID, Sequence[MilestoneView]]:
+        if rows.is_empty:
             return {}
-        rows = await self.db.all(_milestone_select(scope).where(
-            milestone_t.c.referral_id.in_(list(set(referral_ids)))))
-        return _grouped(rows, "referral_id", _milestone_view)
+        return _grouped(await self.db.all(MILESTONES_UNDER, _under_params(rows)), "referral_id", _milestone_view)
 
     # ------------------------------------------------------------------ assessments
 

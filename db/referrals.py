@@ -53,7 +53,8 @@ def _select(scope: RowScope) -> Any:
 
 def _view(row: Any, scope: RowScope, now: datetime) -> ReferralView:
     assert scope.organization_id is not None
-    categories = policy.visible_categories(scope.organization_id, referral_access(row))
+    access = referral_access(row)
+    categories = policy.visible_categories(scope.organization_id, access)
     status = ReferralStatus(row.status)
     return ReferralView(
         id=row.id, survivor_id=row.survivor_id, referring_organization_id=row.referring_organization_id,
@@ -62,7 +63,7 @@ def _view(row: Any, scope: RowScope, now: datetime) -> ReferralView:
         status_reason=row.status_reason, reason=row.reason, assigned_counselor_id=row.assigned_counselor_id,
         respond_by=row.respond_by, overdue=is_overdue(status=status, respond_by=row.respond_by, now=now),
         outcome=row.outcome, created_at=row.created_at, updated_at=row.last_activity_at, version=row.version,
-        categories=categories,
+        categories=categories, access=access,
     )
 
 

@@ -28,6 +28,7 @@ Who sees what (the README prints this table):
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -160,6 +161,34 @@ def visible_categories(organization_id: uuid.UUID, access: ReferralAccess) -> fr
         categories |= {DataCategory.SESSION_ATTENDANCE, DataCategory.ASSESSMENTS}
         return frozenset(categories)
     return frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class CareRows:
+    """Which care records a caller sees under referrals it was already shown: under `own` referrals
+    the records its organization keeps (the partner's), under `feedback` ones all of them (the
+    referrer's consented feedback)."""
+
+    organization_id: uuid.UUID
+    own: tuple[uuid.UUID, ...]
+    feedback: tuple[uuid.UUID, ...]
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.own and not self.feedback
+
+
+def care_rows(organization_id: uuid.UUID, shown: Iterable[tuple[uuid.UUID, ReferralAccess]],
+              category: DataCategory) -> CareRows:
+    """The care-record rule (db.scopes.care_visible) for referrals already shown to the caller in this
+    request: the row scope has spoken for the referral, so only the category remains to decide."""
+    own: list[uuid.UUID] = []
+    feedback: list[uuid.UUID] = []
+    for referral_id, access in shown:
+        if category not in visible_categories(organization_id, access):
+            continue
+        (own if organization_id == access.receiving_organization_id else feedback).append(referral_id)
+    return CareRows(organization_id=organization_id, own=tuple(own), feedback=tuple(feedback))
 
 
 def may_read_session_notes(principal: Principal, access: ReferralAccess, *, authoring_org: uuid.UUID) -> bool:

@@ -134,6 +134,7 @@ class ReferralView:
     updated_at: datetime
     version: int
     categories: frozenset[DataCategory]
+    access: ReferralAccess  # the consent terms behind `categories`, for decisions about its care records
 
 
 # ----------------------------------------------------------------------------- care (sessions, goals, ...)

@@ -67,6 +67,10 @@ class Loaders:
         async def survivor_views(ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, SurvivorView]:
             return await survivors.by_id(unit=context.unit, principal=principal, ids=ids)
 
+        async def survivors_of(shown: Sequence[ReferralView]) -> Mapping[ReferralView, SurvivorView]:
+            found = await survivors.of_referrals(unit=context.unit, principal=principal, referrals=shown)
+            return {r: found[r.survivor_id] for r in shown if r.survivor_id in found}
+
         async def identities(views: Sequence[SurvivorView]) -> Mapping[SurvivorView, IdentityView]:
             return await survivors.identities(unit=context.unit, principal=principal, survivors=views)
 
@@ -95,6 +99,7 @@ class Loaders:
         self.organization_ref: DataLoader[uuid.UUID, Any] = DataLoader(batch(organizations))
         self.staff_ref: DataLoader[uuid.UUID, Any] = DataLoader(batch(staff))
         self.survivor_ref: DataLoader[uuid.UUID, Any] = DataLoader(batch(survivor_views))
+        self.survivor_by_referral: DataLoader[ReferralView, Any] = DataLoader(batch(survivors_of))
         self.identity_by_survivor: DataLoader[SurvivorView, Any] = DataLoader(batch(identities))
         self.consent_ref: DataLoader[uuid.UUID, Any] = DataLoader(batch(consent_views))
         self.consents_by_survivor: DataLoader[uuid.UUID, Any] = DataLoader(batch(consents_of, default=list))
@@ -111,17 +116,18 @@ class Loaders:
         async def referral_views(ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, ReferralView]:
             return await referrals.by_id(unit=context.unit, principal=principal, ids=ids)
 
-        async def sessions_of(keys: Sequence[tuple[uuid.UUID, PageRequest]]
-                              ) -> Mapping[tuple[uuid.UUID, PageRequest], Page[SessionView]]:
-            by_request: dict[PageRequest, list[uuid.UUID]] = {}
-            for referral_id, request in keys:
-                by_request.setdefault(request, []).append(referral_id)
-            found: dict[tuple[uuid.UUID, PageRequest], Page[SessionView]] = {}
-            for request, ids in by_request.items():
-                pages = await care.sessions_by_referral(unit=context.unit, principal=principal, referral_ids=ids,
-                                                        request=request)
-                for referral_id, page in pages.items():
-                    found[(referral_id, request)] = page
+        async def sessions_of(keys: Sequence[tuple[ReferralView, PageRequest]]
+                              ) -> Mapping[tuple[ReferralView, PageRequest], Page[SessionView]]:
+            by_request: dict[PageRequest, list[ReferralView]] = {}
+            for referral, request in keys:
+                by_request.setdefault(request, []).append(referral)
+            found: dict[tuple[ReferralView, PageRequest], Page[SessionView]] = {}
+            for request, shown in by_request.items():
+                pages = await care.sessions_of_referrals(unit=context.unit, principal=principal, referrals=shown,
+                                                         request=request)
+                for referral in shown:
+                    if referral.id in pages:
+                        found[(referral, request)] = pages[referral.id]
             return found
 
         async def notes_of(views: Sequence[SessionView]) -> Mapping[SessionView, str]:
@@ -138,8 +144,9 @@ class Loaders:
         async def goal_views(ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, GoalView]:
             return await care.goals_by_id(unit=context.unit, principal=principal, ids=ids)
 
-        async def goals_of_referrals(ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, Sequence[GoalView]]:
-            return await care.goals_by_referral(unit=context.unit, principal=principal, referral_ids=ids)
+        async def goals_of_referrals(shown: Sequence[ReferralView]) -> Mapping[ReferralView, Sequence[GoalView]]:
+            found = await care.goals_of_referrals(unit=context.unit, principal=principal, referrals=shown)
+            return {r: found[r.id] for r in shown if r.id in found}
 
         async def goals_of_survivors(ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, Sequence[GoalView]]:
             return await care.goals_by_survivor(unit=context.unit, principal=principal, survivor_ids=ids)
@@ -147,22 +154,23 @@ class Loaders:
         async def progress_of(ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, Sequence[GoalProgressView]]:
             return await care.goal_history(unit=context.unit, principal=principal, goal_ids=ids)
 
-        async def milestones_of(ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, Sequence[MilestoneView]]:
-            return await care.milestones_by_referral(unit=context.unit, principal=principal, referral_ids=ids)
+        async def milestones_of(shown: Sequence[ReferralView]) -> Mapping[ReferralView, Sequence[MilestoneView]]:
+            found = await care.milestones_of_referrals(unit=context.unit, principal=principal, referrals=shown)
+            return {r: found[r.id] for r in shown if r.id in found}
 
         async def assessments_of(ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, Sequence[AssessmentView]]:
             return await care.assessments_by_survivor(unit=context.unit, principal=principal, survivor_ids=ids)
 
         self.referral_ref: DataLoader[uuid.UUID, Any] = DataLoader(batch(referral_views))
-        self.sessions_by_referral: DataLoader[tuple[uuid.UUID, PageRequest], Any] = DataLoader(
+        self.sessions_by_referral: DataLoader[tuple[ReferralView, PageRequest], Any] = DataLoader(
             batch(sessions_of, default=lambda: Page(items=[], keys=[], has_next=False, has_previous=False,
                                                     total_count=0)))
         self.notes_by_session: DataLoader[SessionView, Any] = DataLoader(batch(notes_of))
         self.concern_by_session: DataLoader[SessionView, Any] = DataLoader(batch(concern_of))
         self.concerns_by_referral: DataLoader[uuid.UUID, Any] = DataLoader(batch(concerns_of, default=list))
         self.goal_ref: DataLoader[uuid.UUID, Any] = DataLoader(batch(goal_views))
-        self.goals_by_referral: DataLoader[uuid.UUID, Any] = DataLoader(batch(goals_of_referrals, default=list))
+        self.goals_by_referral: DataLoader[ReferralView, Any] = DataLoader(batch(goals_of_referrals, default=list))
         self.goals_by_survivor: DataLoader[uuid.UUID, Any] = DataLoader(batch(goals_of_survivors, default=list))
         self.progress_by_goal: DataLoader[uuid.UUID, Any] = DataLoader(batch(progress_of, default=list))
-        self.milestones_by_referral: DataLoader[uuid.UUID, Any] = DataLoader(batch(milestones_of, default=list))
+        self.milestones_by_referral: DataLoader[ReferralView, Any] = DataLoader(batch(milestones_of, default=list))
         self.assessments_by_survivor: DataLoader[uuid.UUID, Any] = DataLoader(batch(assessments_of, default=list))

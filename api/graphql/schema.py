@@ -8,7 +8,6 @@ from typing import Any
 import strawberry
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import GraphQLError
-from strawberry.utils.await_maybe import await_maybe
 from strawberry.extensions import (
     DisableIntrospection,
     MaskErrors,
@@ -21,13 +20,14 @@ from strawberry.extensions import (
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
+from strawberry.utils.await_maybe import await_maybe
 
 from api.graphql.errors import should_mask
 from api.graphql.extensions import AuditDenials, CostLimit, ReadableDomainErrors, RequestTransaction
 from api.graphql.mutations.care import CareMutations
-from api.graphql.planned import OperationPlan, PlannedRun, Planner
 from api.graphql.mutations.cases import CaseMutations
 from api.graphql.mutations.directory import DirectoryMutations
+from api.graphql.planned import OperationPlan, PlannedRun, Planner
 from api.graphql.queries import Query
 from api.graphql.types import webhooks
 from api.graphql.types.care import Assessment, CareGoal, CounselingSession, Milestone
@@ -72,7 +72,7 @@ class PamojaSchema(strawberry.Schema):
         context = kwargs.get("context_value")
         try:
             data = await PlannedRun(self, planned, context, kwargs.get("variable_values")).run()
-        except Exception:  # noqa: BLE001 - any surprise: graphql-core runs it and reports properly
+        except Exception:
             self.planner.stepped_aside += 1
             if context is not None:
                 context._loaders = None

@@ -31,6 +31,7 @@ from domain.assessments import parse_scores, score
 from domain.enums import (
     Attendance,
     ConcernLevel,
+    DataCategory,
     GoalAchievementStatus,
     GoalLifecycleStatus,
     OutcomeDomain,
@@ -202,10 +203,17 @@ async def sessions_by_id(*, unit: Unit, principal: Principal,
     return await unit.care.sessions_by_id(policy.rows(principal, unit.now()), ids)
 
 
-async def sessions_by_referral(*, unit: Unit, principal: Principal, referral_ids: Sequence[uuid.UUID],
-                               request: PageRequest) -> Mapping[uuid.UUID, Page[SessionView]]:
+def _shown(principal: Principal, referrals: Sequence[ReferralView], category: DataCategory) -> policy.CareRows:
+    """Callers pass referrals they were shown in this request (views read under the caller's row scope at
+    this instant): whether their care records show is then the category rule alone."""
+    return policy.care_rows(principal.organization_id, [(r.id, r.access) for r in referrals], category)
+
+
+async def sessions_of_referrals(*, unit: Unit, principal: Principal, referrals: Sequence[ReferralView],
+                                request: PageRequest) -> Mapping[uuid.UUID, Page[SessionView]]:
     policy.require(principal, Resource.COUNSELING_SESSION, Action.SEARCH)
-    return await unit.care.sessions_by_referral(policy.rows(principal, unit.now()), referral_ids, request)
+    rows = _shown(principal, referrals, DataCategory.SESSION_ATTENDANCE)
+    return await unit.care.sessions_under(rows, request, {r.id: r.access for r in referrals})
 
 
 async def session_notes(*, unit: Unit, principal: Principal,
@@ -330,10 +338,10 @@ async def goals_by_id(*, unit: Unit, principal: Principal, ids: Sequence[uuid.UU
     return await unit.care.goals_by_id(policy.rows(principal, unit.now()), ids)
 
 
-async def goals_by_referral(*, unit: Unit, principal: Principal,
-                            referral_ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, Sequence[GoalView]]:
+async def goals_of_referrals(*, unit: Unit, principal: Principal,
+                             referrals: Sequence[ReferralView]) -> Mapping[uuid.UUID, Sequence[GoalView]]:
     policy.require(principal, Resource.CARE_GOAL, Action.SEARCH)
-    return await unit.care.goals_by_referral(policy.rows(principal, unit.now()), referral_ids)
+    return await unit.care.goals_under(_shown(principal, referrals, DataCategory.ASSESSMENTS))
 
 
 async def goals_by_survivor(*, unit: Unit, principal: Principal,
@@ -380,10 +388,10 @@ async def milestones_by_id(*, unit: Unit, principal: Principal,
     return await unit.care.milestones_by_id(policy.rows(principal, unit.now()), ids)
 
 
-async def milestones_by_referral(*, unit: Unit, principal: Principal,
-                                 referral_ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, Sequence[MilestoneView]]:
+async def milestones_of_referrals(*, unit: Unit, principal: Principal, referrals: Sequence[ReferralView]
+                                  ) -> Mapping[uuid.UUID, Sequence[MilestoneView]]:
     policy.require(principal, Resource.MILESTONE, Action.SEARCH)
-    return await unit.care.milestones_by_referral(policy.rows(principal, unit.now()), referral_ids)
+    return await unit.care.milestones_under(_shown(principal, referrals, DataCategory.ASSESSMENTS))
 
 
 # ----------------------------------------------------------------------------- assessments

@@ -16,7 +16,7 @@ from domain.ports import NewSurvivor, SurvivorFilter, Unit
 from domain.principal import Principal
 from domain.scopes import Action, Resource
 from domain.use_cases.common import required_text, text
-from domain.views import IdentityView, SurvivorView
+from domain.views import IdentityView, ReferralView, SurvivorView
 
 MAX_AGE_YEARS = 30
 IDENTITY_CATEGORIES = frozenset({DataCategory.IDENTITY, DataCategory.CONTACT})
@@ -71,6 +71,17 @@ async def by_id(*, unit: Unit, principal: Principal, ids: Sequence[uuid.UUID],
     """Batch read; survivors outside the caller's rows are simply absent."""
     policy.require(principal, Resource.SURVIVOR, Action.READ)
     return await unit.survivors.by_id(policy.rows(principal, unit.now()), ids)
+
+
+async def of_referrals(*, unit: Unit, principal: Principal,
+                       referrals: Sequence[ReferralView]) -> Mapping[uuid.UUID, SurvivorView]:
+    """The survivors of referrals the caller was shown in this request (views read under its row scope
+    at this instant). A shown referral makes its survivor visible: the referrer's survivors are its own
+    (a case manager's referrals are those of survivors it manages), the partner sees the survivors of
+    referrals it sees. So the read skips the per-row visibility test; what shows is decided as in by_id."""
+    policy.require(principal, Resource.SURVIVOR, Action.READ)
+    scope = policy.rows(principal, unit.now())
+    return await unit.survivors.through_referrals(scope, [r.survivor_id for r in referrals])
 
 
 async def page(*, unit: Unit, principal: Principal, filter: SurvivorFilter,

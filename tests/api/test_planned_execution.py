@@ -28,10 +28,11 @@ RECORD_MILESTONE = """mutation($input: RecordMilestoneInput!) { recordMilestone(
 WITHDRAW = """mutation($input: WithdrawConsentInput!) { withdrawConsent(input: $input) {
   consent { id } userErrors { field code message } } }"""
 
-ISSUE_DASHBOARD = """query Dashboard { referrals(first: 50, filter: {assignedToMe: true, status: [ACCEPTED, IN_PROGRESS]}) {
-  edges { node { id status priority respondBy survivor { pseudonym ageBand }
-    sessions(first: 5) { edges { node { startedAt durationMinutes modality attendance } } }
-    goals { domain achievementStatus } milestones { title achievedOn } } } } }"""
+ISSUE_DASHBOARD = """query Dashboard {
+  referrals(first: 50, filter: {assignedToMe: true, status: [ACCEPTED, IN_PROGRESS]}) {
+    edges { node { id status priority respondBy survivor { pseudonym ageBand }
+      sessions(first: 5) { edges { node { startedAt durationMinutes modality attendance } } }
+      goals { domain achievementStatus } milestones { title achievedOn } } } } }"""
 
 EVERY_REFERRAL_FIELD = """{ referrals(first: 10) {
   totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
@@ -149,7 +150,7 @@ async def test_planned_answers_equal_graphql_core_for_every_actor(
             if "$n" in query else None)
         assert "errors" not in body, (actor, body)
         assert (completed, stepped_aside) == (1, 0), actor  # the planner answered, graphql-core did not
-        seen_data = seen_data or "edges" in json.dumps(body) and '"edges": []' not in json.dumps(body)
+        seen_data = seen_data or ("edges" in json.dumps(body) and '"edges": []' not in json.dumps(body))
     assert seen_data
 
 
@@ -190,7 +191,8 @@ async def test_errors_are_graphql_cores_own(factory: Factory, app: FastAPI, busy
                                             query: str) -> None:
     net, _ = busy_network
     body, completed, stepped_aside = await _both_ways(factory, app, net.token("counselor"), query)
-    assert body["errors"] and body["data"] is None or body["data"]["referrals"] is None
+    assert body["errors"]
+    assert body["data"] is None or body["data"]["referrals"] is None
     assert (completed, stepped_aside) == (0, 1)
 
 

@@ -73,7 +73,7 @@ class Referral(Node):
     async def survivor(self, info: strawberry.Info) -> SurvivorRef:
         from api.graphql.types.survivor import Survivor
 
-        return Survivor.from_view(await info.context.loaders.survivor_ref.load(self.view.survivor_id))
+        return Survivor.from_view(await info.context.loaders.survivor_by_referral.load(self.view))
 
     @strawberry.field
     async def referring_organization(self, info: strawberry.Info) -> OrganizationRef:
@@ -116,7 +116,7 @@ class Referral(Node):
         from api.graphql.types.care import CounselingSession
 
         request = page_request(first, after)
-        page = await info.context.loaders.sessions_by_referral.load((self.view.id, request))
+        page = await info.context.loaders.sessions_by_referral.load((self.view, request))
         return to_connection(page, CounselingSession.from_view)
 
     @strawberry.field(description="Care goals set under this referral. The referring NGO sees them only where "
@@ -124,14 +124,14 @@ class Referral(Node):
     async def goals(self, info: strawberry.Info) -> list[CareGoalRef]:
         from api.graphql.types.care import CareGoal
 
-        return [CareGoal.from_view(v) for v in await info.context.loaders.goals_by_referral.load(self.view.id)]
+        return [CareGoal.from_view(v) for v in await info.context.loaders.goals_by_referral.load(self.view)]
 
     @strawberry.field(description="Healing milestones reached under this referral, oldest first; feedback rules as "
                                   "for goals.")
     async def milestones(self, info: strawberry.Info) -> list[MilestoneRef]:
         from api.graphql.types.care import Milestone
 
-        return [Milestone.from_view(v) for v in await info.context.loaders.milestones_by_referral.load(self.view.id)]
+        return [Milestone.from_view(v) for v in await info.context.loaders.milestones_by_referral.load(self.view)]
 
     @strawberry.field(description="Safeguarding concerns raised in this referral's sessions: always visible to the "
                                   "referring NGO, whatever the consent says (rule 7); each disclosure is audited.")
