@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, insert, literal, or_, select, update
 
+from db import values
 from db.cursors import fetch_page
 from db.engine import Db
 from db.scopes import referral_visible
@@ -26,6 +27,11 @@ from domain.views import ReferralView, StatusChangeView
 referral_t = Referral.__table__  # type: ignore[attr-defined]
 consent_t = Consent.__table__  # type: ignore[attr-defined]
 history_t = ReferralStatusChange.__table__  # type: ignore[attr-defined]
+
+
+_STATUS = values.members(ReferralStatus)
+_SERVICE = values.members(ServiceType)
+_PRIORITY = values.members(ReferralPriority)
 
 
 def _columns(scope: RowScope) -> list[Any]:
@@ -55,11 +61,11 @@ def _view(row: Any, scope: RowScope, now: datetime) -> ReferralView:
     assert scope.organization_id is not None
     access = referral_access(row)
     categories = policy.visible_categories(scope.organization_id, access)
-    status = ReferralStatus(row.status)
+    status = _STATUS[row.status]
     return ReferralView(
         id=row.id, survivor_id=row.survivor_id, referring_organization_id=row.referring_organization_id,
         receiving_organization_id=row.receiving_organization_id, consent_id=row.consent_id,
-        service=ServiceType(row.service), priority=ReferralPriority(row.priority), status=status,
+        service=_SERVICE[row.service], priority=_PRIORITY[row.priority], status=status,
         status_reason=row.status_reason, reason=row.reason, assigned_counselor_id=row.assigned_counselor_id,
         respond_by=row.respond_by, overdue=is_overdue(status=status, respond_by=row.respond_by, now=now),
         outcome=row.outcome, created_at=row.created_at, updated_at=row.last_activity_at, version=row.version,

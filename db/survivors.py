@@ -12,6 +12,7 @@ from sqlalchemy import and_, any_, bindparam, insert, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import Uuid
 
+from db import values
 from db.crypto import MasterKeys, blind_index, decrypt_field, encrypt_field, new_data_key
 from db.cursors import fetch_page
 from db.engine import Db
@@ -19,7 +20,7 @@ from db.scopes import referral_visible, survivor_visible
 from db.tables import Consent, Referral, Survivor, SurvivorIdentity, SurvivorKey
 from domain import policy
 from domain.consent import age_band
-from domain.enums import ConsentPurpose, DataCategory, ReferralStatus, RiskLevel, Sex
+from domain.enums import DataCategory, ReferralStatus, RiskLevel, Sex
 from domain.paging import Page, PageRequest
 from domain.policy import ReferralAccess, RowScope, Side
 from domain.ports import NewSurvivor, SurvivorFilter
@@ -38,6 +39,10 @@ _COLUMNS = (survivor_t.c.id, survivor_t.c.organization_id, survivor_t.c.pseudony
             survivor_t.c.sex, survivor_t.c.county, survivor_t.c.languages, survivor_t.c.risk_level,
             survivor_t.c.version, survivor_t.c.created_at)
 
+
+_STATUS = values.members(ReferralStatus)
+_SEX = values.members(Sex)
+_RISK = values.members(RiskLevel)
 
 SURVIVORS_BY_ID = select(*_COLUMNS).where(survivor_t.c.id == any_(bindparam("ids", type_=ARRAY(Uuid()))))
 
@@ -156,7 +161,7 @@ class SqlSurvivors:
         return SurvivorView(
             id=row.id, organization_id=row.organization_id, pseudonym=row.pseudonym,
             birth_year=row.birth_year if shows_birth_year else None, age_band=age_band(row.birth_year, today),
-            sex=Sex(row.sex), county=row.county, languages=tuple(row.languages), risk_level=RiskLevel(row.risk_level),
+            sex=_SEX[row.sex], county=row.county, languages=tuple(row.languages), risk_level=_RISK[row.risk_level],
             categories=categories, version=row.version,
         )
 
@@ -200,7 +205,7 @@ class SqlSurvivors:
 def referral_access(row: Any) -> ReferralAccess:
     return ReferralAccess(
         referring_organization_id=row.referring_organization_id,
-        receiving_organization_id=row.receiving_organization_id, status=ReferralStatus(row.status),
-        consent_categories=frozenset(DataCategory(c) for c in row.data_categories),
-        consent_purposes=frozenset(ConsentPurpose(p) for p in row.purposes), consent_in_force=bool(row.in_force),
+        receiving_organization_id=row.receiving_organization_id, status=_STATUS[row.status],
+        consent_categories=values.categories(row.data_categories),
+        consent_purposes=values.purposes(row.purposes), consent_in_force=bool(row.in_force),
     )

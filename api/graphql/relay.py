@@ -6,6 +6,7 @@ import base64
 import binascii
 import json
 from collections.abc import Callable, Sequence
+from json.encoder import encode_basestring_ascii
 from typing import Generic, TypeVar
 
 import strawberry
@@ -44,7 +45,10 @@ class Connection(Generic[T]):
 
 
 def encode_cursor(key: tuple[str, ...]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(list(key), separators=(",", ":")).encode()).decode().rstrip("=")
+    """base64url of the key as a compact JSON array (what json.dumps(list(key), separators=(",", ":"))
+    writes, built from the C string encoder: a page of 250 sessions makes 250 cursors)."""
+    packed = "[" + ",".join(map(encode_basestring_ascii, key)) + "]"
+    return base64.urlsafe_b64encode(packed.encode()).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str | None) -> tuple[str, ...] | None:

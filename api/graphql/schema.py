@@ -9,6 +9,7 @@ import strawberry
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaskErrors,
     MaxAliasesLimiter,
@@ -41,6 +42,8 @@ from api.logging import get_logger
 MAX_DEPTH = 12
 MAX_ALIASES = 30
 MAX_TOKENS = 5_000
+LIMIT_RULES = [*QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
+               *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules]
 
 logger = get_logger("pamoja.graphql")
 
@@ -112,8 +115,9 @@ def build_schema(*, production: bool, mutation: type | None = Mutation) -> straw
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
-        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        # The limiters' rule classes are made once: each QueryDepthLimiter/MaxAliasesLimiter instance
+        # defines new classes, and a new class per request would make every ValidationCache lookup miss.
+        lambda: AddValidationRules(LIMIT_RULES),
         CostLimit,
         lambda: MaskErrors(should_mask_error=should_mask),
         ReadableDomainErrors,
