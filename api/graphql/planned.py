@@ -25,6 +25,7 @@ import inspect
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from graphql import (
@@ -78,31 +79,16 @@ class StepAside(Exception):
 # ----------------------------------------------------------------------------- plans
 
 
-@dataclass(frozen=True, slots=True)
-class Leaf:
-    serialize: Callable[[Any], Any]
-    non_null: bool
-
-
-@dataclass(frozen=True, slots=True)
-class ListOf:
-    item: Completion
-    non_null: bool
-
-
-@dataclass(frozen=True, slots=True)
-class ObjectOf:
-    plan: ObjectPlan
-    non_null: bool
-
-
-Completion = Leaf | ListOf | ObjectOf
+NextLevels = dict[int, tuple["ObjectPlan", list[Any], list[dict[str, Any]]]]
+# A completer turns one resolved value into its response value (made once per field when planning);
+# objects are queued in NextLevels and filled when their level is resolved.
+Completer = Callable[[Any, NextLevels], Any]
 
 
 @dataclass(eq=False, slots=True)
 class FieldPlan:
     key: str
-    completion: Completion | None  # None: __typename
+    complete: Completer | None  # None: __typename
     typename: str = ""
     python_name: str = ""
     strawberry_field: StrawberryField | None = None
@@ -211,7 +197,7 @@ class Planner:
                fragments: dict[str, FragmentDefinitionNode]) -> FieldPlan:
         name = nodes[0].name.value
         if name == "__typename":
-            return FieldPlan(key=key, completion=None, typename=type_.name)
+            return FieldPlan(key=key, complete=None, typename=type_.name)
         graphql_field = type_.fields.get(name)
         if graphql_field is None or any(n.name.value != name for n in nodes):
             raise StepAside
@@ -221,7 +207,7 @@ class Planner:
         if len(nodes) > 1 and any(n.arguments for n in nodes):
             raise StepAside  # merging argument sets is graphql-core's business
         sub_sets = [n.selection_set for n in nodes if n.selection_set is not None]
-        plan = FieldPlan(key=key, completion=self._completion(graphql_field.type, sub_sets, fragments),
+        plan = FieldPlan(key=key, complete=self._completer(graphql_field.type, sub_sets, fragments),
                          python_name=definition.python_name, strawberry_field=definition,
                          graphql_field=graphql_field, node=nodes[0])
         resolver = definition.base_resolver
@@ -234,19 +220,86 @@ class Planner:
             raise StepAside
         return plan
 
-    def _completion(self, type_: GraphQLOutputType, sub_sets: list[SelectionSetNode],
-                    fragments: dict[str, FragmentDefinitionNode], non_null: bool = False) -> Completion:
+    def _completer(self, type_: GraphQLOutputType, sub_sets: list[SelectionSetNode],
+                   fragments: dict[str, FragmentDefinitionNode], non_null: bool = False) -> Completer:
         if isinstance(type_, GraphQLNonNull):
-            return self._completion(type_.of_type, sub_sets, fragments, non_null=True)
+            return self._completer(type_.of_type, sub_sets, fragments, non_null=True)
         if isinstance(type_, GraphQLList):
-            return ListOf(item=self._completion(type_.of_type, sub_sets, fragments), non_null=non_null)
+            return _list_completer(self._completer(type_.of_type, sub_sets, fragments), non_null)
         if isinstance(type_, (GraphQLScalarType, GraphQLEnumType)):
             if sub_sets:
                 raise StepAside
-            return Leaf(serialize=type_.serialize, non_null=non_null)
+            return _leaf_completer(_serializer(type_), non_null)
         if isinstance(type_, GraphQLObjectType) and sub_sets:
-            return ObjectOf(plan=self._object(type_, sub_sets, fragments), non_null=non_null)
+            return _object_completer(self._object(type_, sub_sets, fragments), non_null)
         raise StepAside  # interfaces and unions: graphql-core resolves the runtime type
+
+
+def _serializer(type_: GraphQLScalarType | GraphQLEnumType) -> Callable[[Any], Any]:
+    """The type's own serialize, with a shortcut for the values it would return unchanged."""
+    serialize = type_.serialize
+    wrapped = getattr(type_, "wrapped_cls", None)
+    if isinstance(type_, GraphQLEnumType) and isinstance(wrapped, type) and issubclass(wrapped, Enum):
+        names = {member: serialize(member) for member in wrapped}  # strawberry scans every value per call
+
+        def enum_name(value: Any) -> Any:
+            name = names.get(value) if isinstance(value, wrapped) else None
+            return name if name is not None else serialize(value)
+
+        return enum_name
+    if type_.name in ("String", "ID"):
+        return lambda value: value if type(value) is str else serialize(value)
+    if type_.name == "Boolean":
+        return lambda value: value if type(value) is bool else serialize(value)
+    if type_.name == "Int":
+        return lambda value: value if type(value) is int and -(2**31) <= value < 2**31 else serialize(value)
+    return serialize
+
+
+def _leaf_completer(serialize: Callable[[Any], Any], non_null: bool) -> Completer:
+    def complete(value: Any, _levels: NextLevels) -> Any:
+        if value is None:
+            if non_null:
+                raise StepAside  # graphql-core propagates the null and reports the error
+            return None
+        serialized = serialize(value)
+        if serialized is None or serialized is Undefined:
+            raise StepAside
+        return serialized
+
+    return complete
+
+
+def _list_completer(item: Completer, non_null: bool) -> Completer:
+    def complete(value: Any, levels: NextLevels) -> Any:
+        if value is None:
+            if non_null:
+                raise StepAside
+            return None
+        if isinstance(value, (str, bytes, dict)):
+            raise StepAside
+        return [item(v, levels) for v in value]
+
+    return complete
+
+
+def _object_completer(plan: ObjectPlan, non_null: bool) -> Completer:
+    plan_id = id(plan)
+
+    def complete(value: Any, levels: NextLevels) -> Any:
+        if value is None:
+            if non_null:
+                raise StepAside
+            return None
+        output: dict[str, Any] = {}
+        level = levels.get(plan_id)
+        if level is None:
+            level = levels[plan_id] = (plan, [], [])
+        level[1].append(value)
+        level[2].append(output)
+        return output
+
+    return complete
 
 
 # ----------------------------------------------------------------------------- running a plan
@@ -296,7 +349,7 @@ class PlannedRun:
         resolved: list[list[Any]] = []
         waiting: list[tuple[list[Any], int, Any]] = []
         for field_plan in plan.fields:
-            if field_plan.completion is None:
+            if field_plan.complete is None:
                 resolved.append([])
                 continue
             resolver = field_plan.strawberry_field.base_resolver if field_plan.strawberry_field else None
@@ -313,43 +366,22 @@ class PlannedRun:
                 values.append(value)
             resolved.append(values)
         if waiting:
-            results = await asyncio.gather(*(w[2] for w in waiting))
+            # return_exceptions: every resolver finishes before graphql-core may take over, so no
+            # stray task is still using the request's connection when it does.
+            results = await asyncio.gather(*(w[2] for w in waiting), return_exceptions=True)
             for (values, index, _), result in zip(waiting, results, strict=True):
+                if isinstance(result, BaseException):
+                    raise result
                 values[index] = result
-        next_levels: dict[int, tuple[ObjectPlan, list[Any], list[dict[str, Any]]]] = {}
+        next_levels: NextLevels = {}
         for field_plan, values in zip(plan.fields, resolved, strict=True):
             key = field_plan.key
-            completion = field_plan.completion
-            if completion is None:
+            complete = field_plan.complete
+            if complete is None:
                 for output in outputs:
                     output[key] = field_plan.typename
                 continue
             for output, value in zip(outputs, values, strict=True):
-                output[key] = _complete(completion, value, next_levels)
+                output[key] = complete(value, next_levels)
         for child_plan, child_sources, child_outputs in next_levels.values():
             await self._level(child_plan, child_sources, child_outputs)
-
-
-def _complete(completion: Completion, value: Any,
-              next_levels: dict[int, tuple[ObjectPlan, list[Any], list[dict[str, Any]]]]) -> Any:
-    if value is None:
-        if completion.non_null:
-            raise StepAside  # graphql-core propagates the null and reports the error
-        return None
-    if isinstance(completion, Leaf):
-        serialized = completion.serialize(value)
-        if serialized is None or serialized is Undefined:
-            raise StepAside
-        return serialized
-    if isinstance(completion, ListOf):
-        if isinstance(value, (str, bytes, dict)):
-            raise StepAside
-        item = completion.item
-        return [_complete(item, v, next_levels) for v in value]
-    output: dict[str, Any] = {}
-    level = next_levels.get(id(completion.plan))
-    if level is None:
-        level = next_levels[id(completion.plan)] = (completion.plan, [], [])
-    level[1].append(value)
-    level[2].append(output)
-    return output
