@@ -1058,7 +1058,7 @@ def profile_report(profile: cProfile.Profile, requests: int, top: int = 25) -> d
 
 
 async def run_profile(app: Any, make: Callable[[int], tuple[str, bytes]], requests: int) -> dict[str, Any]:
-    """The dashboard in-process, one request at a time, under pyinstrument if installed, else cProfile."""
+    """One scenario in-process, one request at a time, under pyinstrument if installed, else cProfile."""
     try:
         from pyinstrument import Profiler  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
@@ -1082,7 +1082,7 @@ async def run_profile(app: Any, make: Callable[[int], tuple[str, bytes]], reques
             await asgi_post(app, body, token)
         profile.disable()
         wall = time.perf_counter() - started
-    report(f"\nProfile: {requests} dashboard requests in-process under cProfile, {wall * 1000 / requests:.1f} ms "
+    report(f"\nProfile: {requests} requests in-process under cProfile, {wall * 1000 / requests:.1f} ms "
           f"per request with the profiler on, of which {clock.seconds * 1000 / requests:.1f} ms in the garbage "
           f"collector (collections by generation: {clock.collections}); GC time is charged to whatever function "
           "happened to allocate when a collection started.")
@@ -1233,13 +1233,13 @@ async def in_process_phase(args: argparse.Namespace, owner_url: str, state: Benc
         finally:
             await pool.close()
         if args.profile:
-            dashboard = scenarios(fixtures, args.concurrency)[0]
+            profiled = next(p for p in scenarios(fixtures, args.concurrency) if p.name == args.profile_scenario)
 
-            def make_dashboard(i: int) -> tuple[str, bytes]:
-                who, body = dashboard.pick(i % args.concurrency, i // args.concurrency)
+            def make_profiled(i: int) -> tuple[str, bytes]:
+                who, body = profiled.pick(i % args.concurrency, i // args.concurrency)
                 return fixtures.tokens[who], body
 
-            profile = await run_profile(app, make_dashboard, args.profile_requests)
+            profile = await run_profile(app, make_profiled, args.profile_requests)
     return costs, profile, check
 
 
@@ -1419,7 +1419,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--reuse", action="store_true", help="keep a database this script already loaded")
     parser.add_argument("--scale", type=float, default=1.0, help="1.0 = 100,000 survivors, 150,000 referrals...")
     parser.add_argument("--profile", action="store_true", help="profile the dashboard in-process")
-    parser.add_argument("--profile-requests", type=int, default=200, help="dashboard requests under the profiler")
+    parser.add_argument("--profile-requests", type=int, default=200, help="requests under the profiler")
+    parser.add_argument("--profile-scenario", default="dashboard", choices=["dashboard", "referral", "logSession"],
+                        help="which scenario --profile profiles")
     parser.add_argument("--database", default="pamoja_bench", help="the dedicated database's name")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--quiet-wait", type=float, default=60.0,
