@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from domain.enums import Role
@@ -143,3 +144,50 @@ async def referred_case(factory: Factory, net: Network, *, accept: bool = False,
         assert payload["userErrors"] == [], payload
         referral = payload["referral"]
     return Case(survivor=survivor, consent=given, referral=referral)
+
+
+LOG_SESSION = """mutation($input: LogSessionInput!) { logSession(input: $input) {
+  session { id } userErrors { field code message } } }"""
+SET_GOAL = """mutation($input: SetCareGoalInput!) { setCareGoal(input: $input) {
+  goal { id } userErrors { field code message } } }"""
+RECORD_MILESTONE = """mutation($input: RecordMilestoneInput!) { recordMilestone(input: $input) {
+  milestone { id } userErrors { field code message } } }"""
+WITHDRAW = """mutation($input: WithdrawConsentInput!) { withdrawConsent(input: $input) {
+  consent { id } userErrors { field code message } } }"""
+
+
+async def _care(factory: Factory, net: Network, referral_id: str) -> None:
+    token = net.token("counselor")
+    for hours, attendance in ((3, "ATTENDED"), (2, "MISSED"), (1, "ATTENDED")):
+        body = await factory.gql(token, LOG_SESSION, {"input": {
+            "referralId": referral_id, "startedAt": (datetime.now(UTC) - timedelta(hours=hours)).isoformat(),
+            "durationMinutes": 45 + hours, "modality": "INDIVIDUAL", "sessionType": "THERAPY",
+            "attendance": attendance}})
+        assert body["data"]["logSession"]["userErrors"] == []
+    goal = (await factory.gql(token, SET_GOAL, {"input": {
+        "referralId": referral_id, "domain": "SAFETY", "description": "Knows her safety plan."}})
+    )["data"]["setCareGoal"]["goal"]
+    body = await factory.gql(token, RECORD_MILESTONE, {"input": {
+        "referralId": referral_id, "goalId": goal["id"], "title": "First session attended",
+        "achievedOn": datetime.now(UTC).date().isoformat()}})
+    assert body["data"]["recordMilestone"]["userErrors"] == []
+
+
+async def care_network(factory: Factory) -> tuple[Network, list[str]]:
+    """Two referrals in care (one with feedback withheld) with sessions, a goal and a milestone each,
+    one still REQUESTED, one whose consent was withdrawn; returns the network and the referral ids."""
+    net = await network(factory)
+    in_care = await referred_case(factory, net, accept=True, assign=True)
+    private = await referred_case(factory, net, accept=True, assign=True,
+                                  consent={"purposes": ["REFERRAL", "SERVICE_DELIVERY"]})
+    for case in (in_care, private):
+        started = await act(factory, net.token("counselor"), "startReferral", "ReferralActionInput",
+                            referralId=case.referral["id"])
+        assert started["userErrors"] == []
+        await _care(factory, net, case.referral["id"])
+    requested = await referred_case(factory, net)
+    withdrawn = await referred_case(factory, net, accept=True, assign=True)
+    body = await factory.gql(net.token("manager"), WITHDRAW, {"input": {
+        "consentId": withdrawn.consent["id"], "reason": "The family asked to stop."}})
+    assert body["data"]["withdrawConsent"]["userErrors"] == []
+    return net, [in_care.referral["id"], private.referral["id"], requested.referral["id"], withdrawn.referral["id"]]
