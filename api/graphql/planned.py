@@ -344,10 +344,10 @@ class PlannedRun:
             self._arguments[id(plan)] = found
         return found
 
-    async def _level(self, plan: ObjectPlan, sources: list[Any], outputs: list[dict[str, Any]]) -> None:
-        """Resolve one object plan for every parent at once, then the next level for all children."""
-        resolved: list[list[Any]] = []
-        waiting: list[tuple[list[Any], int, Any]] = []
+    def _call_resolvers(self, plan: ObjectPlan, sources: list[Any], resolved: list[list[Any]],
+                        waiting: list[tuple[list[Any], int, Any]]) -> None:
+        """Every field of the level for every parent: plain attributes read, resolvers called, their
+        awaitables collected (not awaited) so that DataLoaders see all keys of the level at once."""
         for field_plan in plan.fields:
             if field_plan.complete is None:
                 resolved.append([])
@@ -365,6 +365,18 @@ class PlannedRun:
                     waiting.append((values, len(values), value))
                 values.append(value)
             resolved.append(values)
+
+    async def _level(self, plan: ObjectPlan, sources: list[Any], outputs: list[dict[str, Any]]) -> None:
+        """Resolve one object plan for every parent at once, then the next level for all children."""
+        resolved: list[list[Any]] = []
+        waiting: list[tuple[list[Any], int, Any]] = []
+        try:
+            self._call_resolvers(plan, sources, resolved, waiting)
+        except BaseException:
+            for _, _, pending in waiting:  # created but never started: close them rather than leak them
+                if inspect.iscoroutine(pending):
+                    pending.close()
+            raise
         if waiting:
             # return_exceptions: every resolver finishes before graphql-core may take over, so no
             # stray task is still using the request's connection when it does.
