@@ -22,6 +22,8 @@ ALLOWED_KEYS = frozenset({
     "attempt", "status_code", "outbox_event_id", "event_type", "latency_ms", "revision", "host", "port",
     "workers", "delivered", "failed", "key_id",
     "error_kind", "overdue", "dispatched", "retried", "dead",
+    # housekeeping counts
+    "idempotency_records", "revoked_tokens", "assertion_jtis", "authorization_codes", "login_throttles",
 })
 
 # Loggers whose messages are fixed strings we wrote or checked; all others are reduced to a marker.

@@ -89,6 +89,7 @@ class Settings(BaseSettings):
     webhook_retry_base_seconds: float = 30
     webhook_timeout_seconds: float = 10
     webhook_max_attempts: int = 8
+    housekeeping_interval_seconds: float = 3600
 
     request_timeout_seconds: float = 15
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from api.logging import configure_logging
 from cli.context import Cli, CommandError, emit
+from cli.housekeeping import sweep_forever
 from db import outbox
 from db.crypto import MasterKeys
 from db.engine import make_engine
@@ -20,7 +21,8 @@ from partners.worker import WorkerCounts, run_forever, run_once
 
 
 def register(sub: Any) -> None:
-    worker = sub.add_parser("worker", help="Deliver webhooks and announce overdue referrals until stopped.")
+    worker = sub.add_parser("worker", help="Deliver webhooks, announce overdue referrals and sweep expired rows "
+                                           "(pamoja housekeeping) until stopped.")
     worker.add_argument("--once", action="store_true", help="Drain what is due now, then exit.")
     worker.add_argument("--json", action="store_true")
     worker.set_defaults(handler=_worker)
@@ -59,7 +61,12 @@ async def _run_worker(cli: Cli, *, once: bool) -> WorkerCounts:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         try:
-            return await run_forever(engine, policy=policy, master_keys=master_keys, stop=stop)
+            sweeping = asyncio.create_task(sweep_forever(engine, stop, cli.settings.housekeeping_interval_seconds))
+            try:
+                return await run_forever(engine, policy=policy, master_keys=master_keys, stop=stop)
+            finally:
+                stop.set()
+                await sweeping
         finally:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(ValueError, RuntimeError):

@@ -13,6 +13,7 @@ import hmac
 import json
 import os
 import secrets
+import signal
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -283,3 +284,39 @@ async def test_schema_prints_the_sdl_that_schema_graphql_must_equal(tmp_path: Pa
     assert result.returncode == 0, result.stderr
     assert result.stdout == schema_sdl()
     assert result.stdout.endswith("\n") and "type Query" in result.stdout
+
+
+async def test_housekeeping_prints_what_it_deleted_per_kind(cli_db: CliDatabase) -> None:
+    await fetch(cli_db.url,
+                "INSERT INTO revoked_token (jti, expires_at) VALUES ('cli-expired', now() - interval '1 day')")
+    result = await pamoja("housekeeping", "--json", env=cli_db.env, cwd=cli_db.cwd)
+    assert result.returncode == 0, result.stderr
+    swept = one_json_object(result.stdout)
+    assert set(swept) == {"idempotency_records", "revoked_tokens", "assertion_jtis", "authorization_codes",
+                          "login_throttles"}
+    assert swept["revoked_tokens"] == 1 and all(isinstance(v, int) for v in swept.values())
+    assert await fetch(cli_db.url, "SELECT 1 FROM revoked_token WHERE jti = 'cli-expired'") == []
+    again = await pamoja("housekeeping", env=cli_db.env, cwd=cli_db.cwd)
+    assert again.returncode == 0 and again.stdout.startswith("housekeeping: 0 idempotency records"), again
+
+
+async def test_the_worker_sweeps_on_its_interval_and_stops_cleanly_on_sigterm(cli_db: CliDatabase) -> None:
+    await fetch(cli_db.url,
+                "INSERT INTO revoked_token (jti, expires_at) VALUES ('worker-expired', now() - interval '1 day')")
+    argv = [str(CONSOLE_SCRIPT)] if CONSOLE_SCRIPT.exists() else [sys.executable, "-m", "cli.main"]
+    process = await asyncio.create_subprocess_exec(
+        *argv, "worker", "--json", env={**cli_db.env, "PAMOJA_HOUSEKEEPING_INTERVAL_SECONDS": "0.2"},
+        cwd=cli_db.cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        for _ in range(100):
+            if not await fetch(cli_db.url, "SELECT 1 FROM revoked_token WHERE jti = 'worker-expired'"):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the worker did not sweep the expired row within 10 s")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        stdout, _ = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 0
+    assert set(one_json_object(stdout.decode())) >= {"delivered", "dead"}
