@@ -36,7 +36,7 @@ import re
 import secrets
 import socket
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -44,6 +44,7 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 from standardwebhooks.webhooks import Webhook
 
@@ -276,20 +277,63 @@ def check_webhook_url(url: str, *, production: bool) -> None:
     _check_addresses(str(info[4][0]) for info in infos)
 
 
+async def resolve_host(host: str, port: int) -> list[str]:
+    """Every address `host` resolves to (itself if it is an address), without blocking the event loop."""
+    literal = _literal(host)
+    if literal is not None:
+        return [literal]
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        raise WebhookHostUnresolvable("The webhook host does not resolve.") from None
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
 async def check_webhook_url_async(url: str, *, production: bool) -> None:
     """check_webhook_url without blocking the event loop."""
     host, port = _split(url, production=production)
     if not production:
         return
-    literal = _literal(host)
-    if literal is not None:
-        _check_addresses([literal])
-        return
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError:
-        raise WebhookHostUnresolvable("The webhook host does not resolve.") from None
-    _check_addresses(str(info[4][0]) for info in infos)
+    _check_addresses(await resolve_host(host, port))
+
+
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+class PublicAddressesOnly(httpcore.AsyncNetworkBackend):
+    """Connect only to public addresses this backend resolved and checked itself (production).
+
+    Checking a URL and then letting the HTTP client resolve the host again leaves a window: a host
+    can answer the check with a public address and the connection with 127.0.0.1 or a cloud
+    metadata address (DNS rebinding). Here the address checked is the address connected to. TLS
+    still verifies the certificate for the host name: httpcore passes it as server_hostname.
+    """
+
+    def __init__(self, inner: httpcore.AsyncNetworkBackend, resolve: Resolver = resolve_host) -> None:
+        self.inner = inner
+        self.resolve = resolve
+
+    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,  # noqa: ASYNC109 - httpcore API
+                          local_address: str | None = None,
+                          socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
+        addresses = await self.resolve(host, port)
+        _check_addresses(addresses)
+        failure: Exception | None = None
+        for address in addresses:
+            try:
+                return await self.inner.connect_tcp(address, port, timeout=timeout, local_address=local_address,
+                                                    socket_options=socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc
+        assert failure is not None
+        raise failure
+
+    async def connect_unix_socket(self, path: str, timeout: float | None = None,  # noqa: ASYNC109 - httpcore API
+                                  socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("Webhooks are not delivered to unix sockets.")
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
 
 
 # ----------------------------------------------------------------------------- delivery
@@ -355,6 +399,10 @@ async def post_webhook(http: httpx.AsyncClient, *, url: str, body: bytes, header
     try:
         async with http.stream("POST", url, content=body, headers=dict(headers)) as response:
             status = response.status_code
+    except WebhookHostUnresolvable:  # from PublicAddressesOnly, resolving again at connect time
+        return AttemptResult(None, elapsed(), ErrorKind.DNS)
+    except WebhookUrlRefused:
+        return AttemptResult(None, elapsed(), ErrorKind.REFUSED_URL)
     except httpx.TimeoutException:
         return AttemptResult(None, elapsed(), ErrorKind.TIMEOUT)
     except httpx.ConnectError:
@@ -368,8 +416,15 @@ async def post_webhook(http: httpx.AsyncClient, *, url: str, body: bytes, header
     return AttemptResult(status, elapsed(), ErrorKind.HTTP_STATUS)
 
 
-def http_client(policy: DeliveryPolicy) -> httpx.AsyncClient:
-    """No redirects (a 3xx is a failed attempt), no proxies from the environment, one timeout."""
+def http_client(policy: DeliveryPolicy, *, resolve: Resolver = resolve_host) -> httpx.AsyncClient:
+    """No redirects (a 3xx is a failed attempt), no proxies from the environment, one timeout; in
+    production, connections only to the public addresses checked at connect time (PublicAddressesOnly)."""
+    limits = httpx.Limits(max_connections=32, max_keepalive_connections=8)
+    transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+    if policy.production:
+        # httpx has no public hook for the network backend; its pool keeps it here. A test makes a
+        # rebinding host fail to connect, so an httpx upgrade that moves it cannot go unnoticed.
+        pool = transport._pool
+        pool._network_backend = PublicAddressesOnly(pool._network_backend, resolve)
     return httpx.AsyncClient(timeout=httpx.Timeout(policy.timeout_seconds), follow_redirects=False,
-                             trust_env=False, headers={"user-agent": USER_AGENT},
-                             limits=httpx.Limits(max_connections=32, max_keepalive_connections=8))
+                             trust_env=False, headers={"user-agent": USER_AGENT}, transport=transport)

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpcore
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -33,10 +34,14 @@ from partners.webhooks import (
     SAFEGUARDING_RAISED,
     DeliveryPolicy,
     DeliveryStatus,
+    ErrorKind,
+    PublicAddressesOnly,
     WebhookUrlRefused,
     check_webhook_url,
+    http_client,
     new_webhook_secret,
     open_webhook_secret,
+    post_webhook,
     seal_webhook_secret,
     webhook_secret_key_id,
 )
@@ -510,6 +515,55 @@ async def test_production_refuses_a_private_address_before_connecting(
     [attempt] = await log_of(owner_engine, partner, event_id)
     assert (attempt.status_code, attempt.error_kind, attempt.outcome) == (None, "refused_url", "RETRY")
     assert attempt.latency_ms < 1000  # refused by the check, not by a connect timeout
+
+
+async def test_production_connects_only_to_the_addresses_it_checked_so_dns_rebinding_fails(
+        policy: DeliveryPolicy, receiver: Receiver) -> None:
+    """The name resolves to a public address for the check and to 127.0.0.1 when connecting (rebinding):
+    the connection is refused before any byte reaches the local service."""
+    production = dataclasses.replace(policy, production=True, timeout_seconds=2)
+    port = int(receiver.url.split(":")[2].split("/")[0])
+
+    async def rebinding(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"]
+
+    async with http_client(production, resolve=rebinding) as http:
+        with pytest.raises(WebhookUrlRefused):
+            await http.post(f"https://partner.example:{port}/hook", content=b"{}")
+        # Through the delivery path: the pre-check passes (a public literal address), the connect-time
+        # resolution says private, and the attempt is recorded as a refused URL, not a connection error.
+        result = await post_webhook(http, url=f"https://93.184.215.14:{port}/hook", body=b"{}", headers={},
+                                    production=True)
+    assert result.error_kind is ErrorKind.REFUSED_URL and result.status_code is None
+    assert receiver.received == []
+
+
+async def test_the_checked_addresses_are_tried_in_order_and_the_host_is_never_resolved_again() -> None:
+    attempts: list[str] = []
+    connected = object()
+
+    class Inner:
+        async def connect_tcp(self, host: str, port: int, **_: object) -> object:
+            attempts.append(host)
+            if host == "93.184.215.14":
+                raise httpcore.ConnectError("unreachable")
+            return connected
+
+    async def resolve(host: str, port: int) -> list[str]:
+        assert (host, port) == ("partner.example", 443)
+        return ["93.184.215.14", "2606:4700:4700::1111"]
+
+    backend = PublicAddressesOnly(Inner(), resolve)  # type: ignore[arg-type]
+    assert await backend.connect_tcp("partner.example", 443) is connected
+    assert attempts == ["93.184.215.14", "2606:4700:4700::1111"]
+
+    async def mixed(host: str, port: int) -> list[str]:
+        return ["93.184.215.14", "10.0.0.7"]  # one private answer spoils the lot
+
+    attempts.clear()
+    with pytest.raises(WebhookUrlRefused):
+        await PublicAddressesOnly(Inner(), mixed).connect_tcp("partner.example", 443)  # type: ignore[arg-type]
+    assert attempts == []
 
 
 @pytest.mark.parametrize(("url", "production", "allowed"), [
