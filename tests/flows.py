@@ -6,6 +6,7 @@ them also exercises policy, audit and the outbox.
 
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -191,3 +192,20 @@ async def care_network(factory: Factory) -> tuple[Network, list[str]]:
         "consentId": withdrawn.consent["id"], "reason": "The family asked to stop."}})
     assert body["data"]["withdrawConsent"]["userErrors"] == []
     return net, [in_care.referral["id"], private.referral["id"], requested.referral["id"], withdrawn.referral["id"]]
+
+
+async def both_ways(factory: Factory, app: Any, token: str, query: str,
+                    variables: dict[str, Any] | None = None) -> tuple[dict[str, Any], int, int]:
+    """Run a query planned, then with the planner off (graphql-core alone); the two HTTP bodies must be
+    identical. Returns the body and how often the planner answered / stepped aside on the first run."""
+    planner = app.state.graphql_schema.planner
+    completed, stepped_aside = planner.completed, planner.stepped_aside
+    planned = await factory.gql(token, query, variables, expect_errors=True)
+    ran = planner.completed - completed, planner.stepped_aside - stepped_aside
+    planner.enabled = False
+    try:
+        core = await factory.gql(token, query, variables, expect_errors=True)
+    finally:
+        planner.enabled = True
+    assert json.dumps(planned) == json.dumps(core), (query, planned, core)
+    return planned, ran[0], ran[1]

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from fastapi import FastAPI
 
-from api.graphql.planned import PURE_READS, Planner
+from api.graphql.planned import PURE_READS
 from tests.factories import Factory
-from tests.flows import Network, care_network
+from tests.flows import Network, both_ways, care_network
 
 ISSUE_DASHBOARD = """query Dashboard {
   referrals(first: 50, filter: {assignedToMe: true, status: [ACCEPTED, IN_PROGRESS]}) {
@@ -77,26 +76,6 @@ async def busy_network(factory: Factory) -> tuple[Network, list[str]]:
     return await care_network(factory)
 
 
-def _planner(app: FastAPI) -> Planner:
-    planner: Planner = app.state.graphql_schema.planner
-    return planner
-
-
-async def _both_ways(factory: Factory, app: FastAPI, token: str, query: str,
-                     variables: dict[str, Any] | None = None) -> tuple[dict[str, Any], int, int]:
-    planner = _planner(app)
-    completed, stepped_aside = planner.completed, planner.stepped_aside
-    planned = await factory.gql(token, query, variables, expect_errors=True)
-    ran = planner.completed - completed, planner.stepped_aside - stepped_aside
-    planner.enabled = False
-    try:
-        core = await factory.gql(token, query, variables, expect_errors=True)
-    finally:
-        planner.enabled = True
-    assert json.dumps(planned) == json.dumps(core), (query, planned, core)
-    return planned, ran[0], ran[1]
-
-
 @pytest.mark.parametrize("query", [ISSUE_DASHBOARD, EVERY_REFERRAL_FIELD, FRAGMENTS_AND_ALIASES, SURVIVORS, VIEWER],
                          ids=["dashboard", "every-referral-field", "fragments-aliases", "survivors", "viewer"])
 async def test_planned_answers_equal_graphql_core_for_every_actor(
@@ -105,7 +84,7 @@ async def test_planned_answers_equal_graphql_core_for_every_actor(
     net, _ = busy_network
     seen_data = False
     for actor in ACTORS:
-        body, completed, stepped_aside = await _both_ways(
+        body, completed, stepped_aside = await both_ways(
             factory, app, net.token(actor), query, {"n": 3, "statuses": ["ACCEPTED", "IN_PROGRESS", "REQUESTED"]}
             if "$n" in query else None)
         assert "errors" not in body, (actor, body)
@@ -118,7 +97,7 @@ async def test_the_issue_dashboard_is_planned_and_shows_the_counselors_care(
     factory: Factory, app: FastAPI, busy_network: tuple[Network, list[str]]
 ) -> None:
     net, referral_ids = busy_network
-    body, completed, _ = await _both_ways(factory, app, net.token("counselor"), ISSUE_DASHBOARD)
+    body, completed, _ = await both_ways(factory, app, net.token("counselor"), ISSUE_DASHBOARD)
     assert completed == 1
     edges = body["data"]["referrals"]["edges"]
     assert sorted(e["node"]["id"] for e in edges) == sorted(referral_ids[:2])
@@ -129,7 +108,7 @@ async def test_the_issue_dashboard_is_planned_and_shows_the_counselors_care(
         assert node["goals"] == [{"domain": "SAFETY", "achievementStatus": "IN_PROGRESS"}]
         assert [m["title"] for m in node["milestones"]] == ["First session attended"]
     # The other counselor is assigned nothing: the same query, planned, shows nothing.
-    other, _, _ = await _both_ways(factory, app, net.token("other_counselor"), ISSUE_DASHBOARD)
+    other, _, _ = await both_ways(factory, app, net.token("other_counselor"), ISSUE_DASHBOARD)
     assert other["data"]["referrals"]["edges"] == []
 
 
@@ -137,12 +116,12 @@ async def test_paging_and_polling_with_variables_are_planned_identically(
     factory: Factory, app: FastAPI, busy_network: tuple[Network, list[str]]
 ) -> None:
     net, _ = busy_network
-    first, _, _ = await _both_ways(factory, app, net.token("manager"), PAGE_TWO)
+    first, _, _ = await both_ways(factory, app, net.token("manager"), PAGE_TWO)
     cursor = first["data"]["referrals"]["edges"][0]["cursor"]
-    second, completed, _ = await _both_ways(factory, app, net.token("manager"), PAGE_TWO, {"after": cursor})
+    second, completed, _ = await both_ways(factory, app, net.token("manager"), PAGE_TWO, {"after": cursor})
     assert completed == 1 and second["data"]["referrals"]["edges"][0]["node"] != first["data"]["referrals"]["edges"][0]
     since = (datetime.now(UTC) - timedelta(minutes=10)).isoformat()
-    polled, completed, _ = await _both_ways(factory, app, net.token("coordinator"), POLL, {"since": since})
+    polled, completed, _ = await both_ways(factory, app, net.token("coordinator"), POLL, {"since": since})
     assert completed == 1 and polled["data"]["referrals"]["edges"]
 
 
@@ -151,7 +130,7 @@ async def test_paging_and_polling_with_variables_are_planned_identically(
 async def test_errors_are_graphql_cores_own(factory: Factory, app: FastAPI, busy_network: tuple[Network, list[str]],
                                             query: str) -> None:
     net, _ = busy_network
-    body, completed, stepped_aside = await _both_ways(factory, app, net.token("counselor"), query)
+    body, completed, stepped_aside = await both_ways(factory, app, net.token("counselor"), query)
     assert body["errors"]
     assert (completed, stepped_aside) == (0, 1)
 
@@ -162,7 +141,7 @@ async def test_interfaces_and_audited_reads_are_never_planned(
     net, referral_ids = busy_network
     for token, query, variables in ((net.token("coordinator"), INTERFACE, {"id": referral_ids[0]}),
                                     (net.token("manager"), AUDITED, None)):
-        body, completed, stepped_aside = await _both_ways(factory, app, token, query, variables)
+        body, completed, stepped_aside = await both_ways(factory, app, token, query, variables)
         assert "errors" not in body
         assert (completed, stepped_aside) == (0, 0)
 

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpcore
 import pytest
@@ -522,7 +523,7 @@ async def test_production_connects_only_to_the_addresses_it_checked_so_dns_rebin
     """The name resolves to a public address for the check and to 127.0.0.1 when connecting (rebinding):
     the connection is refused before any byte reaches the local service."""
     production = dataclasses.replace(policy, production=True, timeout_seconds=2)
-    port = int(receiver.url.split(":")[2].split("/")[0])
+    port = urlsplit(receiver.url).port
 
     async def rebinding(host: str, port: int) -> list[str]:
         return ["127.0.0.1"]
