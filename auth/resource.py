@@ -2,7 +2,8 @@
 
 Missing or bad tokens get HTTP 401 with `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750)
 before GraphQL runs. The user or client behind a valid token is re-read on every request, so a
-disabled account or a revoked token stops working at once rather than at expiry.
+disabled account or a revoked token stops working at once rather than at expiry; a staff token issued
+before the account was last signed out (deactivated, or its password set) stays refused for good.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ import asyncio
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import HTTPException, Request
-from sqlalchemy import exists, select
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth import keys as signing_keys
@@ -139,7 +141,9 @@ class Authenticator:
                 select(users.c.id, users.c.display_name, users.c.roles, users.c.organization_id,
                        orgs.c.kind, is_revoked.label("revoked"))
                 .join(orgs, orgs.c.id == users.c.organization_id)
-                .where(users.c.id == decoded[1], users.c.active.is_(True), orgs.c.active.is_(True))
+                .where(users.c.id == decoded[1], users.c.active.is_(True), orgs.c.active.is_(True),
+                       or_(users.c.signed_out_at.is_(None),
+                           func.date_trunc("second", users.c.signed_out_at) <= _issued_at(claims)))
             )
             async with self.engine.connect() as connection:
                 row = (await connection.execute(statement)).first()
@@ -168,6 +172,12 @@ class Authenticator:
             client_id=row.client_id, token_scopes=scopes, display_name=row.client_id,
             token_id=str(claims["jti"]),
         )
+
+
+def _issued_at(claims: dict[str, Any]) -> datetime:
+    """`iat`, checked by validate_access_token. It counts whole seconds, so it is compared with the second
+    the account was signed out in: a sign-in right after a new password is set must not be refused."""
+    return datetime.fromtimestamp(int(claims["iat"]), UTC)
 
 
 def _is_scope(value: str) -> bool:

@@ -17,6 +17,7 @@ from sqlalchemy import Row, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db.engine import Db
 from db.tables import (
     LoginThrottle,
     OAuthAssertionJti,
@@ -157,15 +158,21 @@ async def mark_refresh_used(connection: AsyncConnection, token_hash: bytes) -> N
     await connection.execute(update(refresh).where(refresh.c.token_hash == token_hash).values(used_at=_now()))
 
 
-async def revoke_access(connection: AsyncConnection, jti: str, expires_at: datetime) -> None:
+async def revoke_access(connection: AsyncConnection | Db, jti: str, expires_at: datetime) -> None:
     await connection.execute(pg_insert(revoked).values(jti=jti, expires_at=expires_at)
                              .on_conflict_do_nothing(index_elements=[revoked.c.jti]))
 
 
-async def revoke_families(connection: AsyncConnection, *, family_id: uuid.UUID | None = None,
-                          client_id: str | None = None) -> int:
-    """Revoke every refresh token of a family (or of a client) and the access tokens they issued."""
-    condition = refresh.c.family_id == family_id if family_id is not None else refresh.c.client_id == client_id
+async def revoke_families(connection: AsyncConnection | Db, *, family_id: uuid.UUID | None = None,
+                          client_id: str | None = None, user_id: uuid.UUID | None = None) -> int:
+    """Revoke every refresh token of a family (or of a client, or of a staff user) and the access
+    tokens they issued; returns how many of those access tokens were still live."""
+    if family_id is not None:
+        condition = refresh.c.family_id == family_id
+    elif user_id is not None:
+        condition = refresh.c.user_id == user_id
+    else:
+        condition = refresh.c.client_id == client_id
     now = _now()
     await connection.execute(update(refresh).where(condition, refresh.c.revoked_at.is_(None))
                              .values(revoked_at=now))

@@ -1,4 +1,4 @@
-"""Writes to the directory of organizations and staff (operator CLI, admin mutations)."""
+"""Registering an organization from the operator CLI (staff accounts are db/staff_admin.py's)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ from collections.abc import Sequence
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.tables import Organization, OrganizationService, StaffUser
-from domain.errors import Duplicate, NotFound
+from db.tables import Organization, OrganizationService
+from domain.errors import Duplicate
 
 orgs = Organization.__table__  # type: ignore[attr-defined]
 services = OrganizationService.__table__  # type: ignore[attr-defined]
-users = StaffUser.__table__  # type: ignore[attr-defined]
 
 
 async def create_organization(connection: AsyncConnection, *, name: str, kind: str, counties: Sequence[str],
@@ -32,18 +31,3 @@ async def create_organization(connection: AsyncConnection, *, name: str, kind: s
         ))
     return org_id
 
-
-async def create_staff_user(connection: AsyncConnection, *, organization_id: uuid.UUID, email: str,
-                            display_name: str, roles: Sequence[str], password_hash: str | None) -> uuid.UUID:
-    exists = await connection.scalar(select(orgs.c.id).where(orgs.c.id == organization_id))
-    if exists is None:
-        raise NotFound("No such organization.", field=("org",))
-    normalized = email.strip().lower()
-    taken = await connection.scalar(select(users.c.id).where(users.c.email == normalized))
-    if taken is not None:
-        raise Duplicate("A staff user with that e-mail already exists.", field=("email",))
-    user_id: uuid.UUID = (await connection.execute(insert(users).values(
-        organization_id=organization_id, email=normalized, display_name=display_name.strip(),
-        roles=list(dict.fromkeys(roles)), password_hash=password_hash,
-    ).returning(users.c.id))).scalar_one()
-    return user_id

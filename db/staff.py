@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import select
 
@@ -14,6 +15,17 @@ from domain.views import StaffUserView
 
 users = StaffUser.__table__  # type: ignore[attr-defined]
 
+STAFF_COLUMNS = (users.c.id, users.c.display_name, users.c.organization_id, users.c.roles, users.c.active,
+                 users.c.version, users.c.deactivated_at, users.c.email, users.c.deactivation_reason)
+
+
+def staff_view(row: Any) -> StaffUserView:
+    """The whole account; the use case withholds what the caller may not see (e-mail, reason)."""
+    return StaffUserView(id=row.id, display_name=row.display_name, organization_id=row.organization_id,
+                         roles=tuple(Role(x) for x in row.roles), active=row.active, version=row.version,
+                         deactivated_at=row.deactivated_at, email=row.email,
+                         deactivation_reason=row.deactivation_reason)
+
 
 class SqlStaff:
     def __init__(self, db: Db) -> None:
@@ -22,12 +34,5 @@ class SqlStaff:
     async def staff_by_id(self, ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, StaffUserView]:
         if not ids:
             return {}
-        rows = await self.db.all(
-            select(users.c.id, users.c.display_name, users.c.organization_id, users.c.roles)
-            .where(users.c.id.in_(list(set(ids))))
-        )
-        return {
-            r.id: StaffUserView(id=r.id, display_name=r.display_name, organization_id=r.organization_id,
-                                roles=tuple(Role(x) for x in r.roles))
-            for r in rows
-        }
+        rows = await self.db.all(select(*STAFF_COLUMNS).where(users.c.id.in_(list(set(ids)))))
+        return {r.id: staff_view(r) for r in rows}

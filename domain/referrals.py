@@ -49,6 +49,8 @@ TERMINAL_STATUSES: frozenset[ReferralStatus] = frozenset(ReferralStatus) - OPEN_
 REASON_REQUIRED: frozenset[ReferralStatus] = frozenset({_S.REJECTED, _S.CANCELLED, _S.ON_HOLD, _S.FAILED})
 
 _UNDER_WAY = frozenset({_S.ACCEPTED, _S.IN_PROGRESS, _S.ON_HOLD})
+# Accepted and not finished: the referrals a counselor carries, and that need one while nobody active does.
+UNDER_WAY: frozenset[ReferralStatus] = _UNDER_WAY
 _REQ, _OWN, _SYS = ActorKind.REQUESTER, ActorKind.OWNER, ActorKind.SYSTEM
 
 

@@ -17,6 +17,7 @@ from domain.enums import OrganizationKind, Role
 
 class Resource(StrEnum):
     ORGANIZATION = "Organization"
+    STAFF_USER = "StaffUser"
     SURVIVOR = "Survivor"
     SURVIVOR_IDENTITY = "SurvivorIdentity"
     CONSENT = "Consent"
@@ -126,7 +127,7 @@ ROLE_CEILING: Mapping[Role, tuple[str, ...]] = {
     ),
     Role.COUNSELOR: _s("user", *_PARTNER_CARE),
     Role.ANALYST: _s("user", (R.ORGANIZATION, "rs"), (R.REPORT, "rs")),
-    Role.ADMIN: _s("user", (R.ORGANIZATION, "cruds"), (R.AUDIT_EVENT, "rs")),
+    Role.ADMIN: _s("user", (R.ORGANIZATION, "cruds"), (R.STAFF_USER, "cruds"), (R.AUDIT_EVENT, "rs")),
 }
 
 # The most a partner organization's system (client credentials) may ever be allowed.

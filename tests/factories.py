@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.settings import Settings
@@ -17,6 +18,7 @@ from auth.clients import RegisteredClient, register_client
 from auth.tokens import mint_access_token
 from db import registry
 from db.crypto import MasterKeys
+from db.staff import users as staff_users
 from domain.enums import OrganizationKind, Role
 from domain.ids import to_global_id
 from domain.scopes import SYSTEM_CEILING, default_scopes
@@ -77,10 +79,10 @@ class Factory:
         name = name or unique("Staff")
         email = f"{secrets.token_hex(6)}@example.org"
         async with self.engine.begin() as connection:
-            user_id = await registry.create_staff_user(
-                connection, organization_id=org.id, email=email, display_name=name,
-                roles=[r.value for r in roles], password_hash=password_hash,
-            )
+            user_id = (await connection.execute(insert(staff_users).values(
+                organization_id=org.id, email=email, display_name=name, roles=[r.value for r in roles],
+                password_hash=password_hash,
+            ).returning(staff_users.c.id))).scalar_one()
         return User(id=user_id, org=org, email=email, name=name, roles=roles)
 
     async def _signing_key(self) -> Any:

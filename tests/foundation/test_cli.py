@@ -122,8 +122,8 @@ def one_json_object(stdout: str) -> dict[str, object]:
     return data
 
 
-async def add_org(cli_db: CliDatabase, name: str, *extra: str) -> str:
-    result = await pamoja("org", "add", "--name", name, "--kind", "PARTNER", *extra, "--json",
+async def add_org(cli_db: CliDatabase, name: str, *extra: str, kind: str = "PARTNER") -> str:
+    result = await pamoja("org", "add", "--name", name, "--kind", kind, *extra, "--json",
                           env=cli_db.env, cwd=cli_db.cwd)
     assert result.returncode == 0, result.stderr
     gid = one_json_object(result.stdout)["id"]
@@ -173,7 +173,7 @@ async def test_org_add_json_prints_one_object_with_an_organization_id(cli_db: Cl
 
 
 async def test_user_add_with_two_roles_and_a_password_from_stdin(cli_db: CliDatabase) -> None:
-    org = await add_org(cli_db, f"Kilifi Safe House {secrets.token_hex(3)}")
+    org = await add_org(cli_db, f"Kilifi Field Office {secrets.token_hex(3)}", kind="REFERRING_NGO")
     email = f"Wanjiku.{secrets.token_hex(3)}@Example.org"
     password = "correct horse battery staple"
     result = await pamoja(
@@ -197,10 +197,11 @@ async def test_user_add_with_two_roles_and_a_password_from_stdin(cli_db: CliData
     assert PasswordHasher().verify(row["password_hash"], password)
 
 
-async def test_user_add_without_password_stores_no_hash(cli_db: CliDatabase) -> None:
+async def test_user_add_with_no_password_link_stores_no_hash(cli_db: CliDatabase) -> None:
     org = await add_org(cli_db, f"Kwale Clinic {secrets.token_hex(3)}")
     result = await pamoja("user", "add", "--org", org, "--email", f"c.{secrets.token_hex(3)}@example.org",
-                          "--name", "Counselor", "--role", "counselor", env=cli_db.env, cwd=cli_db.cwd)
+                          "--name", "Counselor", "--role", "counselor", "--no-password-link", env=cli_db.env,
+                          cwd=cli_db.cwd)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("staff user ")
     gid = result.stdout.split()[-1]
