@@ -14,10 +14,12 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.body_size import BodySizeLimit
 from api.logging import configure_logging, get_logger
 from api.settings import Settings
 from api.state import AppState
 from auth.external import ExternalIssuers
+from auth.password_reset import mount_password_page
 from auth.resource import Authenticator, KeyCache
 from auth.routes import mount_oauth
 from db.crypto import MasterKeys, blind_index_key
@@ -62,6 +64,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
+            await app.state.pamoja.refused_reads.close()
             await engine.dispose()
 
     app = FastAPI(
@@ -97,8 +100,10 @@ def create_app(settings: Settings) -> FastAPI:
     from api.graphql.router import mount_graphql
 
     mount_oauth(app, settings)
+    mount_password_page(app, settings)
     mount_graphql(app, settings)
     app.add_middleware(GraphQLResponseMediaType)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdAndAccessLog)
     return app
 

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from limits import parse
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -62,6 +63,8 @@ class Settings(BaseSettings):
     staff_token_ttl_seconds: int = 900
     system_token_ttl_seconds: int = 300
     refresh_token_ttl_seconds: int = 8 * 3600
+    # How long a one-time link to set a staff password works (at most a week).
+    password_link_ttl_seconds: int = Field(default=24 * 3600, gt=0, le=7 * 24 * 3600)
     # NoDecode: _parse_issuers reads the JSON, so that an empty or malformed value is a clear
     # configuration error rather than pydantic-settings' SettingsError traceback.
     trusted_issuers: Annotated[list[dict[str, str]], NoDecode] = Field(
@@ -80,6 +83,9 @@ class Settings(BaseSettings):
     login_slowdown_base_seconds: float = 2.0
     login_lockout_after_failures: int = 8
     login_lockout_seconds: int = 900
+    # Reads of survivor-data ids that show nothing (probes) leave one audit row each up to this rate
+    # per principal and process; beyond it they are counted, and one row per window says how many.
+    refused_read_audit_limit: str = "30/minute"
 
     response_routine_hours: float = 120
     response_urgent_hours: float = 48
@@ -92,12 +98,24 @@ class Settings(BaseSettings):
     housekeeping_interval_seconds: float = 3600
 
     request_timeout_seconds: float = 15
+    # Larger request bodies get 413 before anything parses them (the longest legitimate one, a session
+    # with 20,000 characters of notes, is well under 200 KB even with every character escaped).
+    max_body_bytes: int = Field(default=1_048_576, gt=0)
 
     @field_validator("trusted_issuers", mode="before")
     @classmethod
     def _parse_issuers(cls, value: Any) -> Any:
         if isinstance(value, str):
             return json.loads(value) if value.strip() else []
+        return value
+
+    @field_validator("refused_read_audit_limit")
+    @classmethod
+    def _a_rate(cls, value: str) -> str:
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError("PAMOJA_REFUSED_READ_AUDIT_LIMIT must be a rate such as 30/minute") from None
         return value
 
     @field_validator("public_url")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.graphql.read_audit import RefusedReadLimit
 from api.settings import Settings
 from auth.resource import Authenticator
 from db.crypto import MasterKeys
@@ -20,3 +21,7 @@ class AppState:
     master_keys: MasterKeys
     blind_index_key: bytes
     authenticator: Authenticator
+    refused_reads: RefusedReadLimit = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.refused_reads = RefusedReadLimit(self.settings.refused_read_audit_limit, self.engine)

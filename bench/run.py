@@ -8,7 +8,10 @@ What it does, and why each choice:
    partner), 600,000 sessions, 150,000 goals, 300,000 milestones at `--scale 1`. Set-based SQL as
    the owner (INSERT ... SELECT FROM generate_series) because row-by-row inserts through the API
    would take hours; migrations run first so the schema, the RLS policies and the runtime role are
-   exactly production's. `--reuse` keeps a database this script already loaded at the same scale.
+   exactly production's. Each survivor gets a data key, and the free text the API seals (referral
+   reasons, goal descriptions, milestone titles) is sealed in Python per row and copied in, so the
+   dashboard decrypts what production would. `--reuse` keeps a database this script already loaded
+   at the same scale and schema revision.
 2. Starts `pamoja serve --no-migrate --workers N` in production mode in its own process group, so
    the numbers include uvicorn, token validation, RLS, the abuse limits and MaskErrors.
 3. Drives the counselor dashboard (issue 5 item 7), a referral by id and `logSession` at a fixed
@@ -63,8 +66,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.settings import Settings
 from auth import keys as signing_keys
 from auth.tokens import mint_access_token
-from db.crypto import MasterKeys
+from db.crypto import MasterKeys, decrypt_field, encrypt_field, new_data_key
 from db.engine import make_engine
+from db.survivors import key_aad
 from db.urls import plain, with_database, with_role
 from domain.consent import age_band
 from domain.enums import ConsentPurpose, DataCategory, Role
@@ -103,7 +107,7 @@ PURPOSES_FOR_CARE = [ConsentPurpose.REFERRAL.value, ConsentPurpose.SERVICE_DELIV
 # (assigned to them, addressed to their partner, consent naming the partner in force for care),
 # same order and page sizes; it runs as the owner, so without RLS (the API's extra backstop).
 FLOOR_DASHBOARD = """
-SELECT r.id, r.status, r.priority, r.respond_by, s.pseudonym, s.birth_year,
+SELECT r.id, r.survivor_id, r.status, r.priority, r.respond_by, s.pseudonym, s.birth_year,
   (SELECT coalesce(json_agg(json_build_object('startedAt', x.started_at, 'durationMinutes', x.duration_minutes,
                                               'modality', x.modality, 'attendance', x.attendance)
                             ORDER BY x.started_at DESC, x.id DESC), '[]'::json)
@@ -114,9 +118,11 @@ SELECT r.id, r.status, r.priority, r.respond_by, s.pseudonym, s.birth_year,
   (SELECT coalesce(json_agg(json_build_object('domain', g.domain, 'achievementStatus', g.achievement_status)
                             ORDER BY g.created_at, g.id), '[]'::json)
      FROM care_goal g WHERE g.referral_id = r.id AND g.organization_id = $2) AS goals,
-  (SELECT coalesce(json_agg(json_build_object('title', m.title, 'achievedOn', m.achieved_on)
+  (SELECT coalesce(json_agg(json_build_object('id', m.id, 'title', encode(m.title_enc, 'base64'),
+                                              'achievedOn', m.achieved_on)
                             ORDER BY m.achieved_on, m.created_at, m.id), '[]'::json)
-     FROM milestone m WHERE m.referral_id = r.id AND m.organization_id = $2) AS milestones
+     FROM milestone m WHERE m.referral_id = r.id AND m.organization_id = $2) AS milestones,
+  k.master_key_id, k.wrapped_key
 FROM (
   SELECT r.id, r.status, r.priority, r.respond_by, r.survivor_id, r.created_at
     FROM referral r JOIN consent c ON c.id = r.consent_id
@@ -126,6 +132,7 @@ FROM (
      AND c.purposes && $4::text[]
    ORDER BY r.created_at, r.id LIMIT 50
 ) r JOIN survivor s ON s.id = r.survivor_id
+  LEFT JOIN survivor_key k ON k.survivor_id = r.survivor_id AND k.destroyed_at IS NULL
 ORDER BY r.created_at, r.id
 """
 FLOOR_REFERRAL = """
@@ -300,15 +307,15 @@ LOAD_STEPS: list[tuple[str, str]] = [
           FROM b_ref"""),
     ("referrals", """
         INSERT INTO referral (id, survivor_id, referring_organization_id, receiving_organization_id, consent_id,
-                              service, priority, status, reason, assigned_counselor_id, created_by_id, respond_by,
+                              service, priority, status, reason_enc, assigned_counselor_id, created_by_id, respond_by,
                               created_at, updated_at, last_activity_at)
-        SELECT id, survivor_id, $1, partner_id, consent_id, 'PSYCHOSOCIAL_COUNSELING', priority, status,
-               'Needs trauma-informed counseling after rescue.',
-               CASE WHEN status = 'REQUESTED' THEN NULL ELSE counselor_id END, cm_id,
-               CASE WHEN status = 'REQUESTED' THEN created_at + CASE priority WHEN 'ASAP' THEN interval '4 hours'
-                    WHEN 'URGENT' THEN interval '48 hours' ELSE interval '120 hours' END END,
-               created_at, created_at, created_at
-          FROM b_ref"""),
+        SELECT b.id, b.survivor_id, $1, b.partner_id, b.consent_id, 'PSYCHOSOCIAL_COUNSELING', b.priority, b.status,
+               t.sealed, CASE WHEN b.status = 'REQUESTED' THEN NULL ELSE b.counselor_id END, b.cm_id,
+               CASE WHEN b.status = 'REQUESTED' THEN b.created_at + CASE b.priority
+                    WHEN 'ASAP' THEN interval '4 hours' WHEN 'URGENT' THEN interval '48 hours'
+                    ELSE interval '120 hours' END END,
+               b.created_at, b.created_at, b.created_at
+          FROM b_ref b JOIN b_sealed t ON t.id = b.id"""),
     # Care records go to accepted (or later) referrals only, round-robin, a week apart.
     ("sessions", """
         INSERT INTO counseling_session (referral_id, survivor_id, organization_id, referring_organization_id,
@@ -324,30 +331,45 @@ LOAD_STEPS: list[tuple[str, str]] = [
           JOIN b_care c ON c.cn = 1 + (g.n - 1) % $3::int
           CROSS JOIN LATERAL (SELECT c.created_at + (1 + 7 * ((g.n - 1) / $3::int)) * interval '1 day'
                                      + (g.n % 9) * interval '1 hour' AS at) t"""),
+    # Goals and milestones get their ids first, so their text can be sealed bound to them (bench_texts).
+    ("goal plan", """
+        INSERT INTO b_goal SELECT g.n, gen_random_uuid(), c.survivor_id
+          FROM generate_series(1, $1::int) g(n) JOIN b_care c ON c.cn = 1 + (g.n - 1) % $2::int"""),
     ("goals", """
-        INSERT INTO care_goal (survivor_id, referral_id, organization_id, referring_organization_id, domain,
-                               description, target_date, lifecycle_status, achievement_status, created_at,
+        INSERT INTO care_goal (id, survivor_id, referral_id, organization_id, referring_organization_id, domain,
+                               description_enc, target_date, lifecycle_status, achievement_status, created_at,
                                updated_at)
-        SELECT c.survivor_id, c.id, c.partner_id, $1,
+        SELECT b.id, c.survivor_id, c.id, c.partner_id, $1,
                (ARRAY['SAFETY', 'LEGAL_PROTECTION', 'MENTAL_WELLBEING', 'ECONOMIC_EMPOWERMENT_AND_EDUCATION',
-                      'SOCIAL_SUPPORT', 'PHYSICAL_WELLBEING'])[1 + g.n % 6],
-               'Care goal ' || g.n, (c.created_at + interval '180 days')::date, 'ACTIVE',
-               (ARRAY['IN_PROGRESS', 'IMPROVING', 'NO_CHANGE', 'ACHIEVED'])[1 + g.n % 4],
+                      'SOCIAL_SUPPORT', 'PHYSICAL_WELLBEING'])[1 + b.n % 6],
+               t.sealed, (c.created_at + interval '180 days')::date, 'ACTIVE',
+               (ARRAY['IN_PROGRESS', 'IMPROVING', 'NO_CHANGE', 'ACHIEVED'])[1 + b.n % 4],
                c.created_at + interval '2 days', c.created_at + interval '2 days'
-          FROM generate_series(1, $2::int) g(n)
-          JOIN b_care c ON c.cn = 1 + (g.n - 1) % $3::int"""),
+          FROM b_goal b JOIN b_sealed t ON t.id = b.id
+          JOIN b_care c ON c.cn = 1 + (b.n - 1) % $2::int"""),
+    ("milestone plan", """
+        INSERT INTO b_milestone SELECT g.n, gen_random_uuid(), c.survivor_id
+          FROM generate_series(1, $1::int) g(n) JOIN b_care c ON c.cn = 1 + (g.n - 1) % $2::int"""),
     ("milestones", """
-        INSERT INTO milestone (referral_id, survivor_id, organization_id, referring_organization_id, title,
+        INSERT INTO milestone (id, referral_id, survivor_id, organization_id, referring_organization_id, title_enc,
                                achieved_on, created_at)
-        SELECT c.id, c.survivor_id, c.partner_id, $1,
-               (ARRAY['Attended first group session', 'Slept through the night', 'Returned to school',
-                      'Reconnected with family', 'Named a trusted adult', 'Completed a vocational module'])
-                 [1 + g.n % 6],
-               (c.created_at + (3 + 10 * ((g.n - 1) / $3::int)) * interval '1 day')::date,
-               c.created_at + (3 + 10 * ((g.n - 1) / $3::int)) * interval '1 day'
-          FROM generate_series(1, $2::int) g(n)
-          JOIN b_care c ON c.cn = 1 + (g.n - 1) % $3::int"""),
+        SELECT b.id, c.id, c.survivor_id, c.partner_id, $1, t.sealed,
+               (c.created_at + (3 + 10 * ((b.n - 1) / $2::int)) * interval '1 day')::date,
+               c.created_at + (3 + 10 * ((b.n - 1) / $2::int)) * interval '1 day'
+          FROM b_milestone b JOIN b_sealed t ON t.id = b.id
+          JOIN b_care c ON c.cn = 1 + (b.n - 1) % $2::int"""),
 ]
+MILESTONE_TITLES = ("Attended first group session", "Slept through the night", "Returned to school",
+                    "Reconnected with family", "Named a trusted adult", "Completed a vocational module")
+# After the step named, the free text of the planned rows is sealed into b_sealed: (table, column,
+# SQL listing the rows as n, id, survivor_id, the text of row n).
+SEALED_AFTER: dict[str, tuple[str, str, str, Callable[[int], str]]] = {
+    "referral plan": ("referral", "reason", "SELECT n, id, survivor_id FROM b_ref",
+                      lambda n: "Needs trauma-informed counseling after rescue."),
+    "goal plan": ("care_goal", "description", "SELECT n, id, survivor_id FROM b_goal", lambda n: f"Care goal {n}"),
+    "milestone plan": ("milestone", "title", "SELECT n, id, survivor_id FROM b_milestone",
+                       lambda n: MILESTONE_TITLES[n % len(MILESTONE_TITLES)]),
+}
 
 TEMP_TABLES = """
 CREATE TEMP TABLE b_partner (n int PRIMARY KEY, id uuid NOT NULL);
@@ -359,16 +381,42 @@ CREATE TEMP TABLE b_ref (n int PRIMARY KEY, id uuid NOT NULL, consent_id uuid NO
                          status text NOT NULL, priority text NOT NULL, created_at timestamptz NOT NULL);
 CREATE TEMP TABLE b_care (cn int PRIMARY KEY, id uuid NOT NULL, survivor_id uuid NOT NULL, partner_id uuid NOT NULL,
                           counselor_id uuid NOT NULL, created_at timestamptz NOT NULL);
+CREATE TEMP TABLE b_goal (n int PRIMARY KEY, id uuid NOT NULL, survivor_id uuid NOT NULL);
+CREATE TEMP TABLE b_milestone (n int PRIMARY KEY, id uuid NOT NULL, survivor_id uuid NOT NULL);
+CREATE TEMP TABLE b_sealed (id uuid PRIMARY KEY, sealed bytea NOT NULL);
 """
-BULK_TABLES = ("organization", "organization_service", "staff_user", "survivor", "consent", "referral",
-               "counseling_session", "care_goal", "milestone")
+BULK_TABLES = ("organization", "organization_service", "staff_user", "survivor", "survivor_key", "consent",
+               "referral", "counseling_session", "care_goal", "milestone")
 
 
-async def load_network(owner_url: str, counts: dict[str, int]) -> None:
+async def add_survivor_keys(connection: asyncpg.Connection, master: MasterKeys,
+                            ngo: uuid.UUID) -> dict[uuid.UUID, bytes]:
+    """A data key per survivor, wrapped as the API wraps it; returns them for sealing the text."""
+    keys = {row["id"]: new_data_key() for row in await connection.fetch("SELECT id FROM b_survivor")}
+    records = []
+    for survivor_id, data_key in keys.items():
+        key_id, wrapped = master.wrap(data_key, aad=key_aad(survivor_id))
+        records.append((survivor_id, ngo, key_id, wrapped))
+    await connection.copy_records_to_table("survivor_key", records=records,
+                                           columns=["survivor_id", "organization_id", "master_key_id", "wrapped_key"])
+    return keys
+
+
+async def seal_planned(connection: asyncpg.Connection, keys: dict[uuid.UUID, bytes], step: str) -> int:
+    """Seal the text of the rows a plan step made into b_sealed, each bound to its table, column and id."""
+    table, column, rows_sql, text_of = SEALED_AFTER[step]
+    records = [(r["id"], encrypt_field(keys[r["survivor_id"]], text_of(r["n"]), table=table, column=column,
+                                       row_id=r["id"]))
+               for r in await connection.fetch(rows_sql)]
+    await connection.copy_records_to_table("b_sealed", records=records, columns=["id", "sealed"])
+    return len(records)
+
+
+async def load_network(owner_url: str, counts: dict[str, int], master: MasterKeys) -> None:
     """Everything in one owner session: temp tables carry the generated ids between statements.
 
-    Survivors get no survivor_key/survivor_identity rows: the benchmark's reads never decrypt
-    identity (the dashboard asks for pseudonym and age band only), and both tables allow absence.
+    Survivors get data keys but no survivor_identity rows: the benchmark's reads never decrypt
+    identity (the dashboard asks for pseudonym and age band only), and that table allows absence.
     """
     connection = await asyncpg.connect(plain(owner_url))
     try:
@@ -391,15 +439,25 @@ async def load_network(owner_url: str, counts: dict[str, int]) -> None:
             "consents": (ngo, [p.value for p in ConsentPurpose], [c.value for c in DataCategory]),
             "referrals": (ngo,),
         }
+        keys: dict[uuid.UUID, bytes] = {}
         for name, sql in LOAD_STEPS:
             if name == "sessions":  # the care plan's size is known only now
                 care = int(await connection.fetchval("SELECT count(*) FROM b_care"))
-                for care_step in ("sessions", "goals", "milestones"):
-                    arguments[care_step] = (ngo, counts[care_step], care)
+                arguments.update({"sessions": (ngo, counts["sessions"], care), "goal plan": (counts["goals"], care),
+                                  "goals": (ngo, care), "milestone plan": (counts["milestones"], care),
+                                  "milestones": (ngo, care)})
             started = time.perf_counter()
             async with connection.transaction():
                 status = await connection.execute(sql, *arguments.get(name, ()))
             log(f"  {name}: {status.split()[-1]} rows in {time.perf_counter() - started:.1f} s")
+            started = time.perf_counter()
+            if name == "survivors":
+                keys = await add_survivor_keys(connection, master, ngo)
+                log(f"  survivor keys: {len(keys)} rows in {time.perf_counter() - started:.1f} s")
+            elif name in SEALED_AFTER:
+                sealed = await seal_planned(connection, keys, name)
+                log(f"  sealed {SEALED_AFTER[name][0]}.{SEALED_AFTER[name][1]}: {sealed} rows in "
+                    f"{time.perf_counter() - started:.1f} s")
         started = time.perf_counter()
         for table in BULK_TABLES:
             await connection.execute(f"VACUUM (ANALYZE) {table}")
@@ -1105,14 +1163,23 @@ async def floor_pool(owner_url: str, concurrency: int) -> asyncpg.Pool:
     return pool
 
 
-async def floor_dashboard(pool: asyncpg.Pool, counselor: Counselor, today: date) -> list[dict[str, Any]]:
+def floor_milestones(row: Any, master: MasterKeys) -> list[dict[str, Any]]:
+    """The milestones' titles opened with the survivor's key, as the API opens them."""
+    key = master.unwrap(row["master_key_id"], row["wrapped_key"], aad=key_aad(row["survivor_id"]))
+    return [{"title": decrypt_field(key, base64.b64decode(m["title"]), table="milestone", column="title",
+                                    row_id=m["id"]), "achievedOn": m["achievedOn"]} for m in row["milestones"]]
+
+
+async def floor_dashboard(pool: asyncpg.Pool, counselor: Counselor, today: date,
+                          master: MasterKeys) -> list[dict[str, Any]]:
     async with pool.acquire() as connection:
         rows = await connection.fetch(FLOOR_DASHBOARD, counselor.id, counselor.organization_id, CARE_STATUSES,
                                       PURPOSES_FOR_CARE)
     return [{"id": to_global_id("Referral", r["id"]), "status": r["status"], "priority": r["priority"],
              "respondBy": r["respond_by"].isoformat() if r["respond_by"] else None,
              "survivor": {"pseudonym": r["pseudonym"], "ageBand": age_band(r["birth_year"], today)},
-             "sessions": r["sessions"], "goals": r["goals"], "milestones": r["milestones"]} for r in rows]
+             "sessions": r["sessions"], "goals": r["goals"], "milestones": floor_milestones(r, master)}
+            for r in rows]
 
 
 async def floor_referral(pool: asyncpg.Pool, referral_id: uuid.UUID, counselor: Counselor,
@@ -1172,22 +1239,23 @@ async def prepare(args: argparse.Namespace) -> tuple[str, BenchState, float | No
     owner_url = with_database(server, name)
     key = state_key(owner_url)
     stored = _read_states().get(key)
+    from db.migrate import current_revision, head_revision, upgrade
+
     if args.reuse and stored and await database_exists(server, name):
         state = BenchState(**stored)
-        if state.loaded and abs(state.scale - args.scale) < 1e-9:
+        current = await current_revision(owner_url)
+        if state.loaded and abs(state.scale - args.scale) < 1e-9 and current == head_revision():
             log(f"reusing database {name} (scale {state.scale}, loaded earlier in {state.load_seconds} s)")
             return owner_url, state, None
-        log(f"database {name} exists but was loaded at scale {state.scale}: reloading")
+        log(f"database {name} exists but was loaded at scale {state.scale}, schema revision {current}: reloading")
     state = new_state(args.scale)
     log(f"creating database {name}")
     await recreate_database(server, name)
     save_state(key, state)
     started = time.perf_counter()
-    from db.migrate import upgrade
-
     await asyncio.to_thread(upgrade, owner_url, app_role=APP_ROLE)  # Alembic runs its own event loop
     log(f"migrated in {time.perf_counter() - started:.1f} s; loading scale {args.scale}: {counts_for(args.scale)}")
-    await load_network(owner_url, counts_for(args.scale))
+    await load_network(owner_url, counts_for(args.scale), MasterKeys.parse(state.master_keys))
     load_seconds = time.perf_counter() - started
     state.loaded = True
     state.counts = await table_counts(owner_url)
@@ -1220,14 +1288,15 @@ async def in_process_phase(args: argparse.Namespace, owner_url: str, state: Benc
         try:
             mismatches = 0
             today = datetime.now(UTC).date()
+            master = MasterKeys.parse(state.master_keys)
             shapes = []
             for who in range(0, len(fixtures.counselors), max(1, len(fixtures.counselors) // 5)):
                 _, content = await asgi_post(app, DASHBOARD_BODY, fixtures.tokens[who])
                 api = api_dashboard(content)
-                floor = await floor_dashboard(pool, fixtures.counselors[who], today)
+                floor = await floor_dashboard(pool, fixtures.counselors[who], today, master)
                 shapes.append(dashboard_shape(api))
-                if [(r["id"], len(r["sessions"]), len(r["goals"]), len(r["milestones"])) for r in api] != \
-                        [(r["id"], len(r["sessions"]), len(r["goals"]), len(r["milestones"])) for r in floor]:
+                if [(r["id"], len(r["sessions"]), len(r["goals"]), r["milestones"]) for r in api] != \
+                        [(r["id"], len(r["sessions"]), len(r["goals"]), r["milestones"]) for r in floor]:
                     mismatches += 1
             check = {"counselors_compared": len(shapes), "mismatches": mismatches, "api_shapes": shapes}
         finally:
@@ -1289,7 +1358,8 @@ async def http_phase(args: argparse.Namespace, owner_url: str, state: BenchState
                 peaks = {str(pid): round(rss / 2**20, 1) for pid, rss in sorted(sampler.peaks.items())}
                 log(f"{plan.name}: API {api['rps']} req/s, p50 {api['p50_ms']} ms, p99 {api['p99_ms']} ms, "
                     f"{api['errors']} errors {api['error_kinds'] or ''}(connections per worker {held})")
-                floor = await run_floor(args, owner_url, plan.name, fixtures, today, warmup, sampler)
+                floor = await run_floor(args, owner_url, plan.name, fixtures, today, warmup, sampler,
+                                        MasterKeys.parse(state.master_keys))
                 cost = costs[plan.name]
                 results.append(ScenarioResult(
                     name=plan.name, title=plan.title, api=api, floor=floor, statements=cost.statements,
@@ -1304,7 +1374,7 @@ async def http_phase(args: argparse.Namespace, owner_url: str, state: BenchState
 
 
 async def run_floor(args: argparse.Namespace, owner_url: str, scenario: str, fixtures: Fixtures, today: date,
-                    warmup: float, sampler: Sampler) -> dict[str, Any] | None:
+                    warmup: float, sampler: Sampler, master: MasterKeys) -> dict[str, Any] | None:
     """The same reads as one statement each, same concurrency and duration (no floor for writes)."""
     if scenario == "logSession":
         return None
@@ -1314,7 +1384,7 @@ async def run_floor(args: argparse.Namespace, owner_url: str, scenario: str, fix
         async def request(vu: int, i: int) -> str | None:
             if scenario == "dashboard":
                 # An empty dashboard is an answer, as it is from the API (tiny scales leave some counselors idle).
-                await floor_dashboard(pool, fixtures.counselors[(vu + i * args.concurrency) % n], today)
+                await floor_dashboard(pool, fixtures.counselors[(vu + i * args.concurrency) % n], today, master)
                 return None
             referral_id, who = fixtures.visible[(vu + i * args.concurrency) % len(fixtures.visible)]
             row = await floor_referral(pool, referral_id, fixtures.counselors[who], today)

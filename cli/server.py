@@ -36,10 +36,12 @@ def register(sub: Any) -> None:
 
 
 def _migrate_now(cli: Cli, revision: str = "head") -> None:
+    from db.crypto import MasterKeys
     from db.migrate import upgrade
 
     try:
-        upgrade(cli.urls.owner, revision, app_role=cli.settings.app_db_role)
+        upgrade(cli.urls.owner, revision, app_role=cli.settings.app_db_role,
+                master_keys=MasterKeys.parse(cli.settings.master_keys.get_secret_value()))
     except Exception as exc:
         raise CommandError(f"migration failed ({type(exc).__name__})") from exc
     if cli.settings.app_db_password is not None:

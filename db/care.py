@@ -1,5 +1,8 @@
 """SQL for care records: sessions (notes and concerns encrypted), goals and their progress, milestones,
-assessment instruments and assessments.
+assessment instruments and assessments. Goal descriptions, progress notes, milestone titles and notes
+are sealed under the survivor's data key too (db/sealed.py), revealed only when a resolver asks; a
+goal or milestone whose survivor's key is destroyed is erased with it and no longer read (its
+description or title, required by the contract, could not be shown).
 
 Reads are lean: SQLAlchemy Core selecting only the columns a view needs, one statement per batch,
 filtered by db/scopes.py (`care_visible`, `referral_visible`) and joined to the referral and its
@@ -21,8 +24,10 @@ from sqlalchemy.types import Uuid
 
 from db import values
 from db.crypto import MasterKeys, decrypt_field, encrypt_field
+from db.cursors import after_values
 from db.engine import Db
 from db.scopes import care_visible, consent_in_force, referral_visible
+from db.sealed import ERASED, KEY_COLUMNS, DataKeys, with_key
 from db.survivors import SqlSurvivors, key_aad, referral_access
 from db.tables import (
     Assessment,
@@ -64,6 +69,10 @@ consent_t = Consent.__table__  # type: ignore[attr-defined]
 key_t = SurvivorKey.__table__  # type: ignore[attr-defined]
 
 SESSION_TABLE = "counseling_session"
+GOAL_TABLE = "care_goal"
+PROGRESS_TABLE = "goal_progress"
+MILESTONE_TABLE = "milestone"
+NEXT_PROGRESS_ID = func.nextval(func.pg_get_serial_sequence(PROGRESS_TABLE, "id"))
 _MODALITY = values.members(SessionModality)
 _SESSION_TYPE = values.members(SessionType)
 _ATTENDANCE = values.members(Attendance)
@@ -80,6 +89,7 @@ def _access_columns(scope: RowScope) -> list[Any]:
         referral_t.c.referring_organization_id.label("referring_organization_id"),
         referral_t.c.receiving_organization_id.label("receiving_organization_id"),
         referral_t.c.status.label("status"),
+        referral_t.c.assigned_counselor_id.label("assigned_counselor_id"),
         consent_t.c.data_categories.label("data_categories"),
         consent_t.c.purposes.label("purposes"),
         consent_in_force(consent_t, scope, ALL_PURPOSES).label("in_force"),
@@ -113,37 +123,44 @@ def _session_view(row: Any, access: ReferralAccess | None = None) -> SessionView
 
 
 _GOAL_COLUMNS = (goal_t.c.id, goal_t.c.survivor_id, goal_t.c.referral_id, goal_t.c.organization_id, goal_t.c.domain,
-                 goal_t.c.description, goal_t.c.target_date, goal_t.c.lifecycle_status, goal_t.c.achievement_status,
-                 goal_t.c.version)
+                 goal_t.c.description_enc, goal_t.c.target_date, goal_t.c.lifecycle_status,
+                 goal_t.c.achievement_status, goal_t.c.version)
 
 
 def _goal_select(scope: RowScope) -> Any:
-    return select(*_GOAL_COLUMNS).where(care_visible(scope, goal_t, DataCategory.ASSESSMENTS))
+    return select(*_GOAL_COLUMNS, *KEY_COLUMNS).select_from(with_key(goal_t, goal_t.c.survivor_id)).where(
+        care_visible(scope, goal_t, DataCategory.ASSESSMENTS))
 
 
-def _goal_view(row: Any) -> GoalView:
+def _goal_view(row: Any, keys: DataKeys) -> GoalView:
+    description = keys.sealed(row, "description", table=GOAL_TABLE, row_id=row.id)
+    assert description is not None  # NOT NULL
     return GoalView(
         id=row.id, survivor_id=row.survivor_id, referral_id=row.referral_id, organization_id=row.organization_id,
-        domain=_DOMAIN[row.domain], description=row.description, target_date=row.target_date,
+        domain=_DOMAIN[row.domain], description=description, target_date=row.target_date,
         lifecycle_status=_LIFECYCLE[row.lifecycle_status],
         achievement_status=_ACHIEVEMENT[row.achievement_status], version=row.version,
     )
 
 
 _MILESTONE_COLUMNS = (milestone_t.c.id, milestone_t.c.referral_id, milestone_t.c.survivor_id,
-                      milestone_t.c.organization_id, milestone_t.c.goal_id, milestone_t.c.title,
-                      milestone_t.c.achieved_on, milestone_t.c.note, milestone_t.c.version)
+                      milestone_t.c.organization_id, milestone_t.c.goal_id, milestone_t.c.title_enc,
+                      milestone_t.c.achieved_on, milestone_t.c.note_enc, milestone_t.c.version)
 
 
 def _milestone_select(scope: RowScope) -> Any:
-    return select(*_MILESTONE_COLUMNS).where(care_visible(scope, milestone_t, DataCategory.ASSESSMENTS)).order_by(
-        milestone_t.c.achieved_on, milestone_t.c.created_at, milestone_t.c.id)
+    return select(*_MILESTONE_COLUMNS, *KEY_COLUMNS).select_from(with_key(milestone_t, milestone_t.c.survivor_id)) \
+        .where(care_visible(scope, milestone_t, DataCategory.ASSESSMENTS)) \
+        .order_by(milestone_t.c.achieved_on, milestone_t.c.created_at, milestone_t.c.id)
 
 
-def _milestone_view(row: Any) -> MilestoneView:
+def _milestone_view(row: Any, keys: DataKeys) -> MilestoneView:
+    title = keys.sealed(row, "title", table=MILESTONE_TABLE, row_id=row.id)
+    assert title is not None  # NOT NULL
     return MilestoneView(id=row.id, referral_id=row.referral_id, survivor_id=row.survivor_id,
-                         organization_id=row.organization_id, goal_id=row.goal_id, title=row.title,
-                         achieved_on=row.achieved_on, note=row.note, version=row.version)
+                         organization_id=row.organization_id, goal_id=row.goal_id, title=title,
+                         achieved_on=row.achieved_on,
+                         note=keys.sealed(row, "note", table=MILESTONE_TABLE, row_id=row.id), version=row.version)
 
 
 def _assessment_select(scope: RowScope) -> Any:
@@ -172,7 +189,8 @@ def _assessment_view(row: Any) -> AssessmentView:
 # ----------------------------------------------------------------------------- under shown referrals
 # Care records under referrals the caller was already shown in this request (policy.care_rows has
 # decided which): no join, no per-row visibility test, one statement built once with bind parameters,
-# so a request pays neither SQLAlchemy's statement building nor PostgreSQL's EXISTS per row.
+# so a request pays neither SQLAlchemy's statement building nor PostgreSQL's EXISTS per row. Their
+# sealed text opens with the survivor's key those referrals' statements brought (db/sealed.py).
 
 _IDS = ARRAY(Uuid())
 
@@ -230,11 +248,30 @@ def _grouped(rows: Sequence[Any], key: str, convert: Any) -> dict[uuid.UUID, lis
 
 
 class SqlCare:
-    def __init__(self, db: Db, *, survivors: SqlSurvivors, master: MasterKeys, now: datetime) -> None:
+    def __init__(self, db: Db, *, survivors: SqlSurvivors, keys: DataKeys, master: MasterKeys,
+                 now: datetime) -> None:
         self.db = db
         self.survivors = survivors
+        self.keys = keys
         self.master = master
         self.now = now
+
+    def _goals(self, rows: Sequence[Any], *, with_keys: bool = True) -> list[GoalView]:
+        """Views of goals read with their survivors' keys (or, under shown referrals, with theirs)."""
+        if with_keys:
+            self.keys.offer(rows)
+        return [_goal_view(r, self.keys) for r in rows if self.keys.has(r.survivor_id)]
+
+    def _milestones(self, rows: Sequence[Any], *, with_keys: bool = True) -> list[MilestoneView]:
+        if with_keys:
+            self.keys.offer(rows)
+        return [_milestone_view(r, self.keys) for r in rows if self.keys.has(r.survivor_id)]
+
+    async def _data_key(self, survivor_id: uuid.UUID, field: str) -> bytes:
+        data_key = await self.keys.load(survivor_id)
+        if data_key is None:
+            raise InvalidInput(ERASED, field=("input", field))
+        return data_key
 
     # ------------------------------------------------------------------ sessions
 
@@ -271,8 +308,8 @@ class SqlCare:
         statement = SESSIONS_UNDER
         if page.after_key is not None:
             statement = SESSIONS_UNDER_AFTER
-            params["after_started"] = datetime.fromisoformat(page.after_key[0])
-            params["after_id"] = uuid.UUID(page.after_key[1])
+            params["after_started"], params["after_id"] = after_values(page.after_key,
+                                                                       [datetime.fromisoformat, uuid.UUID])
         found = await self.db.all(statement, params)
         grouped: dict[uuid.UUID, list[Any]] = defaultdict(list)
         for r in found:
@@ -334,17 +371,19 @@ class SqlCare:
     # ------------------------------------------------------------------ goals
 
     async def insert_goal(self, new: NewGoal) -> None:
+        data_key = await self._data_key(new.owners.survivor_id, "description")
         await self.db.execute(insert(goal_t).values(
-            id=new.id, **_owner_values(new.owners), domain=new.domain, description=new.description,
-            target_date=new.target_date, lifecycle_status=new.lifecycle_status,
-            achievement_status=new.achievement_status,
+            id=new.id, **_owner_values(new.owners), domain=new.domain, target_date=new.target_date,
+            description_enc=encrypt_field(data_key, new.description, table=GOAL_TABLE, column="description",
+                                          row_id=new.id),
+            lifecycle_status=new.lifecycle_status, achievement_status=new.achievement_status,
         ))
 
     async def goals_by_id(self, scope: RowScope, ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, GoalView]:
         if not ids or scope.is_empty:
             return {}
         rows = await self.db.all(_goal_select(scope).where(goal_t.c.id.in_(list(set(ids)))))
-        return {r.id: _goal_view(r) for r in rows}
+        return {v.id: v for v in self._goals(rows)}
 
     async def _goals_by(self, scope: RowScope, column: str,
                         ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, Sequence[GoalView]]:
@@ -352,12 +391,13 @@ class SqlCare:
             return {}
         rows = await self.db.all(_goal_select(scope).where(goal_t.c[column].in_(list(set(ids))))
                                  .order_by(goal_t.c.created_at, goal_t.c.id))
-        return _grouped(rows, column, _goal_view)
+        return _grouped(self._goals(rows), column, lambda view: view)
 
     async def goals_under(self, rows: CareRows) -> Mapping[uuid.UUID, Sequence[GoalView]]:
         if rows.is_empty:
             return {}
-        return _grouped(await self.db.all(GOALS_UNDER, _under_params(rows)), "referral_id", _goal_view)
+        found = await self.db.all(GOALS_UNDER, _under_params(rows))
+        return _grouped(self._goals(found, with_keys=False), "referral_id", lambda view: view)
 
     async def goals_by_survivor(self, scope: RowScope,
                                 survivor_ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, Sequence[GoalView]]:
@@ -367,7 +407,7 @@ class SqlCare:
         if scope.is_empty:
             return None
         row = await self.db.first(_goal_select(scope).where(goal_t.c.id == goal_id).with_for_update(of=goal_t))
-        return _goal_view(row) if row else None
+        return self._goals([row])[0] if row else None
 
     async def change_goal(self, change: GoalChange) -> bool:
         row = await self.db.first(
@@ -378,28 +418,45 @@ class SqlCare:
         return row is not None
 
     async def insert_progress(self, new: NewGoalProgress) -> None:
+        """A note is sealed bound to the row's id, so the id comes from the sequence first (with the key)."""
+        sealed: dict[str, Any] = {}
+        if new.note is not None:
+            row, data_key = await self.keys.of_row(
+                select(NEXT_PROGRESS_ID.label("id"), goal_t.c.survivor_id, *KEY_COLUMNS)
+                .select_from(with_key(goal_t, goal_t.c.survivor_id)).where(goal_t.c.id == new.goal_id))
+            if data_key is None:
+                raise InvalidInput(ERASED, field=("input", "note"))
+            sealed = {"id": row.id, "note_enc": encrypt_field(data_key, new.note, table=PROGRESS_TABLE,
+                                                              column="note", row_id=row.id)}
         await self.db.execute(insert(progress_t).values(
             goal_id=new.goal_id, organization_id=new.organization_id,
             referring_organization_id=new.referring_organization_id, achievement_status=new.achievement_status,
-            lifecycle_status=new.lifecycle_status, note=new.note, actor=new.actor, at=func.clock_timestamp(),
+            lifecycle_status=new.lifecycle_status, actor=new.actor, at=func.clock_timestamp(), **sealed,
         ))
 
     async def progress(self, goal_ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, Sequence[GoalProgressView]]:
         if not goal_ids:
             return {}
         p = progress_t.c
-        rows = await self.db.all(select(p.goal_id, p.at, p.achievement_status, p.lifecycle_status, p.note)
-                                 .where(p.goal_id.in_(list(set(goal_ids)))).order_by(p.id))
+        rows = await self.db.all(
+            select(p.id, p.goal_id, p.at, p.achievement_status, p.lifecycle_status, p.note_enc, goal_t.c.survivor_id,
+                   *KEY_COLUMNS)
+            .select_from(with_key(progress_t.join(goal_t, goal_t.c.id == p.goal_id), goal_t.c.survivor_id))
+            .where(p.goal_id.in_(list(set(goal_ids)))).order_by(p.id))
+        self.keys.offer(rows)
         return _grouped(rows, "goal_id", lambda r: GoalProgressView(
             goal_id=r.goal_id, at=r.at, achievement_status=GoalAchievementStatus(r.achievement_status),
-            lifecycle_status=GoalLifecycleStatus(r.lifecycle_status), note=r.note))
+            lifecycle_status=GoalLifecycleStatus(r.lifecycle_status),
+            note=self.keys.sealed(r, "note", table=PROGRESS_TABLE, row_id=r.id)))
 
     # ------------------------------------------------------------------ milestones
 
     async def insert_milestone(self, new: NewMilestone) -> None:
+        data_key = await self._data_key(new.owners.survivor_id, "title")
         await self.db.execute(insert(milestone_t).values(
-            id=new.id, **_owner_values(new.owners), goal_id=new.goal_id, title=new.title,
-            achieved_on=new.achieved_on, note=new.note,
+            id=new.id, **_owner_values(new.owners), goal_id=new.goal_id, achieved_on=new.achieved_on,
+            title_enc=encrypt_field(data_key, new.title, table=MILESTONE_TABLE, column="title", row_id=new.id),
+            note_enc=encrypt_field(data_key, new.note, table=MILESTONE_TABLE, column="note", row_id=new.id),
         ))
 
     async def milestones_by_id(self, scope: RowScope,
@@ -407,12 +464,13 @@ class SqlCare:
         if not ids or scope.is_empty:
             return {}
         rows = await self.db.all(_milestone_select(scope).where(milestone_t.c.id.in_(list(set(ids)))))
-        return {r.id: _milestone_view(r) for r in rows}
+        return {v.id: v for v in self._milestones(rows)}
 
     async def milestones_under(self, rows: CareRows) -> Mapping[uuid.UUID, Sequence[MilestoneView]]:
         if rows.is_empty:
             return {}
-        return _grouped(await self.db.all(MILESTONES_UNDER, _under_params(rows)), "referral_id", _milestone_view)
+        found = await self.db.all(MILESTONES_UNDER, _under_params(rows))
+        return _grouped(self._milestones(found, with_keys=False), "referral_id", lambda view: view)
 
     # ------------------------------------------------------------------ assessments
 

@@ -8,11 +8,11 @@ to every query the API makes.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Executable, Row, func, select
 from sqlalchemy.engine import Result
@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from db.embedded import start_embedded
 from db.urls import to_async_url, with_role
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,19 +85,60 @@ class Db:
 
     GraphQL resolves sibling fields concurrently; asyncpg refuses concurrent operations on one
     connection, so every call is serialised with a lock (architecture.md, "a pitfall none handles").
-    `statements` counts round trips so tests can prove there is no N+1.
+
+    A resolver may be cancelled while its statement runs: graphql-core cancels the siblings of a
+    field that failed (a FORBIDDEN deep in a list), and SQLAlchemy closes a connection whose
+    statement was interrupted, after which the whole request fails at commit. So each call runs to
+    its end in a task of its own, whoever stops waiting for it, and the transaction waits for those
+    tasks (`settle`) before it commits. `statements` counts round trips so tests can prove there is
+    no N+1.
     """
 
     def __init__(self, connection: AsyncConnection) -> None:
         self.connection = connection
         self._lock = asyncio.Lock()
+        self._running: set[asyncio.Task[Any]] = set()
+        self._ended = False
         self.statements = 0
+
+    async def _serialised(self, work: Callable[[], Awaitable[T]]) -> T:
+        if self._ended:
+            raise RuntimeError("The request's transaction has ended: nothing more runs on it.")
+        task = asyncio.ensure_future(self._locked(work))
+        self._running.add(task)
+        task.add_done_callback(self._finished)
+        return await asyncio.shield(task)
+
+    async def _locked(self, work: Callable[[], Awaitable[T]]) -> T:
+        async with self._lock:
+            return await work()
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self._running.discard(task)
+        if not task.cancelled():
+            task.exception()  # its caller may have been cancelled: the outcome is taken here, not lost
+
+    async def settle(self) -> None:
+        """Refuse further calls and wait for those already asked for, so the transaction ends on a
+        connection nothing else is using."""
+        self._ended = True
+        while self._running:
+            await asyncio.wait(set(self._running))
+
+    async def abandon(self) -> None:
+        """The transaction is being rolled back (an error, a timeout): refuse further calls, and close
+        the connection rather than wait if a statement is still running on it."""
+        self._ended = True
+        if self._running:
+            await self.connection.invalidate()
 
     async def execute(self, statement: Executable, params: Mapping[str, Any] | Sequence[Mapping[str, Any]]
                       | None = None) -> Result[Any]:
-        async with self._lock:
+        async def run() -> Result[Any]:
             self.statements += 1
             return await self.connection.execute(statement, params)
+
+        return await self._serialised(run)
 
     async def all(self, statement: Executable, params: Mapping[str, Any] | None = None) -> Sequence[Row[Any]]:
         return (await self.execute(statement, params)).all()
@@ -109,23 +152,21 @@ class Db:
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
         """A mutation that fails with a user error changes nothing: its work is rolled back here."""
-        async with self._lock:
-            nested = await self.connection.begin_nested()
+        nested = await self._serialised(self.connection.begin_nested().start)
         try:
             yield
         except BaseException:
-            async with self._lock:
-                await nested.rollback()
+            await self._serialised(nested.rollback)
             raise
         else:
-            async with self._lock:
-                await nested.commit()
+            await self._serialised(nested.commit)
 
 
 @asynccontextmanager
 async def transaction(engine: AsyncEngine, context: RowSecurityContext, *,
                       isolation: str = "READ COMMITTED") -> AsyncIterator[Db]:
-    """Begin, set the row-security context with set_config(..., true), yield, commit.
+    """Begin, set the row-security context with set_config(..., true), yield, let the statements still
+    running finish (Db.settle), commit; on an error, roll back (Db.abandon).
 
     `set_config(name, value, true)` is transaction-local: a pooled connection cannot carry one
     request's organization into the next (security.md §3, verified leak with session-level SET).
@@ -138,5 +179,9 @@ async def transaction(engine: AsyncEngine, context: RowSecurityContext, *,
                 select(*[func.set_config(name, value, True) for name, value in settings.items()])
             )
             db = Db(connection)
-            db.statements = 0
-            yield db
+            try:
+                yield db
+            except BaseException:
+                await db.abandon()
+                raise
+            await db.settle()

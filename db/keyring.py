@@ -1,8 +1,9 @@
 """Master-key rotation: re-wrap every small key under the current master key, touching no record.
 
-Envelope encryption makes this cheap: survivor data keys, token-signing keys and webhook secrets
-are re-encrypted; the ciphertext of identity fields and notes stays as it is. Once no row
-references the old master key id, that key can be removed from PAMOJA_MASTER_KEYS.
+Envelope encryption makes this cheap: survivor data keys, token-signing keys, webhook secrets and
+the idempotency records' first responses (kept at most a day) are re-encrypted; the ciphertext of
+identity fields and notes stays as it is. Once no row references the old master key id, that key
+can be removed from PAMOJA_MASTER_KEYS.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from auth import keys as signing_keys
+from db import idempotency
 from db.crypto import MasterKeys
 from db.survivors import key_aad
 from db.tables import OAuthClient, SigningKey, SurvivorKey
@@ -48,7 +50,9 @@ async def rotate_master(connection: AsyncConnection, master: MasterKeys) -> dict
         await connection.execute(update(clients_t).where(clients_t.c.client_id == row.client_id).values(
             webhook_secret_enc=seal_webhook_secret(master, client_id=row.client_id, secret=secret)))
         secrets += 1
-    return {"survivor_keys": survivors, "signing_keys": signing, "webhook_secrets": secrets}
+    first_responses = await idempotency.rewrap(connection, master)
+    return {"survivor_keys": survivors, "signing_keys": signing, "webhook_secrets": secrets,
+            "first_responses": first_responses}
 
 
 async def keys_still_on(connection: AsyncConnection, master_key_id: str) -> int:
@@ -57,4 +61,4 @@ async def keys_still_on(connection: AsyncConnection, master_key_id: str) -> int:
                                     .where(survivor_keys.c.master_key_id == master_key_id))
     count_signing = await connection.scalar(select(func.count()).select_from(signing_t)
                                             .where(signing_t.c.master_key_id == master_key_id))
-    return int(count or 0) + int(count_signing or 0)
+    return int(count or 0) + int(count_signing or 0) + await idempotency.sealed_under(connection, master_key_id)

@@ -1,4 +1,8 @@
-"""Run Alembic programmatically as the owner role, with the URL from Settings."""
+"""Run Alembic programmatically as the owner role, with the URL (and master keys) from Settings.
+
+The master keys reach migrations that rewrite encrypted data (0006 seals free text already stored)
+through the Alembic config's attributes, never through a file or the environment of Alembic itself.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +14,15 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from db.crypto import MasterKeys
 from db.urls import to_async_url
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
-def alembic_config(owner_url: str, app_role: str = "pamoja_app") -> Config:
+def alembic_config(owner_url: str, app_role: str = "pamoja_app", master_keys: MasterKeys | None = None) -> Config:
     config = Config()
+    config.attributes["master_keys"] = master_keys
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option(
         "sqlalchemy.url", to_async_url(owner_url).render_as_string(hide_password=False).replace("%", "%%")
@@ -26,12 +32,14 @@ def alembic_config(owner_url: str, app_role: str = "pamoja_app") -> Config:
     return config
 
 
-def upgrade(owner_url: str, revision: str = "head", *, app_role: str = "pamoja_app") -> None:
-    command.upgrade(alembic_config(owner_url, app_role), revision)
+def upgrade(owner_url: str, revision: str = "head", *, app_role: str = "pamoja_app",
+            master_keys: MasterKeys | None = None) -> None:
+    command.upgrade(alembic_config(owner_url, app_role, master_keys), revision)
 
 
-def downgrade(owner_url: str, revision: str, *, app_role: str = "pamoja_app") -> None:
-    command.downgrade(alembic_config(owner_url, app_role), revision)
+def downgrade(owner_url: str, revision: str, *, app_role: str = "pamoja_app",
+              master_keys: MasterKeys | None = None) -> None:
+    command.downgrade(alembic_config(owner_url, app_role, master_keys), revision)
 
 
 def head_revision() -> str | None:

@@ -139,8 +139,8 @@ class SqlSurvivors:
         )
         rows = await self.db.all(
             select(referral_t.c.survivor_id, referral_t.c.referring_organization_id,
-                   referral_t.c.receiving_organization_id, referral_t.c.status, consent_t.c.data_categories,
-                   consent_t.c.purposes, in_force.label("in_force"))
+                   referral_t.c.receiving_organization_id, referral_t.c.status, referral_t.c.assigned_counselor_id,
+                   consent_t.c.data_categories, consent_t.c.purposes, in_force.label("in_force"))
             .join(consent_t, consent_t.c.id == referral_t.c.consent_id)
             .where(referral_t.c.survivor_id.in_(list(set(survivor_ids))), referral_visible(scope))
         )
@@ -206,6 +206,6 @@ def referral_access(row: Any) -> ReferralAccess:
     return ReferralAccess(
         referring_organization_id=row.referring_organization_id,
         receiving_organization_id=row.receiving_organization_id, status=_STATUS[row.status],
-        consent_categories=values.categories(row.data_categories),
+        assigned_counselor_id=row.assigned_counselor_id, consent_categories=values.categories(row.data_categories),
         consent_purposes=values.purposes(row.purposes), consent_in_force=bool(row.in_force),
     )

@@ -2,9 +2,11 @@
 
 SQLModel classes define the tables (and so Alembic's target metadata); reads and writes go through
 SQLAlchemy Core on `Model.__table__`, so hot paths never build ORM objects per row. Identifying
-survivor fields, session notes and safeguarding descriptions live in `*_enc` columns that hold
-AES-256-GCM ciphertext only (see db/crypto.py). Every mutable record carries `version` for
-optimistic concurrency.
+survivor fields, session notes, safeguarding descriptions and every other free text that describes
+a child (referral reasons and outcomes, status and withdrawal reasons, consent witnesses, goal
+descriptions and progress notes, milestone titles and notes) live in `*_enc` columns that hold
+AES-256-GCM ciphertext under the survivor's data key only (see db/crypto.py, db/sealed.py). Every
+mutable record carries `version` for optimistic concurrency.
 """
 
 from __future__ import annotations
@@ -132,6 +134,12 @@ class StaffUser(SQLModel, table=True):
     locked_until: datetime | None = _ts(nullable=True, default_now=False)
     created_at: datetime | None = _ts()
     version: int = _version()
+    deactivated_at: datetime | None = _ts(nullable=True, default_now=False)
+    deactivation_reason: str | None = Field(default=None, sa_column=Column(Text))
+    # Access tokens issued at or before this instant are refused, whoever minted them: set when the
+    # account is deactivated or its password is set, so neither a reactivation nor a new password
+    # brings an earlier token back.
+    signed_out_at: datetime | None = _ts(nullable=True, default_now=False)
 
 
 class OAuthClient(SQLModel, table=True):
@@ -221,10 +229,10 @@ class Consent(SQLModel, table=True):
     valid_until: datetime | None = _ts(nullable=True, default_now=False)
     status: str = Field(default="ACTIVE", sa_column=Column(Text, nullable=False, server_default="ACTIVE"))
     withdrawn_at: datetime | None = _ts(nullable=True, default_now=False)
-    withdrawal_reason: str | None = Field(default=None, sa_column=Column(Text))
+    withdrawal_reason_enc: bytes | None = _bytes()
     form_version: str | None = Field(default=None, sa_column=Column(Text))
     language: str | None = Field(default=None, sa_column=Column(Text))
-    witness: str | None = Field(default=None, sa_column=Column(Text))
+    witness_enc: bytes | None = _bytes()
     recorded_by_id: uuid.UUID | None = _fk("staff_user.id", nullable=True)
     created_at: datetime | None = _ts()
     updated_at: datetime | None = _ts()
@@ -250,13 +258,13 @@ class Referral(SQLModel, table=True):
     service: str = Field(sa_column=Column(Text, nullable=False))
     priority: str = Field(sa_column=Column(Text, nullable=False))
     status: str = Field(sa_column=Column(Text, nullable=False))
-    status_reason: str | None = Field(default=None, sa_column=Column(Text))
-    reason: str | None = Field(default=None, sa_column=Column(Text))
+    status_reason_enc: bytes | None = _bytes()
+    reason_enc: bytes | None = _bytes()
     assigned_counselor_id: uuid.UUID | None = _fk("staff_user.id", nullable=True, index=False)
     created_by_id: uuid.UUID | None = _fk("staff_user.id", nullable=True, index=False)
     respond_by: datetime | None = _ts(nullable=True, default_now=False)
     overdue_notified_at: datetime | None = _ts(nullable=True, default_now=False)
-    outcome: str | None = Field(default=None, sa_column=Column(Text))
+    outcome_enc: bytes | None = _bytes()
     created_at: datetime | None = _ts()
     updated_at: datetime | None = _ts()
     last_activity_at: datetime | None = _ts()
@@ -264,17 +272,18 @@ class Referral(SQLModel, table=True):
 
 
 class ReferralStatusChange(SQLModel, table=True):
-    """Append-only history: the API role may insert, never update or delete."""
+    """Append-only history: the API role may insert, never update or delete. The id is taken from its
+    sequence before the insert when a reason is sealed, since the ciphertext is bound to it."""
 
     __tablename__ = "referral_status_change"
     id: int | None = Field(
-        default=None, sa_column=Column(BigInteger, Identity(always=True), primary_key=True)
+        default=None, sa_column=Column(BigInteger, Identity(), primary_key=True)
     )
     referral_id: uuid.UUID = _fk("referral.id")
     organization_id: uuid.UUID = _fk("organization.id", index=False)
     from_status: str | None = Field(default=None, sa_column=Column(Text))
     to_status: str = Field(sa_column=Column(Text, nullable=False))
-    reason: str | None = Field(default=None, sa_column=Column(Text))
+    reason_enc: bytes | None = _bytes()
     actor: str = Field(sa_column=Column(Text, nullable=False))
     actor_user_id: uuid.UUID | None = _fk("staff_user.id", nullable=True, index=False)
     actor_client_id: str | None = Field(default=None, sa_column=Column(Text))
@@ -315,7 +324,7 @@ class CareGoal(SQLModel, table=True):
     organization_id: uuid.UUID = _fk("organization.id")
     referring_organization_id: uuid.UUID = _fk("organization.id")
     domain: str = Field(sa_column=Column(Text, nullable=False))
-    description: str = Field(sa_column=Column(Text, nullable=False))
+    description_enc: bytes = _bytes(nullable=False)
     target_date: date | None = None
     lifecycle_status: str = Field(sa_column=Column(Text, nullable=False))
     achievement_status: str = Field(sa_column=Column(Text, nullable=False))
@@ -325,18 +334,19 @@ class CareGoal(SQLModel, table=True):
 
 
 class GoalProgress(SQLModel, table=True):
-    """Dated achievement statuses of a goal (FHIR Goal.achievementStatus as a time series)."""
+    """Dated achievement statuses of a goal (FHIR Goal.achievementStatus as a time series); the id is
+    taken before the insert when a note is sealed, as for referral_status_change."""
 
     __tablename__ = "goal_progress"
     id: int | None = Field(
-        default=None, sa_column=Column(BigInteger, Identity(always=True), primary_key=True)
+        default=None, sa_column=Column(BigInteger, Identity(), primary_key=True)
     )
     goal_id: uuid.UUID = _fk("care_goal.id")
     organization_id: uuid.UUID = _fk("organization.id", index=False)
     referring_organization_id: uuid.UUID = _fk("organization.id", index=False)
     achievement_status: str = Field(sa_column=Column(Text, nullable=False))
     lifecycle_status: str = Field(sa_column=Column(Text, nullable=False))
-    note: str | None = Field(default=None, sa_column=Column(Text))
+    note_enc: bytes | None = _bytes()
     actor: str = Field(sa_column=Column(Text, nullable=False))
     at: datetime | None = _ts()
 
@@ -349,9 +359,9 @@ class Milestone(SQLModel, table=True):
     organization_id: uuid.UUID = _fk("organization.id")
     referring_organization_id: uuid.UUID = _fk("organization.id")
     goal_id: uuid.UUID | None = _fk("care_goal.id", nullable=True, index=False)
-    title: str = Field(sa_column=Column(Text, nullable=False))
+    title_enc: bytes = _bytes(nullable=False)
     achieved_on: date
-    note: str | None = Field(default=None, sa_column=Column(Text))
+    note_enc: bytes | None = _bytes()
     created_at: datetime | None = _ts()
     version: int = _version()
 
@@ -522,6 +532,20 @@ class LoginThrottle(SQLModel, table=True):
     failures: int = Field(default=0, nullable=False, sa_column_kwargs={"server_default": text("0")})
     last_failure_at: datetime | None = _ts(nullable=True, default_now=False)
     locked_until: datetime | None = _ts(nullable=True, default_now=False)
+
+
+class StaffPasswordLink(SQLModel, table=True):
+    """A one-time link to set a staff password (migration 0007), stored as its token's SHA-256.
+
+    Spent when used, when a newer link is issued, or when the account is deactivated (`used_at`).
+    """
+
+    __tablename__ = "staff_password_link"
+    token_hash: bytes = Field(sa_column=Column(LargeBinary, primary_key=True))
+    staff_user_id: uuid.UUID = _fk("staff_user.id")
+    created_at: datetime | None = _ts()
+    expires_at: datetime = _ts(default_now=False)
+    used_at: datetime | None = _ts(nullable=True, default_now=False)
 
 
 # ----------------------------------------------------------------------------- webhook delivery (partner network)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime
 
 from sqlalchemy import insert, select
 
-from db.audit import audit_table
+from db.audit import AuditRow, LaterAudit, audit_table
 from db.care import SqlCare
 from db.consents import SqlConsents
 from db.crypto import MasterKeys
@@ -16,6 +17,7 @@ from db.directory import SqlDirectory
 from db.engine import Db
 from db.outbox import enqueue
 from db.referrals import SqlReferrals
+from db.sealed import DataKeys
 from db.survivors import SqlSurvivors
 from db.tables import StaffUser
 from domain.policy import DirectoryScope
@@ -44,16 +46,20 @@ class SqlDirectoryPort:
 
 class SqlUnit:
     def __init__(self, db: Db, *, principal: Principal, request_id: str | None, master: MasterKeys,
-                 index_key: bytes, now: datetime | None = None) -> None:
+                 index_key: bytes, now: datetime | None = None, later_audit: LaterAudit | None = None) -> None:
         self.db = db
+        self.later_audit = later_audit
         self.principal = principal
         self.request_id = request_id
         self._now = now or datetime.now(UTC)
+        # One cache of survivors' data keys for every store: care records under referrals shown in this
+        # request open their sealed text with the keys those referrals brought (db/sealed.py).
+        keys = DataKeys(db, master)
         self.survivors = SqlSurvivors(db, master=master, index_key=index_key, now=self._now)
-        self.consents = SqlConsents(db, now=self._now)
-        self.referrals = SqlReferrals(db, now=self._now)
+        self.consents = SqlConsents(db, keys=keys, now=self._now)
+        self.referrals = SqlReferrals(db, keys=keys, now=self._now)
         self.directory = SqlDirectoryPort(db)
-        self.care = SqlCare(db, survivors=self.survivors, master=master, now=self._now)
+        self.care = SqlCare(db, survivors=self.survivors, keys=keys, master=master, now=self._now)
 
     def now(self) -> datetime:
         return self._now
@@ -64,23 +70,22 @@ class SqlUnit:
 
     async def audit(self, *, action: str, record_type: str, record_id: str | None, outcome: str,
                     purpose: str | None = None) -> None:
-        await self.db.execute(insert(audit_table).values(
-            actor=self.actor_id, client_id=self.principal.client_id, organization_id=self.principal.organization_id,
-            action=action, record_type=record_type, record_id=record_id, purpose=purpose,
-            request_id=self.request_id, outcome=outcome,
-        ))
+        await self.audit_many(action=action, record_type=record_type, record_ids=[record_id], outcome=outcome,
+                              purpose=purpose)
 
-    async def audit_many(self, *, action: str, record_type: str, record_ids: Sequence[str], outcome: str,
+    async def audit_many(self, *, action: str, record_type: str, record_ids: Sequence[str | None], outcome: str,
                          purpose: str | None = None) -> None:
-        """One audit row per record in a single statement, so a batched read is audited without N+1."""
-        if not record_ids:
-            return
-        await self.db.execute(insert(audit_table).values([
-            {"actor": self.actor_id, "client_id": self.principal.client_id,
-             "organization_id": self.principal.organization_id, "action": action, "record_type": record_type,
-             "record_id": record_id, "purpose": purpose, "request_id": self.request_id, "outcome": outcome}
-            for record_id in record_ids
-        ]))
+        """One audit row per record in a single statement, so a batched read is audited without N+1; in a
+        read operation the rows wait for its transaction to end (db.audit.LaterAudit says why)."""
+        rows = [AuditRow(actor=self.actor_id, client_id=self.principal.client_id,
+                         organization_id=self.principal.organization_id, action=action, record_type=record_type,
+                         record_id=record_id, purpose=purpose, request_id=self.request_id, outcome=outcome)
+                for record_id in record_ids]
+        if self.later_audit is not None:
+            for row in rows:
+                self.later_audit.add(row)
+        elif rows:
+            await self.db.execute(insert(audit_table).values([asdict(row) for row in rows]))
 
     async def emit(self, *, event_type: str, organization_id: uuid.UUID, data: Mapping[str, str]) -> None:
         """Write an outbound event in this transaction; db.outbox refuses anything but ids and codes."""

@@ -28,6 +28,12 @@ class PageRequest:
         return cls(first=size, after_key=after_key)
 
 
+def not_a_cursor() -> InvalidInput:
+    """What a cursor that does not decode, or decodes to keys that do not fit the connection, gets."""
+    return InvalidInput("after is not a cursor this API issued; pass an endCursor you were given.",
+                        field=("after",))
+
+
 @dataclass(frozen=True, slots=True)
 class Page(Generic[T]):
     items: Sequence[T]

@@ -20,9 +20,16 @@ Who sees what (the README prints this table):
   and the survivors behind them, only while the referral's consent is in force and names the
   partner and REFERRAL or SERVICE_DELIVERY; identity/contact only once the referral is accepted and
   only if the consent names IDENTITY/CONTACT; the needs summary only with CASE_SUMMARY.
-- counselor: the same, limited to referrals assigned to them; session notes are visible to the
-  authoring partner's counselors (and its system when the consent names SESSION_NOTES).
+- counselor: the same, limited to referrals assigned to them.
+- session notes: at the partner, the counselor assigned to the referral reads and writes them, and
+  its system reads them when the consent names SESSION_NOTES; the referrer reads them as feedback.
 - analyst and admin: no row about a person.
+
+Roles held together are not merged per record. Rows are the widest of the roles' (a coordinator who
+also counsels sees every referral of her centre), but a right that comes with the assignment stays
+with it: a counselor who is also the coordinator reads and writes notes only on the referrals
+assigned to her, and on every other referral has only the coordinator's rights, which hold no notes.
+Every other combination is a superset already (a supervisor sees all a case manager sees).
 """
 
 from __future__ import annotations
@@ -132,6 +139,7 @@ class ReferralAccess:
     referring_organization_id: uuid.UUID
     receiving_organization_id: uuid.UUID
     status: ReferralStatus
+    assigned_counselor_id: uuid.UUID | None
     consent_categories: frozenset[DataCategory]
     consent_purposes: frozenset[ConsentPurpose]
     consent_in_force: bool
@@ -191,16 +199,31 @@ def care_rows(organization_id: uuid.UUID, shown: Iterable[tuple[uuid.UUID, Refer
     return CareRows(organization_id=organization_id, own=tuple(own), feedback=tuple(feedback))
 
 
+def _assigned_counselor(principal: Principal, assigned_counselor_id: uuid.UUID | None) -> bool:
+    """The caller is the referral's assigned counselor: the counselor role alone is not enough."""
+    return principal.has_role(Role.COUNSELOR) and principal.user_id is not None and \
+        principal.user_id == assigned_counselor_id
+
+
 def may_read_session_notes(principal: Principal, access: ReferralAccess, *, authoring_org: uuid.UUID) -> bool:
-    """Clinical notes: the authoring partner's counselors; its system or the referrer only by consent."""
+    """Clinical notes: at the authoring partner the referral's assigned counselor, and its system when
+    the consent in force names SESSION_NOTES; the referrer only as consented feedback. Another role
+    held beside the counselor's (coordinator) never widens this."""
     if not principal.allows(Resource.SESSION_NOTE, Action.READ):
         return False
     if principal.organization_id == authoring_org:
-        if principal.has_role(Role.COUNSELOR):
-            return True
-        return principal.is_system and DataCategory.SESSION_NOTES in access.consent_categories and \
-            access.consent_in_force
+        if principal.is_system:
+            return DataCategory.SESSION_NOTES in access.consent_categories and access.consent_in_force
+        return _assigned_counselor(principal, access.assigned_counselor_id)
     return DataCategory.SESSION_NOTES in visible_categories(principal.organization_id, access)
+
+
+def may_write_session_notes(principal: Principal, *, assigned_counselor_id: uuid.UUID | None) -> bool:
+    """Clinical text (notes, a concern's description) is written by whoever may read it at the
+    partner: the referral's assigned counselor, or the partner's system."""
+    if not principal.allows(Resource.SESSION_NOTE, Action.CREATE):
+        return False
+    return principal.is_system or _assigned_counselor(principal, assigned_counselor_id)
 
 
 def sees_safeguarding(principal: Principal, access: ReferralAccess) -> bool:
@@ -248,3 +271,10 @@ def may_record_care(principal: Principal) -> bool:
 
 def may_read_audit(principal: Principal) -> bool:
     return principal.has_role(Role.SUPERVISOR, Role.ADMIN) and principal.allows(Resource.AUDIT_EVENT, Action.READ)
+
+
+def may_administer_staff(principal: Principal, action: Action) -> bool:
+    """Staff accounts (list, register, roles, deactivation, password links): the NGO's administrator
+    with the StaffUser scope for the action; a partner system never."""
+    return not principal.is_system and principal.has_role(Role.ADMIN) and \
+        principal.allows(Resource.STAFF_USER, action)

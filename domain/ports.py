@@ -62,6 +62,7 @@ class ReferralFilter:
     assigned_to: uuid.UUID | None = None
     overdue: bool | None = None
     updated_since: datetime | None = None
+    needs_assignment: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

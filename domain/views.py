@@ -1,7 +1,8 @@
 """What use cases hand to the api layer: plain frozen records, already filtered by policy.
 
 A view carries only what the caller may see; fields the caller may not see are None or absent,
-so a resolver cannot leak them by accident.
+so a resolver cannot leak them by accident. Free text that describes a child comes sealed
+(`SealedText`): it is decrypted only when a resolver reveals it, for a field asked for and shown.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Protocol
 
 from domain.enums import (
     Attendance,
@@ -34,6 +36,17 @@ from domain.enums import (
 from domain.policy import ReferralAccess
 
 
+class SealedText(Protocol):
+    """Free text about a survivor, still encrypted under the survivor's data key (db/sealed.py)."""
+
+    def reveal(self) -> str | None:
+        """The text; None once the survivor's data key is destroyed (the survivor erased)."""
+
+
+def revealed(text: SealedText | None) -> str | None:
+    return text.reveal() if text is not None else None
+
+
 @dataclass(frozen=True, slots=True)
 class OrganizationView:
     id: uuid.UUID
@@ -52,10 +65,18 @@ class OrganizationView:
 
 @dataclass(frozen=True, slots=True)
 class StaffUserView:
+    """A person at the NGO or a partner. `email` and `deactivation_reason` are an administrator's
+    only (None for everyone else); whether the account is active is everyone's who sees the person."""
+
     id: uuid.UUID
     display_name: str
     organization_id: uuid.UUID
     roles: tuple[Role, ...]
+    active: bool = True
+    version: int = 1
+    deactivated_at: datetime | None = None
+    email: str | None = None
+    deactivation_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,10 +119,10 @@ class ConsentView:
     valid_until: datetime | None
     status: ConsentStatus
     withdrawn_at: datetime | None
-    withdrawal_reason: str | None
+    withdrawal_reason: SealedText | None
     form_version: str | None
     language: str | None
-    witness: str | None
+    witness: SealedText | None
     version: int
 
 
@@ -110,7 +131,7 @@ class StatusChangeView:
     from_status: ReferralStatus | None
     to_status: ReferralStatus
     at: datetime
-    reason: str | None
+    reason: SealedText | None
     actor: str
 
 
@@ -124,12 +145,12 @@ class ReferralView:
     service: ServiceType
     priority: ReferralPriority
     status: ReferralStatus
-    status_reason: str | None
-    reason: str | None
+    status_reason: SealedText | None
+    reason: SealedText | None  # the needs summary: shown only with CASE_SUMMARY (categories)
     assigned_counselor_id: uuid.UUID | None
     respond_by: datetime | None
     overdue: bool
-    outcome: str | None
+    outcome: SealedText | None
     created_at: datetime
     updated_at: datetime
     version: int
@@ -179,7 +200,7 @@ class GoalView:
     referral_id: uuid.UUID
     organization_id: uuid.UUID
     domain: OutcomeDomain
-    description: str
+    description: SealedText
     target_date: date | None
     lifecycle_status: GoalLifecycleStatus
     achievement_status: GoalAchievementStatus
@@ -192,7 +213,7 @@ class GoalProgressView:
     at: datetime
     achievement_status: GoalAchievementStatus
     lifecycle_status: GoalLifecycleStatus
-    note: str | None
+    note: SealedText | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,9 +223,9 @@ class MilestoneView:
     survivor_id: uuid.UUID
     organization_id: uuid.UUID
     goal_id: uuid.UUID | None
-    title: str
+    title: SealedText
     achieved_on: date
-    note: str | None
+    note: SealedText | None
     version: int
 
 

@@ -117,7 +117,7 @@ def check_details(details: OrganizationDetails, *, creating: bool) -> Organizati
         raise InvalidInput("kind is required.", field=("input", "kind"))
     return OrganizationDetails(
         name=name, kind=details.kind, description=text(details.description, field=("input", "description"),
-                                                         max_length=2000, required=False),
+                                                         max_length=2000, required=False, multiline=True),
         counties=counties, languages=languages, sexes_served=sexes, min_age=details.min_age,
         max_age=details.max_age,
         referral_email=text(details.referral_email, field=("input", "referralEmail"), max_length=254,
@@ -180,7 +180,7 @@ async def set_service(*, writer: DirectoryWriter, principal: Principal, organiza
     if details.min_age is not None and details.max_age is not None and details.min_age > details.max_age:
         raise InvalidInput("minAge must not exceed maxAge.", field=("input", "minAge"))
     description = text(details.eligibility_description, field=("input", "eligibilityDescription"),
-                       max_length=2000, required=False)
+                       max_length=2000, required=False, multiline=True)
     clean = ServiceDetails(service_type=details.service_type, status=details.status,
                            capacity_status=details.capacity_status, open_slots=details.open_slots,
                            eligibility_description=description, min_age=details.min_age, max_age=details.max_age)

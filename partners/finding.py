@@ -17,6 +17,7 @@ from domain.errors import Forbidden, NotFound
 from domain.ports import Unit
 from domain.principal import Principal
 from domain.scopes import Action, Resource
+from domain.use_cases import refused_reads
 from partners.matching import PartnerCandidate, PartnerMatch, SurvivorFacts, TrackRecord, rank_partners
 
 Candidates = Callable[[ServiceType], Awaitable[list[PartnerCandidate]]]
@@ -32,6 +33,8 @@ async def match_partners(*, unit: Unit, principal: Principal, survivor_id: uuid.
     scope = policy.rows(principal, unit.now())
     survivor = (await unit.survivors.by_id(scope, [survivor_id])).get(survivor_id) if survivor_id else None
     if survivor is None:
+        if survivor_id:
+            await refused_reads.audit_unseen(unit=unit, record_type="Survivor", ids=[survivor_id])
         raise NotFound(field=("input", "survivorId"))
     offered = await candidates(service)
     records = await track_records([c.organization_id for c in offered])

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from strawberry.fastapi import BaseContext
 
 from api.state import AppState
+from db.audit import LaterAudit
 from db.engine import Db, RowSecurityContext
 from db.unit import SqlUnit
 from domain.principal import Principal
@@ -24,6 +25,8 @@ class Context(BaseContext):
     _db: Db | None = None
     _loaders: Loaders | None = None
     _unit: SqlUnit | None = None
+    # Set for read operations: their audit rows are written once their transaction has ended.
+    later_audit: LaterAudit | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -41,7 +44,8 @@ class Context(BaseContext):
         if self._unit is None:
             state = self.state
             self._unit = SqlUnit(self.db, principal=self.principal, request_id=self.request_id,
-                                 master=state.master_keys, index_key=state.blind_index_key)
+                                 master=state.master_keys, index_key=state.blind_index_key,
+                                 later_audit=self.later_audit)
         return self._unit
 
     @property

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -21,10 +20,15 @@ from graphql import (
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
-from api.graphql.errors import ForbiddenError, InvalidArgumentError
-from db.audit import write_audit
+from api.graphql.echoes import SentValues
+from api.graphql.errors import ForbiddenError, InvalidArgumentError, should_mask
+from api.logging import get_logger
+from db.audit import AuditRow, LaterAudit, write_audit_rows
 from db.engine import transaction
 from domain.errors import DomainError, Forbidden
+from domain.use_cases.refused_reads import NOT_VISIBLE
+
+logger = get_logger("pamoja.graphql")
 
 
 class RequestTransaction(SchemaExtension):
@@ -32,7 +36,8 @@ class RequestTransaction(SchemaExtension):
 
     Queries run REPEATABLE READ so every field sees one snapshot; mutations READ COMMITTED, each
     in its own savepoint. The transaction commits before the response is sent, so a response never
-    reports a change that was then rolled back. The whole operation is bounded by a timeout.
+    reports a change that was then rolled back. The whole operation is bounded by a timeout. A
+    query's audit rows wait for its transaction to end (db.audit.LaterAudit, written by ReadAudit).
     """
 
     async def on_execute(self) -> AsyncIterator[None]:
@@ -40,6 +45,8 @@ class RequestTransaction(SchemaExtension):
         is_query = self.execution_context.operation_type == OperationType.QUERY
         state = context.state
         limit = state.settings.request_timeout_seconds
+        if is_query:
+            context.later_audit = LaterAudit()
         try:
             async with asyncio.timeout(limit):
                 async with transaction(state.engine, context.row_security(),
@@ -50,90 +57,104 @@ class RequestTransaction(SchemaExtension):
             # The transaction was rolled back: nothing the operation did was kept.
             raise GraphQLError(f"The operation took longer than {limit:g} s and was stopped; nothing was "
                                "changed. Ask for less, or retry later.", extensions={"code": "TIMEOUT"}) from None
+        except GraphQLError:
+            raise
+        except Exception as exc:
+            # A commit that failed: strawberry would show the driver's message, which can quote values.
+            logger.warning("transaction failed", error_type=type(exc).__name__, request_id=context.request_id)
+            raise GraphQLError("The operation could not be completed and nothing was changed; retry it.",
+                               extensions={"code": "UNAVAILABLE"}) from None
 
 
-_INVALID_VARIABLE = re.compile(r"^Variable '\$(\w+)' got invalid value .*? at '([\w.\[\]]+)'", re.S)
-_HAS_INVALID_VALUE = re.compile(r"^Variable '\$(\w+)' has invalid value(?: at ([^:]*))?:", re.S)
-_CANNOT_REPRESENT = re.compile(r"^(.*?cannot represent)[^:]*:.*$", re.S)
+class ReadAudit(SchemaExtension):
+    """Rule 3 for reads: a query's audit rows, and refusals, written once the transaction has ended.
 
-
-def without_echoed_values(message: str) -> str:
-    """graphql-core quotes the offending value back ("got invalid value '+2547…'"): a phone number or a
-    name typed into the wrong field would reach the client and its logs. Keep the where, drop the what."""
-    match = _HAS_INVALID_VALUE.match(message)
-    if match:
-        name, path = match.group(1), match.group(2).strip()
-        where = f"{name}{path}" if path.startswith(".") or path.startswith("[") else (path or name)
-        return f"Variable '${name}' has an invalid value at '{where}'."
-    match = _INVALID_VARIABLE.match(message)
-    if match:
-        return f"Variable '${match.group(1)}' has an invalid value at '{match.group(2)}'."
-    if " got invalid value " in message:
-        return message.split(" got invalid value ")[0] + " has an invalid value."
-    match = _CANNOT_REPRESENT.match(message)
-    if match:
-        return f"{match.group(1)} this value."
-    if message.startswith("Expected value of type") and ", found " in message:
-        return message.split(", found ")[0] + "."
-    return message
-
-
-class AuditDenials(SchemaExtension):
-    """Rule 3 for reads: a query refused for a missing scope or role leaves an audit row too.
-
-    (Mutations audit their own refusals in run_mutation, inside the request's transaction.) The
-    request's transaction has ended by now, so the rows go in a short transaction of their own,
-    under the same row-security context.
+    A query's reads of identity, notes, assessments and concerns, and its ids asked for that showed
+    nothing (capped per principal, api/graphql/read_audit.py); and one row per field refused for a
+    missing scope or role, wherever it sits (`query.referrals.edges.node.milestones`), once however
+    many list items it was refused for — in a mutation's payload too (the mutation's own refusal is
+    audited by run_mutation, in its transaction). The rows go in one short READ COMMITTED transaction
+    before the response leaves; if they cannot be written, the response carries no data.
     """
 
     async def on_operation(self) -> AsyncIterator[None]:
-        yield
+        try:
+            yield
+        finally:
+            await self._write()
+
+    async def _write(self) -> None:
         context = self.execution_context.context
-        result = self.execution_context.result
-        if result is None or not getattr(result, "errors", None) or context is None:
+        try:
+            kind = self.execution_context.operation_type.value
+        except RuntimeError:  # the document never became an operation: nothing ran
+            return
+        later: LaterAudit = getattr(context, "later_audit", None) or LaterAudit()
+        principal = context.principal
+        for error in getattr(self.execution_context.result, "errors", None) or []:
+            if isinstance(error.original_error, Forbidden) and (kind == "query" or len(error.path or ()) > 1):
+                later.add(AuditRow(
+                    actor=principal.actor_id, client_id=principal.client_id,
+                    organization_id=principal.organization_id, action=f"{kind}.{_field_path(error.path)}",
+                    record_type="Query", record_id=None, purpose="FORBIDDEN", request_id=context.request_id,
+                    outcome="denied"))
+        rows = later.rows()
+        refused = [r for r in rows if r.purpose == NOT_VISIBLE]
+        kept = [r for r in rows if r.purpose != NOT_VISIBLE]
+        kept += context.state.refused_reads.admit(refused, context.row_security())
+        if not kept:
             return
         try:
-            if self.execution_context.operation_type != OperationType.QUERY:
-                return
-        except RuntimeError:
-            return
-        denied = [e for e in result.errors or [] if isinstance(e.original_error, Forbidden)]
-        if not denied:
-            return
-        principal = context.principal
-        async with transaction(context.state.engine, context.row_security()) as db:
-            for error in denied:
-                await write_audit(
-                    db.connection, actor=principal.actor_id, client_id=principal.client_id,
-                    organization_id=principal.organization_id, action=f"query.{error.path[0] if error.path else '?'}",
-                    record_type="Query", record_id=None, purpose="FORBIDDEN", request_id=context.request_id,
-                    outcome="denied")
+            async with transaction(context.state.engine, context.row_security()) as db:
+                await write_audit_rows(db.connection, kept)
+        except Exception as exc:
+            logger.warning("read audit not written", error_type=type(exc).__name__, request_id=context.request_id)
+            raise GraphQLError("The answer could not be audited, so it is withheld; retry it.",
+                               extensions={"code": "UNAVAILABLE"}) from None
+
+
+def _field_path(path: list[str | int] | None) -> str:
+    """The refused field's path by field names: list positions left out, so one row stands for all."""
+    return ".".join(p for p in path or [] if isinstance(p, str)) or "?"
 
 
 class ReadableDomainErrors(SchemaExtension):
     """Forbidden → top-level FORBIDDEN error; a DomainError in a query → BAD_USER_INPUT, both readable;
-    validation messages stripped of any value they would echo."""
+    every other message stripped of any value the client sent (api/graphql/echoes.py)."""
 
     def on_operation(self) -> Iterator[None]:
-        yield
+        self._sent: SentValues | None = None
+        try:
+            yield
+        except GraphQLError as error:
+            # A document that does not parse is raised through the extensions (ParserCache parses in
+            # a hook of its own) rather than returned as a result: reshape it on its way out.
+            raise self._shaped(error) from None
         result = self.execution_context.result
-        if result is None or not getattr(result, "errors", None):
-            return
-        shaped: list[GraphQLError] = []
-        for error in result.errors or []:
-            original = error.original_error
-            if not isinstance(original, (Forbidden, DomainError)) and \
-                    without_echoed_values(error.message) != error.message:
-                shaped.append(GraphQLError(without_echoed_values(error.message), nodes=error.nodes,
-                                           source=error.source, positions=error.positions, path=error.path,
-                                           extensions=error.extensions))
-            elif isinstance(original, Forbidden):
-                shaped.append(_reshape(ForbiddenError(original.message), error))
-            elif isinstance(original, DomainError):
-                shaped.append(_reshape(InvalidArgumentError(original.message, original.field), error))
-            else:
-                shaped.append(error)
-        result.errors = shaped
+        if result is not None and getattr(result, "errors", None):
+            result.errors = [self._shaped(error) for error in result.errors or []]
+
+    def _shaped(self, error: GraphQLError) -> GraphQLError:
+        original = error.original_error
+        if isinstance(original, Forbidden):
+            return _reshape(ForbiddenError(original.message), error)
+        if isinstance(original, DomainError):
+            return _reshape(InvalidArgumentError(original.message, original.field), error)
+        if (should_mask(error) and not _about_the_request(error)) or (error.extensions or {}).get("code"):
+            return error  # a crash MaskErrors hides, or one of our own readable errors
+        context = self.execution_context
+        self._sent = self._sent or SentValues.of(context.query, context.graphql_document, context.variables)
+        message, extensions = self._sent.scrubbed(error)
+        # A refused value in the request is not a crash: MaskErrors must leave it readable.
+        return GraphQLError(message, nodes=error.nodes, source=error.source, positions=error.positions,
+                            path=error.path, extensions=extensions,
+                            original_error=None if should_mask(error) else original)
+
+
+def _about_the_request(error: GraphQLError) -> bool:
+    """Parse, validation and variable errors point into the document and at no result field; a
+    resolver's crash has a path, and a crash around execution points nowhere."""
+    return error.path is None and bool(error.nodes)
 
 
 def _reshape(new: GraphQLError, old: GraphQLError) -> GraphQLError:

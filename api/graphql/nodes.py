@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from db.directory import SqlDirectory
 from db.staff import SqlStaff
 from domain.ids import from_global_id
-from domain.use_cases import care, consents, referrals, survivors
+from domain.use_cases import care, consents, referrals, refused_reads, survivors
 from domain.use_cases import staff as staff_cases
 from partners import directory
 
@@ -54,7 +54,8 @@ async def _staff(context: Context, ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUI
 
 
 async def resolve_nodes(context: Context, global_ids: Sequence[str]) -> list[Any]:
-    """One batch per type, results in the order asked."""
+    """One batch per type, results in the order asked; ids of survivor data that show nothing are
+    audited (domain/use_cases/refused_reads.py), and still answer null like any other."""
     decoded = [from_global_id(g) for g in global_ids]
     by_type: dict[str, list[uuid.UUID]] = defaultdict(list)
     for item in decoded:
@@ -62,8 +63,11 @@ async def resolve_nodes(context: Context, global_ids: Sequence[str]) -> list[Any
             by_type[item[0]].append(item[1])
     found: dict[tuple[str, uuid.UUID], Any] = {}
     for type_name, ids in by_type.items():
-        for record_id, obj in (await FETCHERS[type_name](context, ids)).items():
+        shown = await FETCHERS[type_name](context, ids)
+        for record_id, obj in shown.items():
             found[(type_name, record_id)] = obj
+        await refused_reads.audit_unseen(unit=context.unit, record_type=type_name,
+                                         ids=[i for i in ids if i not in shown])
     return [found.get(item) if item is not None else None for item in decoded]
 
 

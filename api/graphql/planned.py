@@ -54,7 +54,8 @@ from strawberry.types.field import StrawberryField
 
 # Resolver fields without side effects, by (GraphQL type, field). Everything else makes the
 # operation go through graphql-core. Audited reads must never be listed here: a run-time fallback
-# would run them twice.
+# would run them twice. (Query.referrals may audit a survivorId filter naming a survivor the caller
+# cannot see: that row waits in db.audit.LaterAudit, which keeps a row once however often it comes.)
 PURE_READS: frozenset[tuple[str, str]] = frozenset({
     ("Query", "viewer"), ("Query", "organizations"), ("Query", "survivors"), ("Query", "referrals"),
     ("Referral", "survivor"), ("Referral", "referringOrganization"), ("Referral", "receivingOrganization"),
@@ -67,6 +68,10 @@ PURE_READS: frozenset[tuple[str, str]] = frozenset({
     ("Milestone", "referral"), ("Milestone", "goal"),
     ("Organization", "countyNames"), ("StaffUser", "organization"),
     ("Viewer", "organization"), ("Viewer", "user"),
+    # Sealed free text, decrypted in memory (db/sealed.py): no statement, no audit.
+    ("Referral", "statusReason"), ("Referral", "reason"), ("Referral", "outcome"), ("ReferralStatusChange", "reason"),
+    ("Consent", "withdrawalReason"), ("Consent", "witness"), ("CareGoal", "description"), ("GoalProgress", "note"),
+    ("Milestone", "title"), ("Milestone", "note"),
 })
 
 MAX_PLANS = 256

@@ -8,7 +8,9 @@ from datetime import datetime
 
 import strawberry
 
+from api.graphql.inputs import check_input
 from api.graphql.mutations.base import decode_id
+from api.graphql.mutations.staff import staff_audit
 from api.graphql.nodes import resolve_nodes
 from api.graphql.relay import Connection, Node, page_request, to_connection
 from api.graphql.types import webhooks
@@ -16,18 +18,19 @@ from api.graphql.types.audit import AuditEvent, AuditEventFilter
 from api.graphql.types.matching import PartnerMatch, PartnerMatchInput
 from api.graphql.types.organization import Organization, OrganizationFilter
 from api.graphql.types.referral import Referral
-from api.graphql.types.staff import Viewer
+from api.graphql.types.staff import StaffUser, StaffUserFilter, Viewer
 from api.graphql.types.survivor import Survivor
 from api.graphql.types.webhooks import WebhookDeliveryAttempt
 from db import partner_stats
 from db.audit_read import SqlAuditTrail
 from db.directory import SqlDirectory
+from db.staff_admin import SqlStaffAccounts
 from domain import enums
 from domain.errors import InvalidInput
 from domain.kenya import county_code
 from domain.ports import ReferralFilter as ReferralQuery
 from domain.ports import SurvivorFilter as SurvivorQuery
-from domain.use_cases import audit, referrals, survivors
+from domain.use_cases import audit, referrals, refused_reads, staff_admin, survivors
 from partners import directory, finding
 from partners.matching import PartnerCandidate, TrackRecord
 
@@ -51,6 +54,10 @@ class ReferralFilter:
         default=None, description="For partner systems that poll: referrals changed at or after this instant "
                                   "(sessions, goals and milestones count as changes). Results come in change "
                                   "order, so paging with `after` never misses a change.")
+    needs_assignment: bool | None = strawberry.field(
+        default=None, description="true: referrals under way (ACCEPTED, IN_PROGRESS, ON_HOLD) without an active "
+                                  "counselor of the partner, never assigned or assigned to someone since "
+                                  "deactivated; what a coordinator reassigns with assignCounselor.")
 
 
 NOTHING = uuid.UUID(int=0)
@@ -81,6 +88,7 @@ class Query:
     async def organizations(self, info: strawberry.Info, first: int | None = None, after: str | None = None,
                             filter: OrganizationFilter | None = None) -> Connection[Organization]:
         f = filter or OrganizationFilter()
+        check_input(f, ("filter",))
         page = await directory.list_organizations(
             store=SqlDirectory(info.context.db), principal=info.context.principal,
             filter=directory.OrganizationFilter(
@@ -96,6 +104,7 @@ class Query:
     async def survivors(self, info: strawberry.Info, first: int | None = None, after: str | None = None,
                         filter: SurvivorFilter | None = None) -> Connection[Survivor]:
         f = filter or SurvivorFilter()
+        check_input(f, ("filter",))
         page = await survivors.page(
             unit=info.context.unit, principal=info.context.principal,
             filter=SurvivorQuery(
@@ -111,6 +120,7 @@ class Query:
     async def referrals(self, info: strawberry.Info, first: int | None = None, after: str | None = None,
                         filter: ReferralFilter | None = None) -> Connection[Referral]:
         f = filter or ReferralFilter()
+        check_input(f, ("filter",))
         principal = info.context.principal
         query = ReferralQuery(
             statuses=tuple(f.status or ()),
@@ -120,15 +130,37 @@ class Query:
             assigned_to=(principal.user_id or NOTHING) if f.assigned_to_me else None,
             overdue=f.overdue,
             updated_since=f.updated_since,
+            needs_assignment=f.needs_assignment,
         )
         page = await referrals.page(unit=info.context.unit, principal=principal, filter=query,
                                     request=page_request(first, after))
+        named = query.survivor_id
+        if not page.items and named is not None and named != NOTHING:
+            await refused_reads.audit_unseen_survivors(unit=info.context.unit, principal=principal, ids=[named])
         return to_connection(page, Referral.from_view)
+
+    @strawberry.field(description="Every staff account of the network, by e-mail (administrators with the "
+                                  "StaffUser scope).")
+    async def staff_users(self, info: strawberry.Info, first: int | None = None, after: str | None = None,
+                          filter: StaffUserFilter | None = None) -> Connection[StaffUser]:
+        f = filter or StaffUserFilter()
+        check_input(f, ("filter",))
+        context = info.context
+        page = await staff_admin.list_staff(
+            store=SqlStaffAccounts(context.db, audit=staff_audit(context)), principal=context.principal,
+            filter=staff_admin.StaffFilter(
+                organization_id=(decode_id(f.organization_id, "Organization") or NOTHING)
+                if f.organization_id is not None else None,
+                role=f.role, active=f.active, search=f.search),
+            page=page_request(first, after),
+        )
+        return to_connection(page, StaffUser.from_view)
 
     @strawberry.field(description="The organization's audit trail (supervisors and admins with AuditEvent scope).")
     async def audit_events(self, info: strawberry.Info, first: int | None = None, after: str | None = None,
                            filter: AuditEventFilter | None = None) -> Connection[AuditEvent]:
         f = filter or AuditEventFilter()
+        check_input(f, ("filter",))
         page = await audit.page(
             store=SqlAuditTrail(info.context.db), principal=info.context.principal,
             filter=audit.AuditFilter(record_id=str(f.record_id) if f.record_id is not None else None, actor=f.actor,
@@ -140,6 +172,7 @@ class Query:
     @strawberry.field(description="Partners able to take a referral, best first, with the reasons for the ranking.")
     async def partner_matches(self, info: strawberry.Info, input: PartnerMatchInput) -> list[PartnerMatch]:
         context = info.context
+        check_input(input, ("input",))
 
         async def offered(service: enums.ServiceType) -> list[PartnerCandidate]:
             return await partner_stats.candidates(context.db, service)
@@ -158,4 +191,5 @@ class Query:
     @strawberry.field(description="Your organization's webhook delivery attempts, newest first.")
     async def webhook_deliveries(self, info: strawberry.Info, event_id: str | None = None,
                                  first: int = 50) -> list[WebhookDeliveryAttempt]:
+        check_input(event_id, ("eventId",))
         return await webhooks.deliveries(info, event_id, first)

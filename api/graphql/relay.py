@@ -12,7 +12,8 @@ from typing import Generic, TypeVar
 import strawberry
 
 from domain.errors import InvalidInput
-from domain.paging import Page, PageRequest
+from domain.paging import Page, PageRequest, not_a_cursor
+from domain.use_cases.common import refuse_unsafe_characters
 
 T = TypeVar("T")
 V = TypeVar("V")
@@ -51,15 +52,27 @@ def encode_cursor(key: tuple[str, ...]) -> str:
     return base64.urlsafe_b64encode(packed.encode()).decode().rstrip("=")
 
 
+MAX_CURSOR_LENGTH = 4096  # ours are a few hundred characters at most (an organization's name and id)
+
+
 def decode_cursor(cursor: str | None) -> tuple[str, ...] | None:
+    """The keys of a cursor this API issued. Whether they fit the connection (how many, which types)
+    is checked where they become SQL values (db.cursors.after_values)."""
     if cursor is None:
         return None
+    if len(cursor) > MAX_CURSOR_LENGTH:
+        raise not_a_cursor()
     try:
         value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise InvalidInput("after is not a cursor this API issued.", field=("after",)) from None
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value) or len(value) > 4:
-        raise InvalidInput("after is not a cursor this API issued.", field=("after",))
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
+        raise not_a_cursor() from None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value) or not 1 <= len(value) <= 4:
+        raise not_a_cursor()
+    try:
+        for key in value:
+            refuse_unsafe_characters(key, field=("after",))
+    except InvalidInput:
+        raise not_a_cursor() from None
     return tuple(value)
 
 

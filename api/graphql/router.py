@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from cross_web import HTTPException
 from fastapi import Depends, FastAPI, Request
 from strawberry.fastapi import GraphQLRouter
+from strawberry.schema.exceptions import CannotGetOperationTypeError
+from strawberry.types import ExecutionResult
 
 from api.graphql.context import Context
 from api.graphql.schema import build_schema
@@ -19,9 +22,21 @@ async def get_context(request: Request, principal: Principal = Depends(current_p
                    request_id=getattr(request.state, "request_id", ""))
 
 
+class PamojaGraphQLRouter(GraphQLRouter[Any, Any]):
+    async def execute_single(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+        """Strawberry answers an unknown operationName by quoting it back; say what is wrong instead
+        (rule 4: no message repeats what the client sent)."""
+        try:
+            return await super().execute_single(*args, **kwargs)
+        except HTTPException as error:
+            if isinstance(error.__cause__, CannotGetOperationTypeError) and error.__cause__.operation_name:
+                raise HTTPException(400, "No operation in the document has the operationName given.") from None
+            raise
+
+
 def mount_graphql(app: FastAPI, settings: Settings) -> None:
     schema = build_schema(production=settings.is_production)
-    router: GraphQLRouter[Any, Any] = GraphQLRouter(
+    router: GraphQLRouter[Any, Any] = PamojaGraphQLRouter(
         schema,
         context_getter=get_context,
         graphql_ide="graphiql" if settings.graphiql_enabled else None,

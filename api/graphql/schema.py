@@ -24,10 +24,12 @@ from strawberry.types import ExecutionContext
 from strawberry.utils.await_maybe import await_maybe
 
 from api.graphql.errors import should_mask
-from api.graphql.extensions import AuditDenials, CostLimit, ReadableDomainErrors, RequestTransaction
+from api.graphql.extensions import CostLimit, ReadableDomainErrors, ReadAudit, RequestTransaction
+from api.graphql.mutations.base import FirstResponses
 from api.graphql.mutations.care import CareMutations
 from api.graphql.mutations.cases import CaseMutations
 from api.graphql.mutations.directory import DirectoryMutations
+from api.graphql.mutations.staff import StaffMutations
 from api.graphql.planned import OperationPlan, PlannedRun, Planner
 from api.graphql.queries import Query
 from api.graphql.types import webhooks
@@ -104,7 +106,7 @@ class NetworkMutations:
 
 
 @strawberry.type
-class Mutation(CaseMutations, CareMutations, NetworkMutations, DirectoryMutations):
+class Mutation(CaseMutations, CareMutations, NetworkMutations, DirectoryMutations, StaffMutations):
     """Every mutation takes one `input` and returns a payload with the record and `userErrors`."""
 
 
@@ -121,8 +123,10 @@ def build_schema(*, production: bool, mutation: type | None = Mutation) -> straw
         CostLimit,
         lambda: MaskErrors(should_mask_error=should_mask),
         ReadableDomainErrors,
-        AuditDenials,
+        ReadAudit,
         RequestTransaction,
+        # Inside the request's transaction: keeps first responses, answers replays (rule 6).
+        FirstResponses,
     ]
     if production:
         extensions.insert(0, DisableIntrospection)

@@ -14,7 +14,9 @@ Decisions where the contract is silent (each is a guard against a plausible mist
   logged ahead); milestones and assessments are facts and cannot be dated after today (East Africa
   Time). A goal's target date lies between the referral's creation date and five years ahead.
 - A safeguarding concern's description is clinical text like the notes: giving either needs the
-  SessionNote.c scope, and both are encrypted under the survivor's data key.
+  SessionNote.c scope and being the referral's assigned counselor (or the partner's system; a
+  coordinator who also counsels writes none on referrals assigned to others), and both are encrypted
+  under the survivor's data key.
 - Sessions are listed newest first (a dashboard wants the latest); goals, milestones and
   assessments oldest first (a care plan reads as a story).
 """
@@ -106,11 +108,8 @@ def _earliest(referral: ReferralView) -> datetime:
 
 
 def _clinical_text(value: str | None, *, field: tuple[str, ...], max_length: int) -> str | None:
-    """Free clinical text: Windows line endings are normalised rather than refused as control characters."""
-    if value is None:
-        return None
-    return text(value.replace("\r\n", "\n").replace("\r", "\n"), field=field, max_length=max_length,
-                required=False)
+    """Free clinical text: it may span lines (Windows line endings are normalised)."""
+    return text(value, field=field, max_length=max_length, required=False, multiline=True)
 
 
 def _fact_date(value: date, referral: ReferralView, now: datetime, field: tuple[str, ...]) -> None:
@@ -169,6 +168,12 @@ async def log_session(*, unit: Unit, principal: Principal, referral_id: uuid.UUI
     if started_at > now + FUTURE_SLACK:
         raise InvalidInput("startedAt cannot be more than one day in the future.", field=_field("startedAt"))
     referral = await _care_referral(unit, principal, referral_id)
+    if (cleaned_notes is not None or description is not None) and not policy.may_write_session_notes(
+            principal, assigned_counselor_id=referral.assigned_counselor_id):
+        raise InvalidInput("Clinical notes are written only by the counselor assigned to this referral or the "
+                           "partner's system: assign yourself as its counselor first, or leave them out.",
+                           field=_field("notes") if cleaned_notes is not None else
+                           _field("safeguardingConcern", "description"))
     if started_at < _earliest(referral):
         raise InvalidInput("startedAt cannot be before the referral was made.", field=_field("startedAt"))
     counselor_id = principal.user_id or referral.assigned_counselor_id

@@ -70,7 +70,7 @@ async def withdraw(*, unit: Unit, principal: Principal, consent_id: uuid.UUID | 
                    expected_version: int | None, reason: str) -> uuid.UUID:
     """Withdraw now: cancel open referrals relying on it and tell the partner, all in one transaction."""
     policy.require(principal, Resource.CONSENT, Action.UPDATE)
-    why = required_text(reason, field=("input", "reason"), max_length=500)
+    why = required_text(reason, field=("input", "reason"), max_length=500, multiline=True)
     now = unit.now()
     consent = await unit.consents.lock(policy.rows(principal, now), consent_id) if consent_id else None
     if consent is None or not policy.may_manage_consent(principal, survivor_organization_id=consent.organization_id):

@@ -47,7 +47,7 @@ async def create(*, unit: Unit, principal: Principal, survivor_id: uuid.UUID | N
         raise NotFound("No such partner organization.", field=("input", "receivingOrganizationId"))
     if service not in receiver.services:
         raise InvalidInput("The receiving organization does not offer this service.", field=("input", "service"))
-    summary = required_text(reason, field=("input", "reason"), max_length=2000)
+    summary = required_text(reason, field=("input", "reason"), max_length=2000, multiline=True)
     consent = (await unit.consents.by_id(scope, [consent_id])).get(consent_id) if consent_id else None
     if consent is None or consent.survivor_id != survivor.id:
         raise NotFound("No such consent for this survivor.", field=("input", "consentId"))
@@ -112,15 +112,15 @@ async def act(*, unit: Unit, principal: Principal, referral_id: uuid.UUID | None
             and not policy.may_triage_referrals(principal):
         raise Forbidden("Only the partner's coordinator or system can accept, reject or cancel a referral.")
     _check_version(referral, expected_version)
-    cleaned_reason = required_text(reason, field=("input", "reason"), max_length=1000) if reason is not None \
-        else None
+    cleaned_reason = required_text(reason, field=("input", "reason"), max_length=1000, multiline=True) \
+        if reason is not None else None
     new_status = transition(status=referral.status, action=action, actor=actor, reason=cleaned_reason)
     now = unit.now()
     values: dict[str, object] = {"status": new_status.value, "status_reason": cleaned_reason}
     if action is ReferralAction.SEND:
         values["respond_by"] = respond_by(priority=referral.priority, requested_at=now, deadlines=deadlines)
     if action is ReferralAction.COMPLETE:
-        values["outcome"] = required_text(outcome, field=("input", "outcome"), max_length=2000)
+        values["outcome"] = required_text(outcome, field=("input", "outcome"), max_length=2000, multiline=True)
     if not await unit.referrals.change(ReferralChange(referral.id, referral.version, values)):
         raise VersionConflict(VERSION_CONFLICT_MESSAGE, field=("input", "expectedVersion"))
     await unit.referrals.record_status(

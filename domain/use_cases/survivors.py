@@ -48,7 +48,7 @@ def validate_new_survivor(*, pseudonym: str, legal_name: str, birth_year: int, s
         phone=normalize_phone(phone, field=_field("phone")) if phone else None,
         guardian_name=text(guardian_name, field=_field("guardianName"), max_length=200, required=False),
         guardian_phone=normalize_phone(guardian_phone, field=_field("guardianPhone")) if guardian_phone else None,
-        location=text(location, field=_field("location"), max_length=500, required=False),
+        location=text(location, field=_field("location"), max_length=500, required=False, multiline=True),
     )
 
 

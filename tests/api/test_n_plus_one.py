@@ -3,14 +3,17 @@ for 50 referrals (every nested field goes through a per-request DataLoader)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy import event, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from db.crypto import MasterKeys, encrypt_field, new_data_key
+from db.survivors import key_aad
 from domain.enums import Role
 from tests.factories import Factory, User
 
@@ -31,8 +34,8 @@ WITH s AS (
   RETURNING id, survivor_id
 ), r AS (
   INSERT INTO referral (survivor_id, referring_organization_id, receiving_organization_id, consent_id, service,
-                        priority, status, reason, assigned_counselor_id)
-  SELECT survivor_id, :ngo, :partner, id, 'PSYCHOSOCIAL_COUNSELING', 'ROUTINE', 'IN_PROGRESS', 'Counseling', :counselor
+                        priority, status, assigned_counselor_id)
+  SELECT survivor_id, :ngo, :partner, id, 'PSYCHOSOCIAL_COUNSELING', 'ROUTINE', 'IN_PROGRESS', :counselor
   FROM c RETURNING id, survivor_id
 ), sessions AS (
   INSERT INTO counseling_session (referral_id, survivor_id, organization_id, referring_organization_id, counselor_id,
@@ -40,14 +43,34 @@ WITH s AS (
   SELECT r.id, r.survivor_id, :partner, :ngo, :counselor, now() - (k || ' days')::interval, 50, 'INDIVIDUAL',
          'THERAPY', 'ATTENDED' FROM r, generate_series(1, 7) k RETURNING referral_id
 ), goals AS (
-  INSERT INTO care_goal (survivor_id, referral_id, organization_id, referring_organization_id, domain, description,
-                         lifecycle_status, achievement_status)
-  SELECT r.survivor_id, r.id, :partner, :ngo, 'SAFETY', 'Safety plan', 'ACTIVE', 'IN_PROGRESS' FROM r
+  INSERT INTO care_goal (survivor_id, referral_id, organization_id, referring_organization_id, domain,
+                         description_enc, lifecycle_status, achievement_status)
+  SELECT r.survivor_id, r.id, :partner, :ngo, 'SAFETY', '', 'ACTIVE', 'IN_PROGRESS' FROM r
   RETURNING referral_id
 )
-INSERT INTO milestone (referral_id, survivor_id, organization_id, referring_organization_id, title, achieved_on)
-SELECT r.id, r.survivor_id, :partner, :ngo, 'First session attended', current_date - k FROM r, generate_series(1, 2) k
+INSERT INTO milestone (referral_id, survivor_id, organization_id, referring_organization_id, title_enc, achieved_on)
+SELECT r.id, r.survivor_id, :partner, :ngo, '', current_date - k FROM r, generate_series(1, 2) k
 """)
+# (table, column, text): the free text the seed seals per row, as the API would have written it.
+SEALED = (("care_goal", "description", "Safety plan"), ("milestone", "title", "First session attended"))
+
+
+async def _seal(connection: AsyncConnection, master: MasterKeys, ngo: uuid.UUID) -> None:
+    """Give the seeded survivors their data keys and seal the goals' and milestones' text under them."""
+    keys: dict[uuid.UUID, bytes] = {}
+    for survivor_id in (await connection.execute(text("SELECT id FROM survivor WHERE organization_id = :ngo"),
+                                                 {"ngo": ngo})).scalars():
+        keys[survivor_id] = new_data_key()
+        key_id, wrapped = master.wrap(keys[survivor_id], aad=key_aad(survivor_id))
+        await connection.execute(text("INSERT INTO survivor_key (survivor_id, organization_id, master_key_id, "
+                                      "wrapped_key) VALUES (:id, :ngo, :key_id, :wrapped)"),
+                                 {"id": survivor_id, "ngo": ngo, "key_id": key_id, "wrapped": wrapped})
+    for table, column, value in SEALED:
+        rows = (await connection.execute(text(
+            f"SELECT id, survivor_id FROM {table} WHERE referring_organization_id = :ngo"), {"ngo": ngo})).all()  # noqa: S608
+        await connection.execute(text(f"UPDATE {table} SET {column}_enc = :sealed WHERE id = :id"), [  # noqa: S608
+            {"id": r.id, "sealed": encrypt_field(keys[r.survivor_id], value, table=table, column=column, row_id=r.id)}
+            for r in rows])
 
 
 async def _seed(engine: AsyncEngine, factory: Factory, n: int) -> User:
@@ -56,6 +79,7 @@ async def _seed(engine: AsyncEngine, factory: Factory, n: int) -> User:
     counselor = await factory.user(partner, Role.COUNSELOR)
     async with engine.begin() as connection:
         await connection.execute(SEED, {"ngo": ngo.id, "partner": partner.id, "counselor": counselor.id, "n": n})
+        await _seal(connection, MasterKeys.parse(factory.settings.master_keys.get_secret_value()), ngo.id)
     return counselor
 
 
@@ -88,6 +112,8 @@ async def test_the_dashboard_runs_the_same_statements_for_5_and_50_referrals(
         assert len(edges) == n
         assert all(len(e["node"]["sessions"]["edges"]) == 5 for e in edges)
         assert all(len(e["node"]["milestones"]) == 2 and len(e["node"]["goals"]) == 1 for e in edges)
+        # Milestone titles are sealed: decrypting them adds no statement (the referrals brought the keys).
+        assert {m["title"] for e in edges for m in e["node"]["milestones"]} == {"First session attended"}
         counts[n] = len(statements)
     assert counts[5] == counts[50], counts
     # token subject, row-security context, referrals, survivors, their access, sessions, goals, milestones

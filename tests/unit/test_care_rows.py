@@ -23,7 +23,8 @@ CARE_CATEGORIES = (DataCategory.SESSION_ATTENDANCE, DataCategory.ASSESSMENTS)
 def _access(*, purposes: frozenset[ConsentPurpose], categories: frozenset[DataCategory], in_force: bool,
             status: ReferralStatus = ReferralStatus.IN_PROGRESS) -> ReferralAccess:
     return ReferralAccess(referring_organization_id=NGO, receiving_organization_id=PARTNER, status=status,
-                          consent_categories=categories, consent_purposes=purposes, consent_in_force=in_force)
+                          assigned_counselor_id=None, consent_categories=categories, consent_purposes=purposes,
+                          consent_in_force=in_force)
 
 
 PURPOSE_SETS = [frozenset({ConsentPurpose.REFERRAL, ConsentPurpose.SERVICE_DELIVERY}), frozenset(ConsentPurpose)]

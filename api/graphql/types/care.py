@@ -16,7 +16,15 @@ from api.graphql.relay import Node
 from api.graphql.types.staff import StaffUser
 from domain import enums
 from domain.ids import to_global_id
-from domain.views import AssessmentView, ConcernView, GoalProgressView, GoalView, MilestoneView, SessionView
+from domain.views import (
+    AssessmentView,
+    ConcernView,
+    GoalProgressView,
+    GoalView,
+    MilestoneView,
+    SessionView,
+    revealed,
+)
 
 if TYPE_CHECKING:
     from api.graphql.types.referral import Referral
@@ -80,22 +88,49 @@ class CounselingSession(Node):
         return SafeguardingConcern.from_view(found) if found else None
 
 
+# Free text about the child is sealed at rest and decrypted only by these resolvers, for a field
+# asked for (db/sealed.py); they sit among the plain fields so the schema keeps its order. Goals and
+# milestones of a survivor whose data key is destroyed are not read at all (db/care.py), so their
+# required description and title always open.
+
+
+def _progress_note(self: GoalProgress) -> str | None:
+    return revealed(self.view.note)
+
+
+def _goal_description(self: CareGoal) -> str:
+    description = self.view.description.reveal()
+    assert description is not None  # db/care.py reads no goal whose survivor's key is destroyed
+    return description
+
+
+def _milestone_title(self: Milestone) -> str:
+    title = self.view.title.reveal()
+    assert title is not None  # db/care.py reads no milestone whose survivor's key is destroyed
+    return title
+
+
+def _milestone_note(self: Milestone) -> str | None:
+    return revealed(self.view.note)
+
+
 @strawberry.type(description="One dated entry of a goal's achievement status (FHIR Goal.achievementStatus).")
 class GoalProgress:
     at: datetime
     achievement_status: enums.GoalAchievementStatus
-    note: str | None
+    note: str | None = strawberry.field(resolver=_progress_note, description="Encrypted at rest.")
+    view: strawberry.Private[GoalProgressView]
 
     @classmethod
     def from_view(cls, v: GoalProgressView) -> GoalProgress:
-        return cls(at=v.at, achievement_status=v.achievement_status, note=v.note)
+        return cls(at=v.at, achievement_status=v.achievement_status, view=v)
 
 
 @strawberry.type(description="A goal in a survivor's care plan at a partner, in one of the six outcome domains.")
 class CareGoal(Node):
     id: strawberry.ID
     domain: enums.OutcomeDomain
-    description: str
+    description: str = strawberry.field(resolver=_goal_description, description="Encrypted at rest.")
     target_date: date | None
     lifecycle_status: enums.GoalLifecycleStatus
     achievement_status: enums.GoalAchievementStatus
@@ -104,9 +139,9 @@ class CareGoal(Node):
 
     @classmethod
     def from_view(cls, v: GoalView) -> CareGoal:
-        return cls(id=strawberry.ID(to_global_id("CareGoal", v.id)), domain=v.domain, description=v.description,
-                   target_date=v.target_date, lifecycle_status=v.lifecycle_status,
-                   achievement_status=v.achievement_status, version=v.version, view=v)
+        return cls(id=strawberry.ID(to_global_id("CareGoal", v.id)), domain=v.domain, target_date=v.target_date,
+                   lifecycle_status=v.lifecycle_status, achievement_status=v.achievement_status, version=v.version,
+                   view=v)
 
     @strawberry.field
     async def survivor(self, info: strawberry.Info) -> SurvivorRef:
@@ -129,15 +164,14 @@ class CareGoal(Node):
 @strawberry.type(description="A dated step reached in the healing process (returned to school, reunited, ...).")
 class Milestone(Node):
     id: strawberry.ID
-    title: str
+    title: str = strawberry.field(resolver=_milestone_title, description="Encrypted at rest.")
     achieved_on: date
-    note: str | None
+    note: str | None = strawberry.field(resolver=_milestone_note, description="Encrypted at rest.")
     view: strawberry.Private[MilestoneView]
 
     @classmethod
     def from_view(cls, v: MilestoneView) -> Milestone:
-        return cls(id=strawberry.ID(to_global_id("Milestone", v.id)), title=v.title, achieved_on=v.achieved_on,
-                   note=v.note, view=v)
+        return cls(id=strawberry.ID(to_global_id("Milestone", v.id)), achieved_on=v.achieved_on, view=v)
 
     @strawberry.field
     async def referral(self, info: strawberry.Info) -> ReferralRef:

@@ -12,7 +12,7 @@ from api.graphql.types.staff import StaffUser
 from domain import enums
 from domain.enums import DataCategory
 from domain.ids import to_global_id
-from domain.views import ReferralView, StatusChangeView
+from domain.views import ReferralView, StatusChangeView, revealed
 
 if TYPE_CHECKING:
     from api.graphql.types.care import CareGoal, CounselingSession, Milestone, SafeguardingConcern
@@ -28,18 +28,39 @@ MilestoneRef = Annotated["Milestone", strawberry.lazy("api.graphql.types.care")]
 SafeguardingConcernRef = Annotated["SafeguardingConcern", strawberry.lazy("api.graphql.types.care")]
 
 
+# Free text about the child is sealed at rest and decrypted only by these resolvers, for a field
+# asked for and shown (db/sealed.py); they sit among the plain fields so the schema keeps its order.
+
+
+def _change_reason(self: ReferralStatusChange) -> str | None:
+    return revealed(self.view.reason)
+
+
+def _status_reason(self: Referral) -> str | None:
+    return revealed(self.view.status_reason)
+
+
+def _needs_summary(self: Referral) -> str | None:
+    return revealed(self.view.reason) if DataCategory.CASE_SUMMARY in self.view.categories else None
+
+
+def _outcome(self: Referral) -> str | None:
+    return revealed(self.view.outcome)
+
+
 @strawberry.type
 class ReferralStatusChange:
     from_: enums.ReferralStatus | None = strawberry.field(name="from")
     to: enums.ReferralStatus
     at: datetime
-    reason: str | None
+    reason: str | None = strawberry.field(resolver=_change_reason, description="Encrypted at rest.")
     actor: str = strawberry.field(description="Who made the change, as a display name or client id; never a "
                                               "survivor's data.")
+    view: strawberry.Private[StatusChangeView]
 
     @classmethod
     def from_view(cls, v: StatusChangeView) -> ReferralStatusChange:
-        return cls(from_=v.from_status, to=v.to_status, at=v.at, reason=v.reason, actor=v.actor)
+        return cls(from_=v.from_status, to=v.to_status, at=v.at, actor=v.actor, view=v)
 
 
 @strawberry.type(description="A survivor referred to a partner for a service, relying on a consent.")
@@ -48,11 +69,12 @@ class Referral(Node):
     service: enums.ServiceType
     priority: enums.ReferralPriority
     status: enums.ReferralStatus
-    status_reason: str | None
-    reason: str | None = strawberry.field(description="The needs summary (data category CASE_SUMMARY).")
+    status_reason: str | None = strawberry.field(resolver=_status_reason, description="Encrypted at rest.")
+    reason: str | None = strawberry.field(
+        resolver=_needs_summary, description="The needs summary (data category CASE_SUMMARY); encrypted at rest.")
     respond_by: datetime | None = strawberry.field(description="Response deadline set by priority while REQUESTED.")
     overdue: bool = strawberry.field(description="True once respondBy has passed while still REQUESTED.")
-    outcome: str | None
+    outcome: str | None = strawberry.field(resolver=_outcome, description="Encrypted at rest.")
     created_at: datetime
     updated_at: datetime = strawberry.field(
         description="Last change of the referral or of its sessions, goals and milestones.")
@@ -63,10 +85,8 @@ class Referral(Node):
     def from_view(cls, v: ReferralView) -> Referral:
         return cls(
             id=strawberry.ID(to_global_id("Referral", v.id)), service=v.service, priority=v.priority,
-            status=v.status, status_reason=v.status_reason,
-            reason=v.reason if DataCategory.CASE_SUMMARY in v.categories else None, respond_by=v.respond_by,
-            overdue=v.overdue, outcome=v.outcome, created_at=v.created_at, updated_at=v.updated_at,
-            version=v.version, view=v,
+            status=v.status, respond_by=v.respond_by, overdue=v.overdue, created_at=v.created_at,
+            updated_at=v.updated_at, version=v.version, view=v,
         )
 
     @strawberry.field

@@ -12,7 +12,7 @@ from api.graphql.relay import Connection, Node, page_request, to_connection
 from domain import enums
 from domain.ids import to_global_id
 from domain.kenya import county_name
-from domain.views import ConsentView, IdentityView, SurvivorView
+from domain.views import ConsentView, IdentityView, SurvivorView, revealed
 
 if TYPE_CHECKING:
     from api.graphql.types.care import Assessment, CareGoal
@@ -98,6 +98,15 @@ class Survivor(Node):
         return [Assessment.from_view(v) for v in found]
 
 
+def _withdrawal_reason(self: Consent) -> str | None:
+    """Sealed at rest, decrypted only when asked for (db/sealed.py), as the witness below."""
+    return revealed(self.view.withdrawal_reason)
+
+
+def _witness(self: Consent) -> str | None:
+    return revealed(self.view.witness)
+
+
 @strawberry.type(description="A survivor's (or guardian's) consent to share named data with one organization.")
 class Consent(Node):
     id: strawberry.ID
@@ -110,13 +119,14 @@ class Consent(Node):
     valid_until: datetime | None
     status: enums.ConsentStatus
     withdrawn_at: datetime | None
-    withdrawal_reason: str | None
+    withdrawal_reason: str | None = strawberry.field(resolver=_withdrawal_reason, description="Encrypted at rest.")
     form_version: str | None
     language: str | None
-    witness: str | None
+    witness: str | None = strawberry.field(resolver=_witness, description="Encrypted at rest.")
     version: int
     survivor_id: strawberry.Private[uuid.UUID]
     recipient_id: strawberry.Private[uuid.UUID]
+    view: strawberry.Private[ConsentView]
 
     @classmethod
     def from_view(cls, v: ConsentView) -> Consent:
@@ -124,8 +134,8 @@ class Consent(Node):
             id=strawberry.ID(to_global_id("Consent", v.id)), purposes=list(v.purposes),
             data_categories=list(v.data_categories), given_by=v.given_by, child_assent=v.child_assent,
             valid_from=v.valid_from, valid_until=v.valid_until, status=v.status, withdrawn_at=v.withdrawn_at,
-            withdrawal_reason=v.withdrawal_reason, form_version=v.form_version, language=v.language,
-            witness=v.witness, version=v.version, survivor_id=v.survivor_id, recipient_id=v.recipient_id,
+            form_version=v.form_version, language=v.language, version=v.version, survivor_id=v.survivor_id,
+            recipient_id=v.recipient_id, view=v,
         )
 
     @strawberry.field

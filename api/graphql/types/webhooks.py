@@ -8,10 +8,11 @@ from datetime import datetime
 import strawberry
 
 from api.graphql.errors import UserError, to_user_errors
+from api.graphql.inputs import check_input
 from db import outbox
 from domain import policy
 from domain.enums import Role
-from domain.errors import Forbidden, InvalidInput, NotFound
+from domain.errors import DomainError, Forbidden, InvalidInput, NotFound
 from domain.principal import Principal
 from domain.scopes import Action, Resource
 
@@ -70,6 +71,10 @@ async def deliveries(info: strawberry.Info, event_id: str | None, first: int) ->
 
 async def redeliver(info: strawberry.Info, input: RedeliverWebhookInput) -> RedeliverWebhookPayload:
     principal: Principal = info.context.principal
+    try:
+        check_input(input, ("input",))
+    except DomainError as error:
+        return RedeliverWebhookPayload(queued=0, user_errors=to_user_errors(error))
     policy.require(principal, Resource.REFERRAL, Action.UPDATE)
     if not _may_manage(principal):
         raise Forbidden("Only coordinators, supervisors, administrators and systems redeliver webhooks.")
@@ -79,7 +84,8 @@ async def redeliver(info: strawberry.Info, input: RedeliverWebhookInput) -> Rede
         async with info.context.db.savepoint():
             queued = await outbox.redeliver(info.context.db, event_id=event_id, client_id=input.client_id,
                                             organization_id=principal.organization_id)
-    await info.context.unit.audit(action="redeliverWebhook", record_type="OutboxEvent", record_id=input.event_id,
+    await info.context.unit.audit(action="redeliverWebhook", record_type="OutboxEvent",
+                                  record_id=str(event_id) if event_id else None,
                                   outcome="allowed" if queued else "denied")
     if not queued:
         return RedeliverWebhookPayload(queued=0, user_errors=to_user_errors(NotFound(
