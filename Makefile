@@ -1,10 +1,11 @@
-# Two commands on a fresh machine: `make run` and `make test`. Everything else is a helper.
+# Two commands on a fresh machine: `make run` and `make test`. Everything else is a helper
+# (`make worker` in a second terminal sends webhooks, flags overdue referrals and sweeps old rows).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench schema clean
+.PHONY: run worker test lint typecheck pytest bench schema clean destroy-local-database
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,6 +15,9 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/pamoja serve
+
+worker: $(STAMP)
+	$(BIN)/pamoja worker
 
 test: $(STAMP) lint typecheck pytest
 
@@ -33,5 +37,22 @@ bench: $(STAMP)
 schema: $(STAMP)
 	$(BIN)/pamoja schema > schema.graphql
 
+# Dependencies and caches only: the local database (below) holds what was entered and is kept.
 clean:
-	rm -rf $(VENV) var/pgdata .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+
+# The embedded PostgreSQL `make run` keeps under var/ (PAMOJA_DATA_DIR): deleting it loses every record,
+# so it has its own name, refuses while the server runs, and asks first (scripts pass CONFIRM=yes).
+LOCAL_DATABASE := $(or $(PAMOJA_DATA_DIR),var)/pgdata
+
+destroy-local-database:
+	@if [ -f '$(LOCAL_DATABASE)/postmaster.pid' ] && kill -0 "$$(head -n 1 '$(LOCAL_DATABASE)/postmaster.pid')" 2>/dev/null; then \
+		echo "PostgreSQL is running on $(LOCAL_DATABASE): stop make run and make worker first" >&2; exit 1; \
+	fi
+	@if [ "$(CONFIRM)" != yes ]; then \
+		printf 'Delete the local database in %s and every record in it, for good? [y/N] ' '$(LOCAL_DATABASE)'; \
+		read -r answer || echo; \
+		case "$$answer" in y|Y|yes|Yes|YES) ;; *) echo "kept $(LOCAL_DATABASE)"; exit 1;; esac; \
+	fi
+	rm -rf -- '$(LOCAL_DATABASE)'
+	@echo "deleted $(LOCAL_DATABASE); the next make run starts an empty one"

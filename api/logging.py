@@ -22,6 +22,8 @@ ALLOWED_KEYS = frozenset({
     "attempt", "status_code", "outbox_event_id", "event_type", "latency_ms", "revision", "host", "port",
     "workers", "delivered", "failed", "key_id",
     "error_kind", "overdue", "dispatched", "retried", "dead",
+    # startup: the database in use (embedded folder or URL with passwords masked) and the migration head
+    "database", "head",
     # housekeeping counts
     "idempotency_records", "revoked_tokens", "assertion_jtis", "authorization_codes", "login_throttles",
 })
@@ -95,6 +97,9 @@ def configure_logging(*, level: str = "INFO", json: bool = True) -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "strawberry.execution"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # api.main.RequestIdAndAccessLog logs each request once, with its request id and without the query
+    # string; uvicorn's access line would be a second line per request.
+    logging.getLogger("uvicorn.access").disabled = True
 
 
 def get_logger(name: str) -> Any:

@@ -63,12 +63,15 @@ def register(sub: Any) -> None:
     token.add_argument("--ttl", type=int, default=None, help="Lifetime in seconds (at most the staff token TTL).")
     token.set_defaults(handler=_token)
 
-    keys = sub.add_parser("keys", help="Token-signing keys.").add_subparsers(dest="keys_command", required=True)
+    keys = sub.add_parser("keys", help="Token-signing keys, master keys, fresh secrets.").add_subparsers(
+        dest="keys_command", required=True)
     krotate = keys.add_parser("rotate", help="Add a signing key; older keys retire after the longest token TTL.")
     krotate.add_argument("--json", action="store_true")
     krotate.set_defaults(handler=_keys_rotate)
+    from cli.keygen import register_generate
     from cli.safety import register_keys
 
+    register_generate(keys)
     register_keys(keys)
 
 

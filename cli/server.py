@@ -12,7 +12,9 @@ from typing import Any
 
 from sqlalchemy import text
 
+from api.logging import configure_logging
 from cli.context import Cli, CommandError
+from cli.startup import log_database_in_use
 
 
 def register(sub: Any) -> None:
@@ -94,8 +96,10 @@ def _serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     cli = Cli.load()
+    configure_logging(level=cli.settings.log_level, json=cli.settings.log_json)
     if not args.no_migrate:
         _migrate_now(cli)
+    asyncio.run(log_database_in_use(cli.settings, cli.urls.app))
     # Workers build their app from the environment: hand them the resolved (maybe embedded) database.
     os.environ["DATABASE_URL"] = cli.urls.owner
     os.environ.setdefault("PAMOJA_APP_DATABASE_URL", cli.urls.app)
@@ -105,7 +109,8 @@ def _serve(args: argparse.Namespace) -> int:
         "api.main:app_from_environment", factory=True, host=host, port=port, workers=args.workers,
         # uvicorn's own variable: the proxy addresses whose X-Forwarded-For/Proto are believed.
         log_config=None, proxy_headers=True, forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
-        timeout_graceful_shutdown=10, server_header=False,
+        # One line per request is written by api.main.RequestIdAndAccessLog, with the request id.
+        access_log=False, timeout_graceful_shutdown=10, server_header=False,
     )
     return 0
 

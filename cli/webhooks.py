@@ -12,6 +12,7 @@ from typing import Any
 from api.logging import configure_logging
 from cli.context import Cli, CommandError, emit
 from cli.housekeeping import sweep_forever
+from cli.startup import log_database_in_use
 from db import outbox
 from db.crypto import MasterKeys
 from db.engine import make_engine
@@ -49,6 +50,7 @@ def _summary(counts: WorkerCounts) -> str:
 
 
 async def _run_worker(cli: Cli, *, once: bool) -> WorkerCounts:
+    await log_database_in_use(cli.settings, cli.urls.owner)
     engine = make_engine(cli.urls.owner, pool_size=4, statement_timeout_ms=cli.settings.db_statement_timeout_ms,
                          application_name="pamoja-worker")
     policy = DeliveryPolicy.from_settings(cli.settings)

@@ -12,15 +12,19 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import signal
+import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import asyncpg
+import httpx
 import pytest
 from argon2 import PasswordHasher
 
@@ -321,3 +325,110 @@ async def test_the_worker_sweeps_on_its_interval_and_stops_cleanly_on_sigterm(cl
         stdout, _ = await asyncio.wait_for(process.communicate(), timeout=30)
     assert process.returncode == 0
     assert set(one_json_object(stdout.decode())) >= {"delivered", "dead"}
+
+
+ENV_LINE = re.compile(r"^(PAMOJA_[A-Z_]+)=([A-Za-z0-9_:=-]+)$")
+
+
+def generated_keys(stdout: str) -> dict[str, str]:
+    """The variables `pamoja keys generate` printed; every other line is a `#` comment."""
+    found: dict[str, str] = {}
+    for line in stdout.splitlines():
+        if line.startswith("#"):
+            continue
+        match = ENV_LINE.fullmatch(line)
+        assert match, f"not a line an env file, a shell and compose all read unquoted: {line!r}"
+        found[match.group(1)] = match.group(2)
+    return found
+
+
+async def test_keys_generate_prints_fresh_keys_that_production_accepts_from_an_env_file(tmp_path: Path) -> None:
+    """No database and no configuration needed: it is how the first production secrets are made."""
+    env = {**base_env(), "PAMOJA_ENV": "production"}
+    first, second = [await pamoja("keys", "generate", env=env, cwd=tmp_path) for _ in range(2)]
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    keys, other = generated_keys(first.stdout), generated_keys(second.stdout)
+    assert set(keys) == {"PAMOJA_MASTER_KEYS", "PAMOJA_BLIND_INDEX_KEY"}
+    assert not set(keys.values()) & set(other.values()), "each run draws new keys"
+    key_id, _, master = keys["PAMOJA_MASTER_KEYS"].partition(":")
+    assert key_id == "k1"
+    for encoded in (master, keys["PAMOJA_BLIND_INDEX_KEY"]):
+        assert len(base64.urlsafe_b64decode(encoded)) == 32
+    assert not (tmp_path / "var").exists(), "generating keys starts no database"
+
+    env_file = tmp_path / "pamoja.env"
+    env_file.write_text(first.stdout)
+    from api.settings import Settings
+    from db.crypto import MasterKeys
+
+    settings = Settings(_env_file=env_file, env="production",
+                        database_url="postgresql://pamoja@db/pamoja", public_url="https://pamoja.example.org")
+    assert settings.master_keys.get_secret_value() == keys["PAMOJA_MASTER_KEYS"]
+    assert settings.blind_index_key.get_secret_value() == keys["PAMOJA_BLIND_INDEX_KEY"]
+    assert MasterKeys.parse(settings.master_keys.get_secret_value()).current_id == "k1"
+
+
+async def test_keys_generate_with_a_key_id_for_a_rotation_and_as_json(tmp_path: Path) -> None:
+    result = await pamoja("keys", "generate", "--key-id", "k2", "--json", env=base_env(), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    data = one_json_object(result.stdout)
+    assert set(data) == {"PAMOJA_MASTER_KEYS", "PAMOJA_BLIND_INDEX_KEY"}
+    assert str(data["PAMOJA_MASTER_KEYS"]).startswith("k2:")
+
+
+@pytest.mark.parametrize("key_id", ["", "k:1", "k,1", "k 1", "k\t1", "k=1", "ключ"])
+async def test_keys_generate_refuses_a_key_id_the_settings_could_not_read(tmp_path: Path, key_id: str) -> None:
+    result = await pamoja("keys", "generate", "--key-id", key_id, env=base_env(), cwd=tmp_path)
+    assert result.returncode != 0 and result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith("pamoja: --key-id ")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_serve_logs_its_database_and_migrations_then_each_request_once(cli_db: CliDatabase) -> None:
+    """What a newcomer reads in the first lines, and one line per request (ours, with the request id)."""
+    from db.migrate import head_revision
+
+    port = free_port()
+    argv = [str(CONSOLE_SCRIPT)] if CONSOLE_SCRIPT.exists() else [sys.executable, "-m", "cli.main"]
+    env = {**cli_db.env, "PAMOJA_APP_DB_PASSWORD": APP_PASSWORD, "PAMOJA_LOG_JSON": "true"}
+    process = await asyncio.create_subprocess_exec(
+        *argv, "serve", "--no-migrate", "--port", str(port), env=env, cwd=cli_db.cwd,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    lines: list[str] = []
+    try:
+        async with asyncio.timeout(60):
+            while not lines or "startup complete" not in lines[-1]:
+                line = await process.stderr.readline()
+                assert line, f"pamoja serve ended before serving: {lines}"
+                lines.append(line.decode())
+        request_id = f"one-request-{secrets.token_hex(4)}"
+        async with httpx.AsyncClient() as http:
+            response = await http.get(f"http://127.0.0.1:{port}/healthz?who=once", headers={"X-Request-Id": request_id})
+        assert response.status_code == 200 and response.headers["x-request-id"] == request_id
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, rest = await asyncio.wait_for(process.communicate(), timeout=30)
+    output = "".join(lines) + rest.decode()
+    assert APP_PASSWORD not in output and quote(APP_PASSWORD, safe="") not in output
+    records = [json.loads(line) for line in output.splitlines()]
+
+    [database] = [r for r in records if r["event"] == "database in use"]
+    assert database["database"] == f"postgresql://{cli_db.role}:***@{plain(cli_db.url).split('@', 1)[1]}"
+    [migrations] = [r for r in records if r.get("revision") is not None]
+    assert migrations["event"] == "migrations at head" and migrations["revision"] == head_revision()
+
+    about_the_request = [r for r in records if r.get("request_id") == request_id]
+    assert about_the_request == [r for r in records if r["event"] == "request"], "one line per request"
+    [request] = about_the_request
+    assert (request["logger"], request["method"], request["path"], request["status"]) == (
+        "pamoja.http", "GET", "/healthz", 200)
+    assert not [r for r in records if r["logger"] == "uvicorn.access"]
+    assert "who=once" not in output, "no query string in the access log"

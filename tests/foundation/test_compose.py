@@ -6,17 +6,28 @@ PAMOJA_* variable they set must be a Settings field, and the API must never hold
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
+import secrets
 import shlex
+import shutil
+import socket
+import subprocess
+import time
+import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import SplitResult, urlsplit
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
 from sqlalchemy.engine import make_url
 
 from api.settings import Settings
+from auth.ratelimit import RateLimits
 from cli.main import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -160,3 +171,81 @@ def test_dockerfile_command_exists_in_the_cli() -> None:
 def test_build_context_leaves_out_local_state_and_secrets() -> None:
     ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
     assert {".venv", "var", ".env", ".git"} <= ignored
+
+
+def test_the_api_believes_forwarded_headers_only_from_the_proxy_in_front_of_it(
+    compose: dict[str, Any], services: dict[str, Any]
+) -> None:
+    """Nothing in compose.yaml proxies: the TLS proxy on the host reaches the published ports, which
+    the containers see coming from the network's gateway. Trusting any other address (or `*`) would let
+    a caller choose the client address the per-address rate limits count."""
+    api = services["api"]
+    for mapping in api["ports"]:
+        assert str(mapping).startswith("127.0.0.1:"), f"{mapping}: only the host (its proxy) may reach the API"
+    [ipam] = compose["networks"]["default"]["ipam"]["config"]
+    gateway = ipaddress.ip_address(ipam["gateway"])
+    assert gateway in ipaddress.ip_network(ipam["subnet"])
+    assert str(api["environment"]["FORWARDED_ALLOW_IPS"]) == str(gateway)
+    for name, service in services.items():
+        if name != "api":
+            assert "FORWARDED_ALLOW_IPS" not in service.get("environment", {}), f"{name} serves no HTTP"
+
+
+def _rate_limit_storage(services: dict[str, Any]) -> SplitResult:
+    return urlsplit(str(services["api"]["environment"]["PAMOJA_RATE_LIMIT_STORAGE"]))
+
+
+def test_the_replicas_count_rate_limits_in_one_redis(services: dict[str, Any]) -> None:
+    storage = _rate_limit_storage(services)
+    assert storage.scheme == "async+redis" and storage.hostname == "redis"
+    redis = services["redis"]
+    assert str(redis["image"]).split(":")[0] == "redis"
+    assert "redis-cli ping" in " ".join(redis["healthcheck"]["test"])
+    assert not redis.get("ports"), "the counters stay inside the compose network"
+    assert services["api"]["depends_on"]["redis"]["condition"] == "service_healthy"
+
+
+def test_the_redis_client_for_the_limits_library_is_a_dependency() -> None:
+    """`async+redis://` needs coredis, which `limits` installs only with its async-redis extra."""
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    [limits] = [Requirement(d) for d in dependencies if Requirement(d).name == "limits"]
+    assert "async-redis" in limits.extras
+
+
+@pytest.fixture
+def redis_port(tmp_path: Path) -> Iterator[int]:
+    """A throwaway redis-server on 127.0.0.1, standing in for compose's `redis` service."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed on this machine")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+                                "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            with socket.socket() as attempt:
+                if attempt.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+async def test_two_replicas_share_their_rate_limit_counters_through_compose_storage(
+    services: dict[str, Any], redis_port: int
+) -> None:
+    """compose.yaml's storage URI, pointed at a local redis: what one replica counts, the other sees."""
+    storage = _rate_limit_storage(services)._replace(netloc=f"127.0.0.1:{redis_port}").geturl()
+    first, second = [RateLimits(storage=storage, token_per_client="3/minute", token_per_address="100/minute",
+                                login_per_client="100/minute", login_per_address="100/minute") for _ in range(2)]
+    client = f"pmj_{secrets.token_hex(6)}"
+    assert await first.hit((first.token_client, client)) is None
+    assert await first.hit((first.token_client, client)) is None
+    assert await second.hit((second.token_client, client)) is None
+    wait = await second.hit((second.token_client, client))
+    assert wait is not None and 1 <= wait <= 60, "the fourth request in a minute is refused, whichever replica"
+    assert await first.hit((first.token_client, client)) is not None

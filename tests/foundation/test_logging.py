@@ -7,16 +7,27 @@ text and traceback. None of the JSON lines may contain it; allow-listed keys mus
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
-from collections.abc import Iterator
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+import httpx
 import pytest
 import structlog
+from alembic.script import ScriptDirectory
 
 from api.logging import HANDLER_NAME, configure_logging, get_logger
+from api.settings import Settings
+from cli.startup import database_in_use, log_database_in_use
+from db.engine import DatabaseUrls
+from db.migrate import alembic_config, head_revision, upgrade
+from tests.conftest import create_database, drop_database
 
 NAME = "Amina Wanjiru"
 
@@ -83,3 +94,94 @@ def test_a_library_message_and_its_exception_are_withheld(log_lines: io.StringIO
     assert first["error_type"] == "LookupError" and first["request_id"] == "req-0123456789"
     assert "legal_name" not in first and "exc_info" not in first and "exception" not in first
     assert second["level"] == "warning"
+
+
+def _lines(buffer: io.StringIO, logger: str | None = None) -> list[dict[str, Any]]:
+    records = [json.loads(line) for line in buffer.getvalue().splitlines()]
+    return [record for record in records if logger in (None, record["logger"])]
+
+
+def test_uvicorn_access_lines_are_not_logged_beside_ours(log_lines: io.StringIO) -> None:
+    """Our access-log middleware writes one line per request with its request id; uvicorn's would be a second."""
+    access = logging.getLogger("uvicorn.access")
+    access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", "/healthz?who=once", "1.1", 200,
+                extra={"request_id": "req-0123456789"})
+    logging.getLogger("uvicorn.error").info("Application startup complete.")
+    assert [record["event"] for record in _lines(log_lines)] == ["Application startup complete."]
+
+
+async def test_an_in_process_request_is_logged_once_with_its_request_id(client: httpx.AsyncClient,
+                                                                        log_lines: io.StringIO) -> None:
+    """`client` first: the app configures logging when it is built, and log_lines must be configured after."""
+    request_id = "req-once-0123456789"
+    response = await client.get("/healthz", headers={"X-Request-Id": request_id})
+    assert response.headers["x-request-id"] == request_id
+    [line] = [record for record in _lines(log_lines) if record.get("request_id") == request_id]
+    assert (line["logger"], line["event"], line["path"], line["status"]) == ("pamoja.http", "request", "/healthz", 200)
+
+
+SECRET = "s3cr%t/p@ss:word"
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    (f"postgresql://pamoja_app:{quote(SECRET, safe='')}@db:5432/pamoja",
+     "postgresql://pamoja_app:***@db:5432/pamoja"),
+    (f"postgresql+asyncpg://owner:{quote(SECRET, safe='')}@10.0.0.5/pamoja?sslmode=require",
+     "postgresql://owner:***@10.0.0.5/pamoja?sslmode=require"),
+    (f"postgres://owner@db/pamoja?password={quote(SECRET, safe='')}&sslpassword={quote(SECRET, safe='')}",
+     "postgresql://owner@db/pamoja?password=***&sslpassword=***"),
+    ("postgresql://pamoja_app@127.0.0.1:5432/pamoja", "postgresql://pamoja_app@127.0.0.1:5432/pamoja"),
+])
+def test_the_database_in_use_is_named_without_its_password(tmp_path: Path, url: str, expected: str) -> None:
+    settings = Settings(env="test", database_url=url, data_dir=tmp_path)
+    described = database_in_use(settings, url)
+    assert described == expected
+    assert SECRET not in described and quote(SECRET, safe="") not in described
+
+
+def test_the_embedded_database_is_named_by_its_folder(tmp_path: Path) -> None:
+    settings = Settings(env="test", database_url=None, data_dir=tmp_path / "var")
+    embedded_url = f"postgresql://postgres:@/pamoja?host={tmp_path / 'var' / 'pgdata'}"
+    assert database_in_use(settings, embedded_url) == f"embedded PostgreSQL in {tmp_path / 'var' / 'pgdata'}"
+
+
+@pytest.fixture
+async def scratch_database(server_url: str) -> AsyncIterator[str]:
+    name = f"pamoja_startup_{secrets.token_hex(4)}"
+    url = await create_database(server_url, name)
+    yield url
+    await drop_database(server_url, name)
+
+
+async def test_startup_says_the_migrations_are_at_head(log_lines: io.StringIO, database_urls: DatabaseUrls) -> None:
+    settings = Settings(env="test", database_url=database_urls.owner)
+    await log_database_in_use(settings, database_urls.app)
+    used, migrations = _lines(log_lines, "pamoja.startup")
+    assert used["event"] == "database in use" and used["database"] == database_in_use(settings, database_urls.app)
+    assert (migrations["event"], migrations["revision"], migrations["level"]) == (
+        "migrations at head", head_revision(), "info")
+
+
+async def test_startup_says_which_revision_the_database_is_at_and_what_to_run(
+    log_lines: io.StringIO, scratch_database: str
+) -> None:
+    settings = Settings(env="test", database_url=scratch_database)
+    first = ScriptDirectory.from_config(alembic_config(scratch_database)).get_base()
+    assert first is not None
+    await log_database_in_use(settings, scratch_database)  # nothing applied yet
+    await asyncio.to_thread(upgrade, scratch_database, first)
+    await log_database_in_use(settings, scratch_database)  # the first revision only
+    empty, behind = [r for r in _lines(log_lines, "pamoja.startup") if r["event"] != "database in use"]
+    for record, revision in ((empty, None), (behind, first)):
+        assert record["level"] == "warning"
+        assert "pamoja migrate" in record["event"]
+        assert record["revision"] == revision and record["head"] == head_revision()
+
+
+async def test_startup_says_when_the_database_cannot_be_reached(log_lines: io.StringIO) -> None:
+    url = f"postgresql://pamoja_app:{quote(SECRET, safe='')}@127.0.0.1:1/pamoja"
+    await log_database_in_use(Settings(env="test", database_url=url), url)
+    used, unreachable = _lines(log_lines, "pamoja.startup")
+    assert used["database"] == "postgresql://pamoja_app:***@127.0.0.1:1/pamoja"
+    assert unreachable["level"] == "warning" and "error_type" in unreachable
+    assert SECRET not in log_lines.getvalue()
