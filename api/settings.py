@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -16,21 +17,63 @@ from limits import parse
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from db.crypto import KEY_BYTES, MasterKeys, decode_key
+
 # Development defaults. They are derived from a public string, so they protect nothing; production
 # refuses to start with any of them.
 _DEV_SEED = "pamoja-development-only-do-not-use-in-production"
 
 
+def _dev_key_bytes(purpose: str) -> bytes:
+    return hashlib.sha256(f"{_DEV_SEED}:{purpose}".encode()).digest()
+
+
 def _dev_key(purpose: str) -> str:
-    return base64.urlsafe_b64encode(hashlib.sha256(f"{_DEV_SEED}:{purpose}".encode()).digest()).decode()
+    return base64.urlsafe_b64encode(_dev_key_bytes(purpose)).decode()
 
 
 DEV_MASTER_KEYS = f"dev-1:{_dev_key('master')}"
 DEV_BLIND_INDEX_KEY = _dev_key("blind-index")
+# Compared as bytes, not text: another key id, whitespace, padding or alphabet leaves the key as public.
+DEVELOPMENT_KEYS = frozenset({_dev_key_bytes("master"), _dev_key_bytes("blind-index")})
+HOW_TO_MAKE_KEYS = "make new keys with `pamoja keys generate`"
+_HEX = re.compile(r"(?:[0-9a-fA-F]{2})+")
+
+
+def _master_key_problems(setting: str, *, production: bool) -> list[str]:
+    """Unreadable or short keys in any environment; in production, a published key anywhere in the list."""
+    try:
+        keys = MasterKeys.parse(setting)
+    except ValueError as exc:
+        return [f"PAMOJA_MASTER_KEYS cannot be used ({exc}); {HOW_TO_MAKE_KEYS}"]
+    published = [key_id for key_id, key in keys.keys if key in DEVELOPMENT_KEYS]
+    if production and published:
+        return [f"PAMOJA_MASTER_KEYS holds a development key, published in the source (key id {', '.join(published)}): "
+                f"{HOW_TO_MAKE_KEYS}, put the new one first and rotate to it (README, Configuration)"]
+    return []
+
+
+def _blind_index_key_problems(setting: str, *, production: bool) -> list[str]:
+    """The blind-index key is hashed from its text (db.crypto.blind_index_key), so any text would do; it
+    must still be at least 32 bytes of base64, and in production none of its readings (base64, or hex
+    when it is hex digits) may be a published key."""
+    try:
+        key = decode_key(setting)
+    except ValueError:
+        key = b""
+    if len(key) < KEY_BYTES:
+        return [f"PAMOJA_BLIND_INDEX_KEY must be base64 of at least {KEY_BYTES} random bytes; {HOW_TO_MAKE_KEYS}"]
+    readings = {key}
+    if _HEX.fullmatch(setting.strip()):
+        readings.add(bytes.fromhex(setting.strip()))
+    if production and readings & DEVELOPMENT_KEYS:
+        return [f"PAMOJA_BLIND_INDEX_KEY is a development key, published in the source: {HOW_TO_MAKE_KEYS}"]
+    return []
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PAMOJA_", extra="ignore", env_file=None)
+    # hide_input_in_errors: pydantic would otherwise print the settings (keys among them) in its error text.
+    model_config = SettingsConfigDict(env_prefix="PAMOJA_", extra="ignore", env_file=None, hide_input_in_errors=True)
 
     env: Literal["development", "test", "production"] = "development"
     database_url: str | None = Field(
@@ -124,22 +167,21 @@ class Settings(BaseSettings):
         return value.rstrip("/")
 
     @model_validator(mode="after")
-    def _refuse_development_defaults_in_production(self) -> Settings:
-        if self.env != "production":
-            return self
-        problems: list[str] = []
-        if self.master_keys.get_secret_value() == DEV_MASTER_KEYS:
-            problems.append("PAMOJA_MASTER_KEYS is the development default")
-        if self.blind_index_key.get_secret_value() == DEV_BLIND_INDEX_KEY:
-            problems.append("PAMOJA_BLIND_INDEX_KEY is the development default")
-        if self.graphiql:
-            problems.append("PAMOJA_GRAPHIQL must be off in production")
-        if not self.database_url:
-            problems.append("DATABASE_URL must be set (no embedded database in production)")
-        if not self.public_url.startswith("https://"):
-            problems.append("PAMOJA_PUBLIC_URL must be an https:// URL")
+    def _refuse_unusable_keys_and_development_defaults(self) -> Settings:
+        """Every problem in one message. Keys are checked in every environment (a short or unreadable
+        key should fail on a laptop, not first in production); development defaults only in production."""
+        production = self.env == "production"
+        problems = [*_master_key_problems(self.master_keys.get_secret_value(), production=production),
+                    *_blind_index_key_problems(self.blind_index_key.get_secret_value(), production=production)]
+        if production:
+            if self.graphiql:
+                problems.append("PAMOJA_GRAPHIQL must be off in production")
+            if not self.database_url:
+                problems.append("DATABASE_URL must be set (no embedded database in production)")
+            if not self.public_url.startswith("https://"):
+                problems.append("PAMOJA_PUBLIC_URL must be an https:// URL")
         if problems:
-            raise ValueError("refusing to start in production: " + "; ".join(problems))
+            raise ValueError(f"refusing to start{' in production' if production else ''}: " + "; ".join(problems))
         return self
 
     @property

@@ -25,10 +25,28 @@ class DecryptionFailed(Exception):
     """Raised instead of cryptography's InvalidTag so callers need not import it."""
 
 
-def _decode_key(text: str) -> bytes:
-    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    if len(raw) != 32:
-        raise ValueError("master keys must be 32 bytes, base64-encoded")
+KEY_BYTES = 32
+_STANDARD_ALPHABET = str.maketrans("-_", "+/")
+
+
+def decode_key(text: str) -> bytes:
+    """The bytes of a base64 key (either alphabet, padding optional, surrounding whitespace ignored).
+
+    Strict otherwise: a stray character is an error rather than silently dropped, so every text
+    read as a key is one of these variants, and comparing bytes (settings refuse the published
+    development keys that way) sees through all of them.
+    """
+    compact = text.strip().translate(_STANDARD_ALPHABET).rstrip("=")
+    try:
+        return base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
+    except ValueError:
+        raise ValueError("a key must be written in base64") from None
+
+
+def _decode_master_key(text: str) -> bytes:
+    raw = decode_key(text)
+    if len(raw) != KEY_BYTES:
+        raise ValueError(f"master keys must be {KEY_BYTES} bytes, base64-encoded")
     return raw
 
 
@@ -42,10 +60,10 @@ class MasterKeys:
     def parse(cls, value: str) -> MasterKeys:
         keys: list[tuple[str, bytes]] = []
         for item in value.split(","):
-            key_id, sep, encoded = item.strip().partition(":")
+            key_id, sep, encoded = (part.strip() for part in item.partition(":"))
             if not sep or not key_id:
                 raise ValueError("master keys look like id:base64key[,id:base64key...]")
-            keys.append((key_id, _decode_key(encoded)))
+            keys.append((key_id, _decode_master_key(encoded)))
         if not keys or len({k for k, _ in keys}) != len(keys):
             raise ValueError("master key ids must be unique and at least one key given")
         return cls(tuple(keys))
