@@ -36,6 +36,7 @@ import re
 import secrets
 import socket
 import time
+import unicodedata
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -215,13 +216,70 @@ class WebhookHostUnresolvable(WebhookUrlRefused):
     """The host did not resolve; the worker logs this as `dns` and retries."""
 
 
+# IPv6 ranges whose last 32 bits are an IPv4 address that packets end up at (through the host's own
+# stack, a NAT64 gateway or a tunnel): IPv4-mapped, SIIT-translated, IPv4-compatible, NAT64's
+# well-known prefix. Such an address is as public as that IPv4 address.
+_CARRY_IPV4 = tuple(ipaddress.IPv6Network(net) for net in ("::ffff:0:0/96", "::ffff:0:0:0/96", "::/96", "64:ff9b::/96"))
+# Never a partner's endpoint: local-use NAT64 (the IPv4 sits wherever the operator's prefix length puts
+# it) and Teredo (a tunnel through a relay to the IPv4 its client field hides).
+_NEVER_PUBLIC = tuple(ipaddress.IPv6Network(net) for net in ("64:ff9b:1::/48", "2001::/32"))
+_ISATAP_ID, _ISATAP_MASK = 0x00005EFE, 0xFCFFFFFF  # RFC 5214 interface id, either u/g bit
+_LAST_32_BITS = 0xFFFFFFFF
+
+
+def _carried_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if any(address in net for net in _CARRY_IPV4):
+        return ipaddress.IPv4Address(int(address) & _LAST_32_BITS)
+    return address.sixtofour
+
+
+def is_public_address(text: str) -> bool:
+    """Whether webhooks may connect to this address in production: the one rule for the URL check and
+    for the connection itself (PublicAddressesOnly). Public means globally reachable and not
+    multicast; an IPv6 address that carries an IPv4 address is judged by that IPv4 address, and an
+    address with a zone id (meaningful on one link only) is never public."""
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.scope_id is not None or any(address in net for net in _NEVER_PUBLIC):
+            return False
+        carried = _carried_ipv4(address)
+        if carried is not None:
+            return is_public_address(str(carried))
+        isatap = (int(address) >> 32) & _ISATAP_MASK == _ISATAP_ID
+        if isatap and not is_public_address(str(ipaddress.IPv4Address(int(address) & _LAST_32_BITS))):
+            return False
+    return address.is_global and not address.is_multicast
+
+
+_NUMBER = re.compile(r"0x[0-9a-f]*|[0-9]+")
+
+
+def _host(name: str) -> str:
+    """The host as resolvers will read it, refusing spellings that hide an address.
+
+    A last label that is a number makes resolvers read the whole host as an IPv4 address in any
+    of the old inet_aton forms (2130706433, 0x7f.1, 017700000001, 127.1), so only the usual four
+    decimal numbers are accepted; IDNA folds full-width digits and dots first; one trailing dot (a
+    fully qualified name) is dropped.
+    """
+    host = unicodedata.normalize("NFKC", name).replace("\u3002", ".").lower().removesuffix(".")
+    if "%" in host:
+        raise WebhookUrlRefused("The webhook URL must not name a network interface (a zone id).")
+    if ":" not in host and _NUMBER.fullmatch(host.rsplit(".", 1)[-1]) and _literal(host) is None:
+        raise WebhookUrlRefused("Write an IPv4 address in a webhook URL as four decimal numbers (a.b.c.d).")
+    return host
+
+
 def _split(url: str, *, production: bool) -> tuple[str, int]:
     try:
         parts = urlsplit(url.strip())
         port = parts.port
     except ValueError:
         raise WebhookUrlRefused("Not a valid URL.") from None
-    scheme, host = parts.scheme.lower(), (parts.hostname or "")
+    scheme, host = parts.scheme.lower(), _host(parts.hostname or "")
     if not host:
         raise WebhookUrlRefused("The webhook URL needs a host.")
     if parts.username is not None or parts.password is not None:
@@ -239,10 +297,7 @@ def _check_addresses(addresses: Iterable[str]) -> None:
     found = False
     for text in addresses:
         found = True
-        address = ipaddress.ip_address(text.split("%", 1)[0])
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        if not address.is_global or address.is_multicast:
+        if not is_public_address(text):
             raise WebhookUrlRefused("Webhook URLs must not point to a private, loopback or reserved address.")
     if not found:
         raise WebhookHostUnresolvable("The webhook host does not resolve.")
@@ -258,10 +313,11 @@ def _literal(host: str) -> str | None:
 def check_webhook_url(url: str, *, production: bool) -> None:
     """Raise WebhookUrlRefused unless webhooks may go to `url`.
 
-    Production: https only, and every address the host resolves to must be public (no private,
-    loopback, link-local, shared or reserved ranges), so a partner cannot aim Pamoja at internal
-    services. Development and test: https anywhere, plus http to 127.0.0.1/localhost. Blocking
-    (it resolves the host); the worker uses `check_webhook_url_async`.
+    Production: https only, and every address the host resolves to must be public
+    (`is_public_address`: no private, loopback, link-local, shared or reserved ranges, nor an IPv6
+    form carrying one), so a partner cannot aim Pamoja at internal services. Development and test:
+    https anywhere, plus http to 127.0.0.1/localhost. Blocking (it resolves the host); the worker
+    uses `check_webhook_url_async`.
     """
     host, port = _split(url, production=production)
     if not production:
@@ -279,6 +335,7 @@ def check_webhook_url(url: str, *, production: bool) -> None:
 
 async def resolve_host(host: str, port: int) -> list[str]:
     """Every address `host` resolves to (itself if it is an address), without blocking the event loop."""
+    host = _host(host)
     literal = _literal(host)
     if literal is not None:
         return [literal]

@@ -37,6 +37,7 @@ from partners.webhooks import (
     DeliveryStatus,
     ErrorKind,
     PublicAddressesOnly,
+    WebhookHostUnresolvable,
     WebhookUrlRefused,
     check_webhook_url,
     http_client,
@@ -596,6 +597,122 @@ def test_webhook_url_policy(url: str, production: bool, allowed: bool) -> None:
     else:
         with pytest.raises(WebhookUrlRefused):
             check_webhook_url(url, production=production)
+
+
+# Where a webhook may connect in production. IPv6 forms that carry an IPv4 address (mapped, SIIT,
+# compatible, NAT64, 6to4, ISATAP) are as public as that IPv4; local-use NAT64 and Teredo never are.
+PUBLIC_ADDRESSES = {
+    "public-ipv4": ("93.184.215.14", True),
+    "public-ipv6": ("2606:4700:4700::1111", True),
+    "nat64-of-public": ("64:ff9b::93.184.215.14", True),
+    "6to4-of-public": ("2002:5db8:d70e::1", True),
+    "mapped-public": ("::ffff:93.184.215.14", True),
+    "private": ("10.0.0.1", False),
+    "loopback": ("127.0.0.1", False),
+    "unspecified": ("0.0.0.0", False),  # noqa: S104 (an address refused, not one bound)
+    "cloud-metadata": ("169.254.169.254", False),
+    "shared": ("100.64.0.1", False),
+    "benchmarking": ("198.18.0.1", False),
+    "multicast": ("224.0.0.1", False),
+    "broadcast": ("255.255.255.255", False),
+    "ipv6-loopback": ("::1", False),
+    "ipv6-unspecified": ("::", False),
+    "ipv6-unique-local": ("fd00::1", False),
+    "ipv6-link-local": ("fe80::1", False),
+    "ipv6-link-local-with-zone": ("fe80::1%eth0", False),
+    "public-ipv6-with-zone": ("2606:4700:4700::1111%eth0", False),
+    "ipv6-multicast": ("ff02::1", False),
+    "ipv6-documentation": ("2001:db8::1", False),
+    "mapped-private": ("::ffff:10.0.0.1", False),
+    "mapped-loopback": ("::ffff:127.0.0.1", False),
+    "siit-loopback": ("::ffff:0:127.0.0.1", False),
+    "compatible-private": ("::10.0.0.1", False),
+    "compatible-loopback": ("::127.0.0.1", False),
+    "compatible-metadata": ("::169.254.169.254", False),
+    "nat64-private": ("64:ff9b::10.0.0.1", False),
+    "nat64-loopback": ("64:ff9b::7f00:1", False),
+    "nat64-metadata": ("64:ff9b::a9fe:a9fe", False),
+    "local-nat64": ("64:ff9b:1::5db8:d70e", False),
+    "6to4-private": ("2002:a00:1::1", False),
+    "6to4-loopback": ("2002:7f00:1::", False),
+    "6to4-metadata": ("2002:a9fe:a9fe::1", False),
+    "teredo-private-client": ("2001:0:4136:e378:8000:63bf:f5ff:fffe", False),
+    "teredo-public-client": ("2001:0:4136:e378:8000:63bf:a247:28f1", False),
+    "isatap-private": ("2606:4700::5efe:10.0.0.1", False),
+    "isatap-private-universal-bit": ("2606:4700::200:5efe:a00:1", False),
+}
+
+
+class RecordingBackend:
+    """Stands for the real network: records where PublicAddressesOnly lets a connection go."""
+
+    def __init__(self) -> None:
+        self.attempts: list[str] = []
+
+    async def connect_tcp(self, host: str, port: int, **_: object) -> object:
+        self.attempts.append(host)
+        return object()
+
+
+@pytest.mark.parametrize(("address", "public"), PUBLIC_ADDRESSES.values(), ids=PUBLIC_ADDRESSES.keys())
+async def test_the_same_address_rule_holds_before_and_at_connect_time(address: str, public: bool) -> None:
+    async def resolves_to(host: str, port: int) -> list[str]:
+        return [address]
+
+    backend = RecordingBackend()
+    connect = PublicAddressesOnly(backend, resolves_to).connect_tcp("partner.example", 443)  # type: ignore[arg-type]
+    url = f"https://[{address.replace('%', '%25')}]/hook" if ":" in address else f"https://{address}/hook"
+    if public:
+        await connect
+        check_webhook_url(url, production=True)
+        assert backend.attempts == [address]
+        return
+    with pytest.raises(WebhookUrlRefused):
+        await connect
+    with pytest.raises(WebhookUrlRefused) as caught:
+        check_webhook_url(url, production=True)
+    assert not isinstance(caught.value, WebhookHostUnresolvable)
+    assert backend.attempts == []
+
+
+# Other spellings of an address in a URL: resolvers read integer, octal, hex and short IPv4 forms, and
+# IDNA folds full-width digits and dots, so each must be refused for what it names, not for failing DNS.
+HOST_SPELLINGS = [
+    "https://2130706433/hook",
+    "https://017700000001/hook",
+    "https://0x7f000001/hook",
+    "https://0x7f.1/hook",
+    "https://127.1/hook",
+    "https://0177.0.0.1/hook",
+    "https://0x5db8d70e/hook",  # a public address, but not written as four decimal numbers
+    "https://127.0.0.1./hook",
+    "https://10.0.0.1.:443/hook",
+    "https://localhost./hook",
+    "https://LOCALHOST/hook",
+    "https://127\u3002\u0030\u3002\u0030\u30021/hook",
+    "https://\uff11\uff12\uff17.\uff10.\uff10.\uff11/hook",
+    "https://[::ffff:7f00:1]/hook",
+    "https://[::127.0.0.1]:8443/hook",
+    "https://[fe80::1%25eth0]/hook",
+    "https://[2606:4700:4700::1111%25eth0]/hook",
+]
+
+
+@pytest.mark.parametrize("url", HOST_SPELLINGS)
+async def test_every_spelling_of_an_internal_host_is_refused_before_and_at_connect_time(url: str) -> None:
+    with pytest.raises(WebhookUrlRefused) as caught:
+        check_webhook_url(url, production=True)
+    assert not isinstance(caught.value, WebhookHostUnresolvable)
+    backend = RecordingBackend()
+    host = urlsplit(url).hostname
+    assert host is not None
+    with pytest.raises(WebhookUrlRefused):
+        await PublicAddressesOnly(backend).connect_tcp(host, 443)  # type: ignore[arg-type]
+    assert backend.attempts == []
+
+
+def test_a_public_address_with_a_trailing_dot_is_still_that_address() -> None:
+    check_webhook_url("https://93.184.215.14./hook", production=True)
 
 
 def test_webhook_secrets_are_sealed_per_client_and_survive_a_master_key_rotation() -> None:
