@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -28,6 +29,9 @@ from db.migrate import head_revision
 
 logger = get_logger("pamoja.http")
 GC_THRESHOLD = 20_000
+# A client's X-Request-Id is kept (to correlate with its own logs) only in this shape, a UUID among
+# them: it is written into audit rows, log lines and the response header as it is.
+CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -123,7 +127,7 @@ class RequestIdAndAccessLog:
             await self.app(scope, receive, send)
             return
         incoming = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"x-request-id"), "")
-        request_id = incoming if 8 <= len(incoming) <= 64 and incoming.isascii() else uuid.uuid4().hex
+        request_id = incoming if CLIENT_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()

@@ -53,7 +53,7 @@ class GraphQLResponseMediaType:
         if scope["type"] != "http" or scope["path"].rstrip("/") != self.path:
             await self.app(scope, receive, send)
             return
-        headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         if not _prefers_spec_media_type(headers.get("accept", "")):
             await self.app(scope, receive, send)
             return
