@@ -2,9 +2,13 @@
 
 - Passwords are argon2id hashes. An unknown e-mail is checked against a dummy hash so that the
   answer takes as long as for a real account, and every refusal says the same thing.
-- Throttling is per submitted e-mail, whether an account exists or not (so it reveals nothing):
-  after a few failures each further attempt must wait, doubling each time, and after more the
-  identifier is locked for a while. The row is locked for the attempt, so parallel guesses queue.
+- Throttling is per submitted e-mail, whether an account exists or not (so it reveals nothing), in
+  two rows. Per (e-mail, address): after a few failures each further attempt must wait, doubling
+  each time, and after more that pair is locked for a while. Per e-mail: the same growing delay, but
+  never a lock, and only for addresses that already failed for that e-mail. So a stranger cannot
+  lock a counselor out of her own sign-in, and guessing spread over many addresses gets one try per
+  fresh address and then waits on the e-mail's delay. Both rows are locked for the attempt, so
+  parallel guesses queue.
 - CSRF: a random cookie (SameSite=Strict, HttpOnly) and, in the form, its HMAC under a server key.
   A forged cross-site POST carries neither; a cookie planted from a sibling domain has no HMAC.
 """
@@ -97,6 +101,12 @@ def throttle_key(secret: bytes, email: str) -> bytes:
     return hmac.new(secret, b"login-throttle:" + normalize_email(email).encode(), hashlib.sha256).digest()
 
 
+def source_throttle_key(secret: bytes, email: str, address: str | None) -> bytes:
+    """The key of one (e-mail, address) pair: keyed hash, so the table names neither."""
+    message = b"login-throttle-source:" + normalize_email(email).encode() + b"\x00" + (address or "").encode()
+    return hmac.new(secret, message, hashlib.sha256).digest()
+
+
 def _verify(stored: str, password: str) -> bool:
     try:
         return bool(_hasher.verify(stored, password))
@@ -108,30 +118,46 @@ def _seconds_until(moment: datetime, now: datetime) -> int:
     return max(1, math.ceil((moment - now).total_seconds()))
 
 
-async def attempt_login(connection: AsyncConnection, *, email: str, password: str, key: bytes,
-                        policy: ThrottlePolicy) -> LoginResult:
-    """Check one login attempt inside the caller's transaction (which records its outcome)."""
-    row = await store.lock_throttle(connection, key)
+def _slowed_until(row: Any, policy: ThrottlePolicy) -> datetime | None:
+    if row.last_failure_at is None or row.failures < policy.slowdown_after:
+        return None
+    moment: datetime = row.last_failure_at + policy.delay(row.failures)
+    return moment
+
+
+async def attempt_login(connection: AsyncConnection, *, email: str, password: str, account_key: bytes,
+                        source_key: bytes, policy: ThrottlePolicy) -> LoginResult:
+    """Check one login attempt inside the caller's transaction (which records its outcome).
+
+    `account_key` names the e-mail (slowed, never locked), `source_key` the (e-mail, address) pair
+    (slowed, then locked). Rows are always locked in that order, so concurrent attempts cannot deadlock.
+    """
+    account = await store.lock_throttle(connection, account_key)
+    source = await store.lock_throttle(connection, source_key)
     now = datetime.now(UTC)
-    if row.locked_until is not None and row.locked_until > now:
-        return LoginResult(wait_seconds=_seconds_until(row.locked_until, now), locked=True)
-    if row.last_failure_at is not None and row.failures >= policy.slowdown_after:
-        ready_at = row.last_failure_at + policy.delay(row.failures)
-        if now < ready_at:
-            return LoginResult(wait_seconds=_seconds_until(ready_at, now))
+    if source.locked_until is not None and source.locked_until > now:
+        return LoginResult(wait_seconds=_seconds_until(source.locked_until, now), locked=True)
+    waits = [_slowed_until(source, policy)]
+    if source.failures > 0:  # an address that has not failed for this e-mail is heard at once
+        waits.append(_slowed_until(account, policy))
+    ready_at = max((moment for moment in waits if moment is not None), default=None)
+    if ready_at is not None and now < ready_at:
+        return LoginResult(wait_seconds=_seconds_until(ready_at, now))
     sane = len(email) <= 254 and 0 < len(password) <= 1024
     user = await store.active_staff_by_email(connection, normalize_email(email)) if sane else None
     stored = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
     ok = await anyio.to_thread.run_sync(_verify, stored, password if sane else "-")
     if ok and user is not None and user.password_hash:
-        await store.clear_login_failures(connection, key)
+        await store.clear_login_failures(connection, account_key)
+        await store.clear_login_failures(connection, source_key)
         if _hasher.check_needs_rehash(user.password_hash):
             new_hash = await anyio.to_thread.run_sync(_hasher.hash, password)
             await connection.execute(update(users).where(users.c.id == user.id).values(password_hash=new_hash))
         return LoginResult(user=StaffIdentity.from_row(user))
-    failures = row.failures + 1
+    await store.record_login_failure(connection, account_key, failures=account.failures + 1, locked_until=None)
+    failures = source.failures + 1
     locked_until = now + timedelta(seconds=policy.lockout_seconds) if failures >= policy.lockout_after else None
-    await store.record_login_failure(connection, key, failures=failures, locked_until=locked_until)
+    await store.record_login_failure(connection, source_key, failures=failures, locked_until=locked_until)
     if locked_until is not None:
         return LoginResult(wait_seconds=policy.lockout_seconds, locked=True)
     return LoginResult()

@@ -81,17 +81,26 @@ async def _read_form(request: Request) -> list[tuple[str, str]] | Response:
     return [(key, value) for key, value in form.multi_items() if isinstance(value, str)]
 
 
-def _claimed_client(request: Request, pairs: list[tuple[str, str]]) -> str | None:
-    """Who the caller says it is, before authentication: only to key the per-client rate limit."""
+def _credential_client(request: Request, pairs: list[tuple[str, str]]) -> tuple[str | None, bool]:
+    """The client the credentials name, to key the per-client limit, and whether the request is ambiguous.
+
+    The key comes from the credentials themselves (Basic header, else the assertion's `sub`, else the
+    form's `client_id` for client_secret_post and public clients), so a made-up `client_id` beside a
+    Basic header or an assertion cannot open a fresh budget for a real client: it only makes the
+    request ambiguous. Ambiguous means more than one authentication method (RFC 6749 section 2.3) or
+    more than one client named; the caller refuses it after counting it.
+    """
     fields = dict(pairs)
-    if fields.get("client_id"):
-        return fields["client_id"][:200]
     basic_id, _ = extract_basic_authorization(request.headers)
-    if basic_id:
-        return str(basic_id)[:200]
+    basic = str(basic_id) if basic_id else None
     parts = unverified_parts(fields.get("client_assertion", ""))
-    sub = parts[1].get("sub") if parts else None
-    return sub[:200] if isinstance(sub, str) else None
+    claims = parts[1] if parts else {}
+    asserted = [value for value in (claims.get("sub"), claims.get("iss")) if isinstance(value, str) and value]
+    form_id = fields.get("client_id") or None
+    methods = sum((basic is not None, "client_secret" in fields, "client_assertion" in fields))
+    named = {value for value in (basic, form_id, *asserted) if value}
+    key = basic or (asserted[0] if asserted else None) or form_id
+    return (key[:200] if key else None), methods > 1 or len(named) > 1
 
 
 def _to_response(result: OAuthResponse, extra_headers: dict[str, str] | None = None) -> Response:
@@ -129,18 +138,21 @@ def build_router(config: OAuthConfig) -> APIRouter:
             return await run_in_thread(call, lambda: fn(call))
 
     async def endpoint(request: Request, name: str, uri: str) -> Response:
-        """Token, revocation and introspection share this: form, limits, then Authlib."""
+        """Token, revocation and introspection share this: form, limits (every request counts), then Authlib."""
         pairs = await _read_form(request)
         if isinstance(pairs, Response):
             return pairs
-        repeated = {key for key, _ in pairs if sum(1 for k, _ in pairs if k == key) > 1}
-        if repeated - {"resource"}:
-            return _oauth_error(400, "invalid_request", "A parameter was sent more than once.")
-        wait = await limits.hit((limits.token_address, _address(request)),
-                                (limits.token_client, _claimed_client(request, pairs)))
+        client_key, ambiguous = _credential_client(request, pairs)
+        wait = await limits.hit((limits.token_address, _address(request)), (limits.token_client, client_key))
         if wait:
             logger.warning("oauth rate limited", operation=name, status_code=429)
             return _too_many(wait)
+        repeated = {key for key, _ in pairs if sum(1 for k, _ in pairs if k == key) > 1}
+        if repeated - {"resource"}:
+            return _oauth_error(400, "invalid_request", "A parameter was sent more than once.")
+        if ambiguous:
+            return _oauth_error(401, "invalid_client", "Authenticate the client with one method only; send "
+                                "client_id beside it only if it names the same client.")
         oauth_request = PamojaRequest(method="POST", uri=uri, headers=request.headers, pairs=pairs)
         try:
             if name == "token":
@@ -266,7 +278,9 @@ def build_router(config: OAuthConfig) -> APIRouter:
                                                message="The request is malformed."), 400)
             client: ClientRecord = grant.client
             result = await login.attempt_login(connection, email=email, password=password,
-                                               key=login.throttle_key(state.blind_index_key, email),
+                                               account_key=login.throttle_key(state.blind_index_key, email),
+                                               source_key=login.source_throttle_key(state.blind_index_key, email,
+                                                                                    _address(request)),
                                                policy=config.throttle)
             user = result.user
             await write_audit(

@@ -6,8 +6,9 @@
   accepted anyway (its expiry plus the validator's clock leeway plus a margin);
 - authorization codes a day after they expired (kept a while so a replayed code is recognised as used);
 - login throttle rows that are not locking anybody out and saw no failure for `throttle_memory`:
-  an attacker who submits random e-mail addresses creates one row per address, and old failures are
-  forgiven after a quiet day (a running lockout always runs its course).
+  an attacker who submits random e-mail addresses (or one from many network addresses) creates one
+  row per e-mail and per (e-mail, address) pair, and old failures are forgiven after a quiet day
+  (a running lockout always runs its course).
 
 Refresh tokens are left alone: a used one must stay known for its family to be revoked on reuse.
 Runs as the owner (the runtime role has no DELETE on these tables): `pamoja housekeeping` once, or

@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import time
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
+import pytest
 from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
 from fastapi import FastAPI
 from joserfc import jws, jwt
@@ -332,3 +334,75 @@ async def test_the_token_endpoint_is_rate_limited_per_client_and_per_address(
         same_address = await token_request(http, {"grant_type": "client_credentials"},
                                            auth=(other.client_id, other.client_secret or ""))
         assert same_address.status_code == 429
+
+
+@pytest.mark.parametrize("endpoint", ["/oauth/token", "/oauth/introspect", "/oauth/revoke"])
+async def test_a_claimed_client_id_does_not_open_a_fresh_per_client_budget(
+        factory: Factory, settings: Any, endpoint: str) -> None:
+    """The per-client budget follows the credentials (Basic header), never a form field beside them."""
+    limited = extra_app(settings.model_copy(update={"token_rate_limit_per_client": "2/minute",
+                                                     "token_rate_limit_per_address": "1000/minute"}))
+    partner = await factory.org()
+    client = await factory.oauth_client(partner, scopes=PARTNER_SCOPES)
+    basic = (client.client_id, client.client_secret or "")
+    data = {"grant_type": "client_credentials"} if endpoint == "/oauth/token" else {"token": "not-a-token"}
+    async with limited.router.lifespan_context(limited), http_from(limited) as http:
+        for _ in range(2):
+            assert (await http.post(endpoint, data=data, auth=basic)).status_code == 200
+        assert (await http.post(endpoint, data=data, auth=basic)).status_code == 429
+        made_up = "made-up-client"
+        spellings: list[tuple[str, Any]] = [
+            ("", {**data, "client_id": made_up}),
+            ("", {**data, "client_id": client.client_id.upper()}),
+            ("", {**data, "client_id": f" {client.client_id} "}),
+            ("", {**data, "Client_ID": made_up}),
+            ("", [*data.items(), ("client_id", made_up), ("client_id", client.client_id)]),
+            (f"?client_id={made_up}", data),
+        ]
+        for query, body in spellings:
+            response = await http.post(endpoint + query, content=urlencode(body), auth=basic,
+                                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+            assert response.status_code == 429, (query, body, response.text)
+
+
+async def test_the_per_client_budget_follows_assertions_and_posted_secrets_too(
+        factory: Factory, settings: Any) -> None:
+    """private_key_jwt is keyed on the assertion's subject; client_secret_post on the id its secret proves."""
+    limited = extra_app(settings.model_copy(update={"token_rate_limit_per_client": "2/minute",
+                                                     "token_rate_limit_per_address": "1000/minute"}))
+    partner = await factory.org()
+    key = ec_key()
+    signed = await factory.oauth_client(partner, scopes=PARTNER_SCOPES, jwks=public_jwks(key))
+    posted = await factory.oauth_client(partner, scopes=PARTNER_SCOPES)
+    secret_form = {"grant_type": "client_credentials", "client_id": posted.client_id,
+                   "client_secret": posted.client_secret or ""}
+    async with limited.router.lifespan_context(limited), http_from(limited) as http:
+        for _ in range(2):
+            assert (await token_request(http, assertion_form(client_assertion(key, signed.client_id)))
+                    ).status_code == 200
+            assert (await token_request(http, secret_form)).status_code == 200
+        made_up = assertion_form(client_assertion(key, signed.client_id), client_id="made-up-client")
+        assert (await token_request(http, made_up)).status_code == 429
+        assert (await token_request(http, {**secret_form, "client_id": "made-up-client"})).status_code != 200
+        assert (await token_request(http, secret_form)).status_code == 429
+
+
+async def test_basic_credentials_and_a_disagreeing_form_client_id_are_refused(
+        factory: Factory, settings: Any) -> None:
+    """RFC 6749 2.3: one authentication method per request; a second, different identity is invalid."""
+    partner = await factory.org()
+    client = await factory.oauth_client(partner, scopes=PARTNER_SCOPES)
+    other = await factory.oauth_client(partner, scopes=PARTNER_SCOPES)
+    basic = (client.client_id, client.client_secret or "")
+    application = extra_app(settings)
+    async with application.router.lifespan_context(application), http_from(application) as http:
+        mixed = await token_request(http, {"grant_type": "client_credentials", "client_id": other.client_id},
+                                    auth=basic)
+        assert mixed.status_code in (400, 401) and mixed.json()["error"] in ("invalid_request", "invalid_client")
+        assert other.client_id not in mixed.text
+        both = await token_request(http, {"grant_type": "client_credentials", "client_id": client.client_id,
+                                          "client_secret": client.client_secret or ""}, auth=basic)
+        assert both.status_code in (400, 401)
+        same = await token_request(http, {"grant_type": "client_credentials", "client_id": client.client_id},
+                                   auth=basic)
+        assert same.status_code == 200, same.text

@@ -252,12 +252,13 @@ async def strict_app(settings: Any) -> AsyncIterator[FastAPI]:
         yield application
 
 
-async def test_repeated_failures_slow_down_then_lock_the_account(staff: Staff, strict_app: FastAPI) -> None:
+async def test_repeated_failures_slow_down_then_lock_the_account_from_that_address(
+        staff: Staff, strict_app: FastAPI) -> None:
     _, challenge = pkce()
     cid, email = staff.app_client.client_id, staff.user.email
 
     async def attempt(password: str) -> httpx.Response:
-        async with http_from(strict_app) as http:  # fresh addresses: only the account throttle applies
+        async with http_from(strict_app, "10.97.0.1") as http:  # new connections, one address
             return await sign_in(http, cid, email, password, challenge)
 
     assert (await attempt("wrong-1")).status_code == 401
@@ -273,6 +274,56 @@ async def test_repeated_failures_slow_down_then_lock_the_account(staff: Staff, s
     still = await attempt(PASSWORD)
     assert still.status_code == 429 and "location" not in still.headers
     assert int(still.headers["retry-after"]) > 800
+
+
+async def test_a_stranger_cannot_lock_the_counselor_out_of_her_own_sign_in(
+        staff: Staff, strict_app: FastAPI) -> None:
+    """The lock holds per (e-mail, address); per e-mail, guesses are only slowed, and only from addresses
+    that already failed for it, so the account holder signing in from a clean address is heard at once."""
+    _, challenge = pkce()
+    cid, email = staff.app_client.client_id, staff.user.email
+
+    async def attempt(address: str, password: str) -> httpx.Response:
+        async with http_from(strict_app, address) as http:
+            return await sign_in(http, cid, email, password, challenge)
+
+    attacker = "10.97.1.1"
+    assert [(await attempt(attacker, f"wrong-{n}")).status_code for n in range(2)] == [401, 401]
+    await asyncio.sleep(0.55)
+    assert (await attempt(attacker, "wrong-2")).status_code == 401
+    await asyncio.sleep(1.05)
+    assert (await attempt(attacker, "wrong-3")).status_code == 429  # the fourth failure locks this pair
+    for n in range(4, 10):
+        assert (await attempt(attacker, f"wrong-{n}")).status_code == 429
+    # Guessing from another address: one try is heard, then the e-mail's delay (4 failures -> 2 s) applies.
+    helper = "10.97.1.2"
+    assert (await attempt(helper, "wrong-again")).status_code == 401
+    slowed = await attempt(helper, PASSWORD)
+    assert slowed.status_code == 429 and "Wait" in slowed.text and "location" not in slowed.headers
+    # The counselor on her own device signs in at once, and the attacker stays locked.
+    own = await attempt("10.97.1.3", PASSWORD)
+    assert own.status_code == 302 and "code=" in own.headers["location"], own.text
+    still = await attempt(attacker, PASSWORD)
+    assert still.status_code == 429 and "location" not in still.headers
+    assert int(still.headers["retry-after"]) > 800
+
+
+async def test_the_login_form_budget_per_app_is_not_reset_by_a_second_client_id(
+        staff: Staff, settings: Any) -> None:
+    limited = extra_app(settings.model_copy(update={"login_rate_limit_per_client": "2/minute"}))
+    _, challenge = pkce()
+    cid = staff.app_client.client_id
+    async with limited.router.lifespan_context(limited), http_from(limited) as http:
+        codes = [(await sign_in(http, cid, staff.user.email, "nope", challenge)).status_code for _ in range(3)]
+        assert codes == [401, 401, 429]
+        page = await http.get(authorize_url(cid, challenge))
+        action, fields = read_form(page.text)
+        fields.update(email=staff.user.email, password=PASSWORD)
+        for extra in ("made-up-client", cid.upper(), f" {cid} "):
+            body = urlencode([*fields.items(), ("client_id", extra)])
+            refused = await http.post(action, content=body,
+                                      headers={"Content-Type": "application/x-www-form-urlencoded"})
+            assert refused.status_code in (400, 429) and "location" not in refused.headers, refused.text
 
 
 async def test_the_login_form_is_rate_limited_per_address(staff: Staff, settings: Any) -> None:
