@@ -242,8 +242,10 @@ def score(
     known = {subdomain.key for subdomain in instrument.subdomains}
     unknown = sorted(set(scores) - known)
     if unknown:
+        # The valid keys come from the instrument, so the caller can correct the input in one go.
         raise InvalidInput(
-            f"Unknown sub-domain(s) for {instrument.key}: {_named(unknown)}.", field=_SCORES_FIELD
+            f"Unknown sub-domain(s) for {instrument.key}: {_named(unknown)}. Valid keys: {', '.join(sorted(known))}.",
+            field=_SCORES_FIELD,
         )
     missing = sorted(known - set(scores))
     if missing:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from domain.enums import ConsentGiver, ConsentPurpose, ConsentStatus, DataCategory
-from domain.errors import InvalidInput
+from domain.errors import FieldChecks, InvalidInput
 
 # Kenya's Children Act 2022: anyone under 18 is a child.
 AGE_OF_MAJORITY = 18
@@ -91,34 +91,35 @@ def check_new_consent(
     A `valid_from` in the past is fine, even by weeks: paper forms signed in the field are entered
     later. A `valid_until` already past is not, because such a consent could never be used.
     """
+    checks = FieldChecks()  # every refused field at once
     if not frozenset(purposes):
-        raise InvalidInput("Name at least one purpose.", field=("input", "purposes"))
+        checks.refuse(InvalidInput("Name at least one purpose.", field=("input", "purposes")))
     if not frozenset(data_categories):
-        raise InvalidInput("Name at least one data category.", field=("input", "dataCategories"))
-    _require_aware(valid_from, ("input", "validFrom"))
-    if valid_until is not None:
-        _require_aware(valid_until, ("input", "validUntil"))
-        if valid_until <= valid_from:
-            raise InvalidInput("The consent must end after it starts.", field=("input", "validUntil"))
-        if valid_until <= now:
-            raise InvalidInput("The consent has already expired.", field=("input", "validUntil"))
+        checks.refuse(InvalidInput("Name at least one data category.", field=("input", "dataCategories")))
+    starts = checks.passes(lambda: _require_aware(valid_from, ("input", "validFrom")))
+    if valid_until is not None and checks.passes(lambda: _require_aware(valid_until, ("input", "validUntil"))):
+        if starts and valid_until <= valid_from:
+            checks.refuse(InvalidInput("The consent must end after it starts.", field=("input", "validUntil")))
+        elif valid_until <= now:
+            checks.refuse(InvalidInput("The consent has already expired.", field=("input", "validUntil")))
     if survivor_is_child:
         if given_by != ConsentGiver.GUARDIAN:
-            raise InvalidInput(
+            checks.refuse(InvalidInput(
                 "For a survivor under 18, consent must be given by a parent or guardian.",
                 field=("input", "givenBy"),
-            )
+            ))
         if child_assent is None:
-            raise InvalidInput(
+            checks.refuse(InvalidInput(
                 "For a survivor under 18, record whether the child assented.", field=("input", "childAssent")
-            )
+            ))
     else:
         if given_by != ConsentGiver.SURVIVOR:
-            raise InvalidInput("An adult survivor gives consent themselves.", field=("input", "givenBy"))
+            checks.refuse(InvalidInput("An adult survivor gives consent themselves.", field=("input", "givenBy")))
         if child_assent is not None:
-            raise InvalidInput(
+            checks.refuse(InvalidInput(
                 "Child assent applies only to a survivor under 18.", field=("input", "childAssent")
-            )
+            ))
+    checks.done()
 
 
 def is_child(*, birth_year: int, at: date) -> bool:

@@ -5,9 +5,12 @@ client logs. Its message must therefore never contain survivor data (names, phon
 free text the user typed): say what kind of value was wrong, never echo the value itself.
 """
 
-from typing import ClassVar
+from collections.abc import Callable
+from typing import ClassVar, TypeVar
 
 from domain.enums import UserErrorCode
+
+T = TypeVar("T")
 
 
 class DomainError(Exception):
@@ -24,6 +27,45 @@ class DomainError(Exception):
 
 class InvalidInput(DomainError):
     code = UserErrorCode.INVALID
+
+
+class InvalidInputs(InvalidInput):
+    """Several fields of one input refused at once, so the caller fixes them all in one round trip: a
+    mutation answers one userError per field; elsewhere (a query, the CLI) the message holds them all."""
+
+    def __init__(self, refused: list[InvalidInput]) -> None:
+        super().__init__(" ".join(error.message for error in refused), field=None)
+        self.refused = tuple(refused)
+
+
+class FieldChecks:
+    """Runs every field check of an input and raises all refusals together when the input is done."""
+
+    def __init__(self) -> None:
+        self._refused: list[InvalidInput] = []
+
+    def refuse(self, error: InvalidInput) -> None:
+        self._refused.extend(error.refused if isinstance(error, InvalidInputs) else (error,))
+
+    def check(self, check: Callable[[], T]) -> T | None:
+        """The check's result, or None once its refusal is noted."""
+        try:
+            return check()
+        except InvalidInput as error:
+            self.refuse(error)
+            return None
+
+    def passes(self, check: Callable[[], None]) -> bool:
+        """Whether the check passed; its refusal, if any, is noted."""
+        refused = len(self._refused)
+        self.check(check)
+        return len(self._refused) == refused
+
+    def done(self) -> None:
+        if len(self._refused) == 1:
+            raise self._refused[0]
+        if self._refused:
+            raise InvalidInputs(self._refused)
 
 
 class NotFound(DomainError):

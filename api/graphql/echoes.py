@@ -19,18 +19,33 @@ import re
 from collections import defaultdict
 from typing import Any
 
-from graphql import DocumentNode, EnumValueNode, GraphQLError, Visitor, visit
+from graphql import (
+    ArgumentNode,
+    DocumentNode,
+    EnumValueNode,
+    GraphQLEnumType,
+    GraphQLError,
+    GraphQLSchema,
+    Node,
+    ObjectFieldNode,
+    ValueNode,
+    VariableDefinitionNode,
+    Visitor,
+    visit,
+)
 from graphql.language import Lexer, Source, TokenKind
 
 _WHERE = re.compile(
     r"^(?P<who>Variable '\$\w+'(?: defined by fragment '\w+')?|Argument '\w+') has invalid (?P<default>default )?"
     r"value(?: at (?P<path>(?:\.\w+|\[\d+\])+))?(?::\s*(?P<reason>.*))?$", re.S)
-_FOUND = re.compile(r"(?:[,;] but encountered error |[,;.] [Ff]ound\b)")
+_FOUND = re.compile(r"(?:[,;] but encountered error |[,;.?] [Ff]ound\b)")
 _NOT_IN_ENUM = re.compile(r"^Value .* does not exist in '(?P<enum>\w+)' enum\.(?P<rest>.*)$", re.S)
+_ENUM_REFUSED = re.compile(r"(?:does not exist in '|^Enum ')(?P<enum>\w+)'(?: enum\.| cannot represent)")
 _CANNOT_REPRESENT = re.compile(r"^(?P<what>.*?cannot represent[^:]*):.*$", re.S)
 _SYNTAX_TOKEN = re.compile(r"^(?P<what>Syntax Error: .*?\b(?:Name|String|BlockString|Int|Float)) '.*'\.$", re.S)
 _SYNTAX_DETAIL = re.compile(r"^(?P<what>Syntax Error: [^:']*):\s.*$", re.S)
 _GRAPHQL_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]*")
+_SUGGESTION = re.compile(r"\s*Did you mean\b[^?]*\?", re.S)
 SYNTAX_ERROR = "Syntax Error:"
 GENERIC = "A value in this request is not valid where it is used (see locations); it is not repeated here."
 GENERIC_SYNTAX = f"{SYNTAX_ERROR} the document does not parse at the location given."
@@ -43,6 +58,8 @@ def _reason(message: str) -> str:
     found = _FOUND.search(message)
     if found is not None:
         head = message[: found.start()]
+        if message[found.start()] == "?":  # "Did you mean 'status'? Found: …" keeps its question mark
+            head += "?"
         return head if head.endswith(("?", ".")) else f"{head}."
     if (match := _NOT_IN_ENUM.match(message)) is not None:
         return f"Not a value of the enum '{match['enum']}'.{match['rest']}"
@@ -72,6 +89,12 @@ def without_echoed_values(message: str) -> str:
     return _reason(message)
 
 
+def without_suggestions(message: str) -> str:
+    """The message without graphql-core's "Did you mean …?" hints, which name arguments, types, enum
+    values and input fields: in production they would rebuild the schema introspection hides."""
+    return _SUGGESTION.sub("", message).strip()
+
+
 class _EnumLiterals(Visitor):
     """Bare names in value positions: `legalName: Amina` is a value, though it looks like a name."""
 
@@ -81,6 +104,48 @@ class _EnumLiterals(Visitor):
 
     def enter_enum_value(self, node: EnumValueNode, *_: Any) -> None:
         self.found.append(node.value)
+
+
+_NAMED = (ArgumentNode, ObjectFieldNode, VariableDefinitionNode)
+
+
+class _LiteralPaths(Visitor):
+    """Where each literal of a document sits, by argument (or variable, for a default) and input field
+    names: 'input.sex'."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.paths: dict[int, str] = {}
+
+    def enter(self, node: Node, _key: Any, parent: Any, _path: Any, ancestors: Any) -> None:
+        if not isinstance(node, ValueNode):
+            return
+        names = [a.variable.name.value if isinstance(a, VariableDefinitionNode) else a.name.value
+                 for a in (*ancestors, parent) if isinstance(a, _NAMED)]
+        if names and node.loc is not None:
+            self.paths[node.loc.start] = ".".join(names)
+
+
+def allowed_values(error: GraphQLError, message: str, schema: GraphQLSchema,
+                   document: DocumentNode | None) -> str:
+    """For a value an enum refused, the (already scrubbed) message saying which values it allows:
+    'Variable '$input' has an invalid value: input.priority must be one of ROUTINE, URGENT, ASAP.'.
+    The list comes from the schema, never from the request; any other message is returned as is."""
+    refused = _ENUM_REFUSED.search(error.message)
+    enum = schema.get_type(refused["enum"]) if refused is not None else None
+    if not isinstance(enum, GraphQLEnumType):
+        return message
+    must = f"must be one of {', '.join(enum.values)}."
+    if (where := _WHERE.match(error.message)) is not None:
+        name = where["who"].split("'")[1].lstrip("$")
+        return f"{where['who']} has an invalid {where['default'] or ''}value: {name}{where['path'] or ''} {must}"
+    nodes = error.nodes or []
+    if document is None or len(nodes) != 1 or nodes[0].loc is None:
+        return message
+    literals = _LiteralPaths()
+    visit(document, literals)
+    path = literals.paths.get(nodes[0].loc.start)
+    return f"{path} {must}" if path is not None else message
 
 
 class SentValues:

@@ -12,7 +12,7 @@ import strawberry
 from graphql import GraphQLError
 
 from domain import enums
-from domain.errors import DomainError, Forbidden
+from domain.errors import DomainError, Forbidden, InvalidInputs
 
 
 @strawberry.type(description="A problem with the input, safe to show; never contains identifying data.")
@@ -25,6 +25,8 @@ class UserError:
 
 
 def to_user_errors(error: DomainError) -> list[UserError]:
+    if isinstance(error, InvalidInputs):
+        return [e for refused in error.refused for e in to_user_errors(refused)]
     return [UserError(field=list(error.field) if error.field else None, code=error.code, message=error.message)]
 
 

@@ -15,21 +15,29 @@ from datetime import date, datetime
 from strawberry.types.base import get_object_definition
 from strawberry.utils.str_converters import to_camel_case
 
+from domain.errors import FieldChecks
 from domain.use_cases.common import check_date, check_instant, refuse_unsafe_characters
 
 
 def check_input(value: object, field: tuple[str, ...]) -> None:
-    """Raise InvalidInput for the first value under `value` the API cannot hold; `field` is its path."""
+    """Raise InvalidInput for every value under `value` the API cannot hold (all of them at once, so
+    the caller fixes them in one round trip); `field` is the path of `value`."""
+    checks = FieldChecks()
+    _check(value, field, checks)
+    checks.done()
+
+
+def _check(value: object, field: tuple[str, ...], checks: FieldChecks) -> None:
     if isinstance(value, str):
-        refuse_unsafe_characters(value, field=field)
+        checks.check(lambda: refuse_unsafe_characters(value, field=field))
     elif isinstance(value, datetime):
-        check_instant(value, field=field)
+        checks.check(lambda: check_instant(value, field=field))
     elif isinstance(value, date):
-        check_date(value, field=field)
+        checks.check(lambda: check_date(value, field=field))
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            check_input(item, (*field, str(index)))
+            _check(item, (*field, str(index)), checks)
     elif (definition := get_object_definition(value)) is not None and definition.is_input:
         for member in definition.fields:
-            check_input(getattr(value, member.python_name), (*field, member.graphql_name or
-                                                               to_camel_case(member.python_name)))
+            _check(getattr(value, member.python_name), (*field, member.graphql_name or
+                                                        to_camel_case(member.python_name)), checks)

@@ -41,7 +41,7 @@ from domain.enums import (
     SessionModality,
     SessionType,
 )
-from domain.errors import Forbidden, InvalidInput, InvalidTransition, NotFound, VersionConflict
+from domain.errors import FieldChecks, Forbidden, InvalidInput, InvalidTransition, NotFound, VersionConflict
 from domain.goals import INITIAL_ACHIEVEMENT, INITIAL_LIFECYCLE, record_progress
 from domain.ids import to_global_id
 from domain.kenya import EAT
@@ -155,18 +155,21 @@ async def log_session(*, unit: Unit, principal: Principal, referral_id: uuid.UUI
                       concern_description: str | None) -> uuid.UUID:
     """Record one meeting; a concern is told to the referring organization at once (rule 7), ids only."""
     policy.require(principal, Resource.COUNSELING_SESSION, Action.CREATE)
-    cleaned_notes = _clinical_text(notes, field=_field("notes"), max_length=MAX_NOTES)
-    description = _clinical_text(concern_description, field=_field("safeguardingConcern", "description"),
-                                 max_length=MAX_CONCERN_DESCRIPTION) if concern_level is not None else None
+    checks = FieldChecks()  # every refused field at once, so the caller fixes them in one round trip
+    cleaned_notes = checks.check(lambda: _clinical_text(notes, field=_field("notes"), max_length=MAX_NOTES))
+    description = checks.check(lambda: _clinical_text(
+        concern_description, field=_field("safeguardingConcern", "description"),
+        max_length=MAX_CONCERN_DESCRIPTION)) if concern_level is not None else None
+    if not MIN_DURATION_MINUTES <= duration_minutes <= MAX_DURATION_MINUTES:
+        checks.refuse(InvalidInput(
+            f"durationMinutes must be between {MIN_DURATION_MINUTES} and {MAX_DURATION_MINUTES}.",
+            field=_field("durationMinutes")))
+    now = unit.now()
+    if checks.passes(lambda: _aware(started_at, _field("startedAt"))) and started_at > now + FUTURE_SLACK:
+        checks.refuse(InvalidInput("startedAt cannot be more than one day in the future.", field=_field("startedAt")))
     if cleaned_notes is not None or description is not None:
         policy.require(principal, Resource.SESSION_NOTE, Action.CREATE)
-    if not MIN_DURATION_MINUTES <= duration_minutes <= MAX_DURATION_MINUTES:
-        raise InvalidInput(f"durationMinutes must be between {MIN_DURATION_MINUTES} and {MAX_DURATION_MINUTES}.",
-                           field=_field("durationMinutes"))
-    _aware(started_at, _field("startedAt"))
-    now = unit.now()
-    if started_at > now + FUTURE_SLACK:
-        raise InvalidInput("startedAt cannot be more than one day in the future.", field=_field("startedAt"))
+    checks.done()
     referral = await _care_referral(unit, principal, referral_id)
     if (cleaned_notes is not None or description is not None) and not policy.may_write_session_notes(
             principal, assigned_counselor_id=referral.assigned_counselor_id):
@@ -280,12 +283,14 @@ async def concerns_by_referral(*, unit: Unit, principal: Principal,
 async def set_goal(*, unit: Unit, principal: Principal, referral_id: uuid.UUID | None, domain: OutcomeDomain,
                    description: str, target_date: date | None) -> uuid.UUID:
     policy.require(principal, Resource.CARE_GOAL, Action.CREATE)
-    cleaned = _clinical_text(description, field=_field("description"), max_length=MAX_GOAL_DESCRIPTION)
-    if cleaned is None:
-        raise InvalidInput("description is required.", field=_field("description"))
+    checks = FieldChecks()  # every refused field at once, so the caller fixes them in one round trip
+    cleaned = checks.check(lambda: required_text(description, field=_field("description"),
+                                                 max_length=MAX_GOAL_DESCRIPTION, multiline=True))
     now = unit.now()
     if target_date is not None and target_date > _today(now) + MAX_TARGET_AHEAD:
-        raise InvalidInput("targetDate cannot be more than five years ahead.", field=_field("targetDate"))
+        checks.refuse(InvalidInput("targetDate cannot be more than five years ahead.", field=_field("targetDate")))
+    checks.done()
+    assert cleaned is not None
     referral = await _care_referral(unit, principal, referral_id)
     if target_date is not None and target_date < referral.created_at.astimezone(EAT).date():
         raise InvalidInput("targetDate cannot be before the referral was made.", field=_field("targetDate"))
@@ -369,8 +374,11 @@ async def record_milestone(*, unit: Unit, principal: Principal, referral_id: uui
                            note: str | None) -> uuid.UUID:
     """`goal_id` None means no goal given; an id that names no visible goal of this referral is NOT_FOUND."""
     policy.require(principal, Resource.MILESTONE, Action.CREATE)
-    cleaned_title = required_text(title, field=_field("title"), max_length=MAX_TITLE)
-    cleaned_note = _clinical_text(note, field=_field("note"), max_length=MAX_NOTE)
+    checks = FieldChecks()  # every refused field at once, so the caller fixes them in one round trip
+    cleaned_title = checks.check(lambda: required_text(title, field=_field("title"), max_length=MAX_TITLE))
+    cleaned_note = checks.check(lambda: _clinical_text(note, field=_field("note"), max_length=MAX_NOTE))
+    checks.done()
+    assert cleaned_title is not None
     now = unit.now()
     referral = await _care_referral(unit, principal, referral_id)
     _fact_date(achieved_on, referral, now, _field("achievedOn"))

@@ -17,7 +17,7 @@ from domain.enums import (
     OrganizationKind,
     ReferralStatus,
 )
-from domain.errors import Forbidden, InvalidTransition, NotFound, VersionConflict
+from domain.errors import FieldChecks, Forbidden, InvalidTransition, NotFound, VersionConflict
 from domain.ids import to_global_id
 from domain.kenya import normalize_language
 from domain.ports import NewConsent, ReferralChange, Unit
@@ -45,21 +45,23 @@ async def record(*, unit: Unit, principal: Principal, survivor_id: uuid.UUID | N
     if recipient is None or not recipient.active or recipient.kind is not OrganizationKind.PARTNER:
         raise NotFound("No such partner organization.", field=("input", "recipientId"))
     start = valid_from or now
-    check_new_consent(
+    checks = FieldChecks()  # every refused field at once, so the caller fixes them in one round trip
+    checks.check(lambda: check_new_consent(
         purposes=purposes, data_categories=data_categories, valid_from=start, valid_until=valid_until,
         given_by=given_by, child_assent=child_assent,
         survivor_is_child=survivor.birth_year is not None and is_child(birth_year=survivor.birth_year,
                                                                         at=now.date()),
         now=now,
-    )
+    ))
+    version = checks.check(lambda: text(form_version, field=("input", "formVersion"), max_length=64, required=False))
+    tag = checks.check(lambda: normalize_language(language, field=("input", "language"))) if language else None
+    witnessed_by = checks.check(lambda: text(witness, field=("input", "witness"), max_length=200, required=False))
+    checks.done()
     consent_id = await unit.consents.insert(NewConsent(
         survivor_id=survivor.id, organization_id=principal.organization_id, recipient_id=recipient.id,
         purposes=tuple(dict.fromkeys(purposes)), data_categories=tuple(dict.fromkeys(data_categories)),
         given_by=given_by.value, child_assent=child_assent, valid_from=start, valid_until=valid_until,
-        form_version=text(form_version, field=("input", "formVersion"), max_length=64, required=False),
-        language=normalize_language(language, field=("input", "language")) if language else None,
-        witness=text(witness, field=("input", "witness"), max_length=200, required=False),
-        recorded_by_id=principal.user_id,
+        form_version=version, language=tag, witness=witnessed_by, recorded_by_id=principal.user_id,
     ))
     await unit.audit(action="consent_change", record_type="Consent", record_id=to_global_id("Consent", consent_id),
                      outcome="allowed", purpose="CONSENT_RECORDED")

@@ -25,7 +25,15 @@ from typing import Protocol
 
 from domain import policy
 from domain.enums import OrganizationKind, Role
-from domain.errors import Duplicate, Forbidden, InvalidInput, InvalidTransition, NotFound, VersionConflict
+from domain.errors import (
+    Duplicate,
+    FieldChecks,
+    Forbidden,
+    InvalidInput,
+    InvalidTransition,
+    NotFound,
+    VersionConflict,
+)
 from domain.ids import to_global_id
 from domain.paging import Page, PageRequest
 from domain.principal import Principal
@@ -137,9 +145,12 @@ async def register_account(*, store: StaffAccounts, new: NewStaffUser, fields: F
     kind = await store.organization_kind(new.organization_id) if new.organization_id is not None else None
     if kind is None or new.organization_id is None:
         raise NotFound("No such organization.", field=fields.organization)
-    email = normalize_email(new.email, field=fields.email)
-    name = text(new.display_name, field=fields.name, max_length=200)
-    roles = check_roles(kind, new.roles, field=fields.roles)
+    checks = FieldChecks()  # every refused field at once, so the caller fixes them in one round trip
+    email = checks.check(lambda: normalize_email(new.email, field=fields.email))
+    name = checks.check(lambda: text(new.display_name, field=fields.name, max_length=200))
+    roles = checks.check(lambda: check_roles(kind, new.roles, field=fields.roles))
+    checks.done()
+    assert email is not None and roles is not None
     if await store.email_taken(email):
         raise Duplicate("A staff user with that e-mail already exists.", field=fields.email)
     staff_user_id = await store.insert(NewStaffUser(organization_id=new.organization_id, email=email,

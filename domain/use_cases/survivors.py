@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from domain import policy
 from domain.enums import DataCategory, RiskLevel, Sex
-from domain.errors import Duplicate, Forbidden, InvalidInput
+from domain.errors import Duplicate, FieldChecks, Forbidden, InvalidInput
 from domain.ids import to_global_id
 from domain.kenya import county_code, normalize_language, normalize_phone
 from domain.paging import Page, PageRequest
@@ -30,26 +30,33 @@ def validate_new_survivor(*, pseudonym: str, legal_name: str, birth_year: int, s
                           languages: Sequence[str] | None, risk_level: RiskLevel | None, phone: str | None,
                           guardian_name: str | None, guardian_phone: str | None, location: str | None,
                           now: datetime) -> NewSurvivor:
+    checks = FieldChecks()  # every refused field at once, so the caller fixes them in one round trip
     this_year = now.astimezone(UTC).year
     if not (this_year - MAX_AGE_YEARS <= birth_year <= this_year):
-        raise InvalidInput(f"birthYear must be between {this_year - MAX_AGE_YEARS} and {this_year}.",
-                           field=_field("birthYear"))
-    langs = tuple(dict.fromkeys(normalize_language(lang, field=_field("languages")) for lang in languages or ()))
+        checks.refuse(InvalidInput(f"birthYear must be between {this_year - MAX_AGE_YEARS} and {this_year}.",
+                                   field=_field("birthYear")))
+    langs = checks.check(lambda: tuple(dict.fromkeys(normalize_language(lang, field=_field("languages"))
+                                                     for lang in languages or ()))) or ()
     if len(langs) > 10:
-        raise InvalidInput("languages accepts at most 10 tags.", field=_field("languages"))
-    return NewSurvivor(
-        pseudonym=required_text(pseudonym, field=_field("pseudonym"), max_length=64),
-        legal_name=required_text(legal_name, field=_field("legalName"), max_length=200),
+        checks.refuse(InvalidInput("languages accepts at most 10 tags.", field=_field("languages")))
+    new = NewSurvivor(
+        pseudonym=checks.check(lambda: required_text(pseudonym, field=_field("pseudonym"), max_length=64)) or "",
+        legal_name=checks.check(lambda: required_text(legal_name, field=_field("legalName"), max_length=200)) or "",
         birth_year=birth_year,
         sex=sex.value,
-        county=county_code(county, field=_field("county")) if county else None,
+        county=checks.check(lambda: county_code(county, field=_field("county"))) if county else None,
         languages=langs,
         risk_level=(risk_level or RiskLevel.MEDIUM).value,
-        phone=normalize_phone(phone, field=_field("phone")) if phone else None,
-        guardian_name=text(guardian_name, field=_field("guardianName"), max_length=200, required=False),
-        guardian_phone=normalize_phone(guardian_phone, field=_field("guardianPhone")) if guardian_phone else None,
-        location=text(location, field=_field("location"), max_length=500, required=False, multiline=True),
+        phone=checks.check(lambda: normalize_phone(phone, field=_field("phone"))) if phone else None,
+        guardian_name=checks.check(lambda: text(guardian_name, field=_field("guardianName"), max_length=200,
+                                                required=False)),
+        guardian_phone=checks.check(lambda: normalize_phone(guardian_phone, field=_field("guardianPhone")))
+        if guardian_phone else None,
+        location=checks.check(lambda: text(location, field=_field("location"), max_length=500, required=False,
+                                           multiline=True)),
     )
+    checks.done()
+    return new
 
 
 async def register(*, unit: Unit, principal: Principal, new: NewSurvivor) -> uuid.UUID:

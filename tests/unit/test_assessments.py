@@ -166,16 +166,29 @@ def test_missing_subdomains_are_named():
     assert message == "Missing sub-domain score(s): legal.documentation, mental.self_worth."
 
 
-def test_unknown_subdomain_is_named():
+SURVIVOR_KEYS = ", ".join(sorted(s.key for s in SURVIVOR_OUTCOME_INSTRUMENT.subdomains))
+
+
+def test_unknown_subdomain_is_named_with_the_valid_keys():
     message = _invalid_scores({"safety.pets": 3})
-    assert message == "Unknown sub-domain(s) for survivor-outcome: safety.pets."
+    assert message == f"Unknown sub-domain(s) for survivor-outcome: safety.pets. Valid keys: {SURVIVOR_KEYS}."
+
+
+def test_the_valid_keys_are_those_of_the_instrument_scored():
+    tiny = Instrument(key="tiny", version="1", name="Tiny", scale_min=1, scale_max=4, restoration_threshold=3.0,
+                      subdomains=(Subdomain("safety.home", OutcomeDomain.SAFETY, "Home"),
+                                  Subdomain("legal.papers", OutcomeDomain.LEGAL_PROTECTION, "Papers")))
+    with pytest.raises(InvalidInput) as caught:
+        score(tiny, {"safety.home": 2, "safety.housing_stable": 3})
+    assert caught.value.message == \
+        "Unknown sub-domain(s) for tiny: safety.housing_stable. Valid keys: legal.papers, safety.home."
 
 
 def test_unknown_subdomain_free_text_is_not_echoed():
     message = _invalid_scores({"Amina lives near Likoni ferry": 3})
     assert "Amina" not in message
     assert "Likoni" not in message
-    assert message == "Unknown sub-domain(s) for survivor-outcome: (unrecognised key)."
+    assert message == f"Unknown sub-domain(s) for survivor-outcome: (unrecognised key). Valid keys: {SURVIVOR_KEYS}."
 
 
 @pytest.mark.parametrize("value", [0, 5, -1, 40])
