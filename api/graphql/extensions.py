@@ -1,26 +1,15 @@
-"""Schema extensions: one transaction per operation, readable domain errors, cost limit, timeout."""
+"""Schema extensions: one transaction per operation, readable domain errors, timeout (cost limit: cost.py)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
-from graphql import (
-    FieldNode,
-    FragmentDefinitionNode,
-    FragmentSpreadNode,
-    GraphQLError,
-    InlineFragmentNode,
-    IntValueNode,
-    OperationDefinitionNode,
-    SelectionSetNode,
-    VariableNode,
-)
+from graphql import GraphQLError, OperationDefinitionNode
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
-from api.graphql.echoes import SentValues
+from api.graphql.echoes import SentValues, allowed_values, without_suggestions
 from api.graphql.errors import ForbiddenError, InvalidArgumentError, should_mask
 from api.logging import get_logger
 from db.audit import AuditRow, LaterAudit, write_audit_rows
@@ -64,6 +53,24 @@ class RequestTransaction(SchemaExtension):
             logger.warning("transaction failed", error_type=type(exc).__name__, request_id=context.request_id)
             raise GraphQLError("The operation could not be completed and nothing was changed; retry it.",
                                extensions={"code": "UNAVAILABLE"}) from None
+
+
+class OneOperationNamed(SchemaExtension):
+    """A document with several operations runs only the one `operationName` names.
+
+    Strawberry would otherwise run the first one silently: an answer to a question the client may
+    not have asked (graphql-core and the GraphQL-over-HTTP spec refuse it)."""
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        # Strawberry keeps the operationName sent apart from the one it falls back to (the first).
+        named = getattr(context, "_provided_operation_name", None) is not None
+        document = context.graphql_document
+        if not named and document is not None and \
+                sum(isinstance(d, OperationDefinitionNode) for d in document.definitions) > 1:
+            raise GraphQLError("The document holds several operations: name the one to run in "
+                               "operationName.", extensions={"code": "BAD_USER_INPUT", "field": ["operationName"]})
+        yield
 
 
 class ReadAudit(SchemaExtension):
@@ -129,10 +136,18 @@ class ReadableDomainErrors(SchemaExtension):
         except GraphQLError as error:
             # A document that does not parse is raised through the extensions (ParserCache parses in
             # a hook of its own) rather than returned as a result: reshape it on its way out.
-            raise self._shaped(error) from None
+            raise self._hinted(self._shaped(error)) from None
         result = self.execution_context.result
         if result is not None and getattr(result, "errors", None):
-            result.errors = [self._shaped(error) for error in result.errors or []]
+            result.errors = [self._hinted(self._shaped(error)) for error in result.errors or []]
+
+    def _hinted(self, error: GraphQLError) -> GraphQLError:
+        """In production, no "Did you mean" hint in any message (introspection is off there too)."""
+        if not self.execution_context.context.state.settings.is_production or "Did you mean" not in error.message:
+            return error
+        return GraphQLError(without_suggestions(error.message), nodes=error.nodes, source=error.source,
+                            positions=error.positions, path=error.path, extensions=error.extensions,
+                            original_error=error.original_error)
 
     def _shaped(self, error: GraphQLError) -> GraphQLError:
         original = error.original_error
@@ -145,6 +160,7 @@ class ReadableDomainErrors(SchemaExtension):
         context = self.execution_context
         self._sent = self._sent or SentValues.of(context.query, context.graphql_document, context.variables)
         message, extensions = self._sent.scrubbed(error)
+        message = allowed_values(error, message, context.schema._schema, context.graphql_document)
         # A refused value in the request is not a crash: MaskErrors must leave it readable.
         return GraphQLError(message, nodes=error.nodes, source=error.source, positions=error.positions,
                             path=error.path, extensions=extensions,
@@ -161,79 +177,3 @@ def _reshape(new: GraphQLError, old: GraphQLError) -> GraphQLError:
     return GraphQLError(new.message, nodes=old.nodes, source=old.source, positions=old.positions,
                         path=old.path, extensions=new.extensions)
 
-
-MAX_COST = 2_000
-MAX_PAGE = 100
-DEFAULT_FIRST = 20
-
-
-class CostLimit(SchemaExtension):
-    """Refuse operations whose cost (the sum of requested page sizes multiplied along nested
-    connections) exceeds the limit: `referrals(first: 50) { sessions(first: 5) }` costs
-    50 + 50*5 = 300. A connection without `first` counts as the default page size; a size above the
-    maximum counts as the maximum (the resolver refuses it with its own clearer message).
-
-    Checked when execution starts, after the depth, alias and token limits and validation, with the
-    request's variables; not as a validation rule, because validation results are cached per
-    document and the cost of `first: $n` depends on the variables.
-    """
-
-    def on_execute(self) -> Iterator[None]:
-        context = self.execution_context
-        document = context.graphql_document
-        if document is not None:
-            variables = dict(context.variables or {})
-            fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
-            for definition in document.definitions:
-                if not isinstance(definition, OperationDefinitionNode):
-                    continue
-                cost = _cost(definition.selection_set, 1, variables, fragments, depth=0)
-                if cost > MAX_COST:
-                    raise GraphQLError(
-                        f"Query cost {cost} exceeds the limit of {MAX_COST}: ask for smaller pages "
-                        "(cost is the sum of requested page sizes along nested connections).",
-                        nodes=[definition], extensions={"code": "COST_LIMIT"})
-        yield
-
-
-def _first_of(field: FieldNode, variables: dict[str, Any]) -> int | None:
-    for argument in field.arguments or ():
-        if argument.name.value in {"first", "last"}:
-            value = argument.value
-            if isinstance(value, IntValueNode):
-                return int(value.value)
-            if isinstance(value, VariableNode):
-                v = variables.get(value.name.value)
-                return int(v) if isinstance(v, int) else DEFAULT_FIRST
-    return None
-
-
-def _cost(selection_set: SelectionSetNode | None, multiplier: int, variables: dict[str, Any],
-          fragments: dict[str, Any], depth: int) -> int:
-    if selection_set is None or depth > 20:
-        return 0
-    total = 0
-    for selection in selection_set.selections:
-        if isinstance(selection, FieldNode):
-            first = _first_of(selection, variables)
-            if first is not None or _looks_like_connection(selection):
-                size = min(max(first if first is not None else DEFAULT_FIRST, 0), MAX_PAGE)
-                total += multiplier * size
-                total += _cost(selection.selection_set, multiplier * max(size, 1), variables, fragments,
-                               depth + 1)
-            else:
-                total += _cost(selection.selection_set, multiplier, variables, fragments, depth + 1)
-        elif isinstance(selection, InlineFragmentNode):
-            total += _cost(selection.selection_set, multiplier, variables, fragments, depth + 1)
-        elif isinstance(selection, FragmentSpreadNode):
-            fragment = fragments.get(selection.name.value)
-            if fragment is not None:
-                total += _cost(fragment.selection_set, multiplier, variables, fragments, depth + 1)
-    return total
-
-
-def _looks_like_connection(field: FieldNode) -> bool:
-    if field.selection_set is None:
-        return False
-    names = {s.name.value for s in field.selection_set.selections if isinstance(s, FieldNode)}
-    return "edges" in names or "pageInfo" in names

@@ -6,16 +6,14 @@ from collections.abc import Callable
 from typing import Any
 
 import strawberry
+from graphql import ASTValidationRule, GraphQLError
 from graphql import ExecutionResult as GraphQLExecutionResult
-from graphql import GraphQLError
 from strawberry.extensions import (
     AddValidationRules,
     DisableIntrospection,
     MaskErrors,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
-    QueryDepthLimiter,
     SchemaExtension,
     ValidationCache,
 )
@@ -23,8 +21,9 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 from strawberry.utils.await_maybe import await_maybe
 
+from api.graphql.cost import CostLimit
 from api.graphql.errors import should_mask
-from api.graphql.extensions import CostLimit, ReadableDomainErrors, ReadAudit, RequestTransaction
+from api.graphql.extensions import OneOperationNamed, ReadableDomainErrors, ReadAudit, RequestTransaction
 from api.graphql.mutations.base import FirstResponses
 from api.graphql.mutations.care import CareMutations
 from api.graphql.mutations.cases import CaseMutations
@@ -32,6 +31,7 @@ from api.graphql.mutations.directory import DirectoryMutations
 from api.graphql.mutations.staff import StaffMutations
 from api.graphql.planned import OperationPlan, PlannedRun, Planner
 from api.graphql.queries import Query
+from api.graphql.shape import shape_limits
 from api.graphql.types import webhooks
 from api.graphql.types.care import Assessment, CareGoal, CounselingSession, Milestone
 from api.graphql.types.organization import Organization
@@ -44,8 +44,8 @@ from api.logging import get_logger
 MAX_DEPTH = 12
 MAX_ALIASES = 30
 MAX_TOKENS = 5_000
-LIMIT_RULES = [*QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
-               *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules]
+# Not strawberry's depth and alias limiters: they walk a fragment again at each spread (api/graphql/shape.py).
+LIMIT_RULES: list[type[ASTValidationRule]] = [shape_limits(max_depth=MAX_DEPTH, max_aliases=MAX_ALIASES)]
 
 logger = get_logger("pamoja.graphql")
 
@@ -117,8 +117,9 @@ def build_schema(*, production: bool, mutation: type | None = Mutation) -> straw
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        # The limiters' rule classes are made once: each QueryDepthLimiter/MaxAliasesLimiter instance
-        # defines new classes, and a new class per request would make every ValidationCache lookup miss.
+        OneOperationNamed,
+        # The limits' rule class is made once: a new class per request would make every ValidationCache
+        # lookup miss.
         lambda: AddValidationRules(LIMIT_RULES),
         CostLimit,
         lambda: MaskErrors(should_mask_error=should_mask),

@@ -523,3 +523,15 @@ async def test_a_body_over_the_limit_is_refused_with_413_before_parsing(factory:
     response = await factory.client.post("/graphql", content=under.encode(), headers=headers)
     assert response.status_code == 200
     assert response.json()["data"]["viewer"]["clientId"] == "pamoja-tests"
+
+
+async def test_two_operations_without_an_operation_name_are_refused(factory: Factory) -> None:
+    """Running the first of several operations would answer a question the client may not have meant."""
+    token = (await actors(factory))["manager"]
+    document = "query A { viewer { clientId } } query B { referrals { totalCount } }"
+    body = await factory.gql(token, document, expect_errors=True)
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": ["operationName"]}
+    named = await factory.client.post("/graphql", json={"query": document, "operationName": "B"},
+                                      headers={"Authorization": f"Bearer {token}"})
+    assert named.json() == {"data": {"referrals": {"totalCount": 0}}}
