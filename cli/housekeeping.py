@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.logging import get_logger
 from cli.context import Cli, CommandError, emit
-from db.engine import make_engine
+from db.engine import make_engine, worker_transaction
 from db.housekeeping import sweep
 
 log = get_logger("pamoja.housekeeping")
@@ -31,7 +31,7 @@ def register(sub: Any) -> None:
 
 async def sweep_once(engine: AsyncEngine) -> dict[str, int]:
     """One sweep in one transaction, at the database's clock (the one the rows were stamped with)."""
-    async with engine.begin() as connection:
+    async with worker_transaction(engine) as connection:
         now = (await connection.execute(select(func.now()))).scalar_one()
         return await sweep(connection, now=now)
 
@@ -51,7 +51,7 @@ async def sweep_forever(engine: AsyncEngine, stop: asyncio.Event, interval_secon
 
 
 async def _run(cli: Cli) -> dict[str, int]:
-    engine = make_engine(cli.urls.owner, pool_size=1, statement_timeout_ms=cli.settings.db_statement_timeout_ms,
+    engine = make_engine(cli.urls.app, pool_size=1, statement_timeout_ms=cli.settings.db_statement_timeout_ms,
                          application_name="pamoja-housekeeping")
     try:
         return await sweep_once(engine)

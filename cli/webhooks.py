@@ -50,8 +50,9 @@ def _summary(counts: WorkerCounts) -> str:
 
 
 async def _run_worker(cli: Cli, *, once: bool) -> WorkerCounts:
-    await log_database_in_use(cli.settings, cli.urls.owner)
-    engine = make_engine(cli.urls.owner, pool_size=4, statement_timeout_ms=cli.settings.db_statement_timeout_ms,
+    # The runtime role, in the worker's row-security context (db.engine.worker_transaction): never the owner.
+    await log_database_in_use(cli.settings, cli.urls.app)
+    engine = make_engine(cli.urls.app, pool_size=4, statement_timeout_ms=cli.settings.db_statement_timeout_ms,
                          application_name="pamoja-worker")
     policy = DeliveryPolicy.from_settings(cli.settings)
     master_keys = MasterKeys.parse(cli.settings.master_keys.get_secret_value())

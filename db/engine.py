@@ -70,6 +70,8 @@ class RowSecurityContext:
     user_id: str = ""
     client_id: str = ""
     roles: str = ""
+    # "worker" for the webhook worker's own steps (migration 0008); empty for every principal.
+    system: str = ""
 
     def settings(self) -> Mapping[str, str]:
         return {
@@ -77,7 +79,11 @@ class RowSecurityContext:
             "app.user_id": self.user_id,
             "app.client_id": self.client_id,
             "app.roles": self.roles,
+            "app.system": self.system,
         }
+
+
+WORKER_CONTEXT = RowSecurityContext(system="worker")
 
 
 class Db:
@@ -160,6 +166,16 @@ class Db:
             raise
         else:
             await self._serialised(nested.commit)
+
+
+@asynccontextmanager
+async def worker_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A transaction of the worker's: the runtime role sees, across organizations, only the rows the
+    worker's steps need (migration 0008); as the owner (`pamoja housekeeping`) the setting is inert."""
+    async with engine.begin() as connection:
+        await connection.execute(
+            select(*[func.set_config(name, value, True) for name, value in WORKER_CONTEXT.settings().items()]))
+        yield connection
 
 
 @asynccontextmanager

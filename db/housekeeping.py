@@ -11,8 +11,9 @@
   (a running lockout always runs its course).
 
 Refresh tokens are left alone: a used one must stay known for its family to be revoked on reuse.
-Runs as the owner (the runtime role has no DELETE on these tables): `pamoja housekeeping` once, or
-every `PAMOJA_HOUSEKEEPING_INTERVAL_SECONDS` inside `pamoja worker`.
+Runs as the runtime role in the worker's context, which may delete these rows only once expired
+(migration 0008): `pamoja housekeeping` once, or every `PAMOJA_HOUSEKEEPING_INTERVAL_SECONDS` inside
+`pamoja worker`.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """The outbox relay: announce overdue referrals, fan events out to endpoints, deliver, retry, give up.
 
-Why the owner connection: the worker is a trusted system process, not a principal. It must read
-every organization's outbox and OAuth clients and mark any referral overdue, which row-level
-security (rightly) forbids the runtime role acting for one organization. It never serves a request
-and reads no survivor data: outbox payloads hold ids only.
+Which connection: the runtime role, never the owner. The worker is a system process, not a principal:
+it must read every organization's outbox and OAuth clients and mark any referral overdue, which
+row-level security forbids a principal of one organization. Each of its transactions is marked as
+the worker's (db.engine.worker_transaction), and migration 0008 gives that context exactly those
+rows and nothing of survivors, identities or care records. Outbox payloads hold ids only.
 
 Concurrency: every step runs in a short transaction and takes rows with `FOR UPDATE SKIP LOCKED`,
 so any number of workers can run side by side. A claimed delivery is leased (its next_attempt_at
@@ -25,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.logging import get_logger
 from db import outbox
 from db.crypto import DecryptionFailed, MasterKeys
+from db.engine import worker_transaction
 from partners.webhooks import (
     AttemptResult,
     DeliveryPolicy,
@@ -93,7 +95,7 @@ async def _deliver(engine: AsyncEngine, http: httpx.AsyncClient, claimed: outbox
     else:
         status = DeliveryStatus.PENDING
         retry_in = policy.retry_delay(claimed.round_attempt)
-    async with engine.begin() as connection:
+    async with worker_transaction(engine) as connection:
         await outbox.record_attempt(
             connection, claimed, status=status, status_code=result.status_code, latency_ms=result.latency_ms,
             error_kind=result.error_kind.value if result.error_kind else None, retry_in_seconds=retry_in,
@@ -116,18 +118,18 @@ async def run_once(engine: AsyncEngine, *, policy: DeliveryPolicy, master_keys: 
                    stop: asyncio.Event | None = None) -> WorkerCounts:
     """One pass: overdue scan, fan-out, then every delivery due when the pass began, once each.
 
-    Retries scheduled during the pass wait for a later pass, so a pass always ends. `engine` must
-    connect as the database owner (see the module docstring).
+    Retries scheduled during the pass wait for a later pass, so a pass always ends. `engine` connects
+    as the runtime role (or the owner); each step runs in the worker's context (module docstring).
     """
     counts = WorkerCounts()
     while True:
-        async with engine.begin() as connection:
+        async with worker_transaction(engine) as connection:
             flagged = await outbox.flag_overdue(connection, limit=batch_size)
         counts.overdue += flagged
         if flagged < batch_size:
             break
     while True:
-        async with engine.begin() as connection:
+        async with worker_transaction(engine) as connection:
             dispatched = await outbox.fan_out(connection, limit=batch_size * 4)
         counts.dispatched += dispatched
         if dispatched < batch_size * 4:
@@ -145,7 +147,7 @@ async def run_once(engine: AsyncEngine, *, policy: DeliveryPolicy, master_keys: 
 
     try:
         while stop is None or not stop.is_set():
-            async with engine.begin() as connection:
+            async with worker_transaction(engine) as connection:
                 claimed = await outbox.claim_due(connection, cutoff=cutoff, limit=batch_size,
                                                  lease_seconds=policy.lease_seconds)
             if not claimed:

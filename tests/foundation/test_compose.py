@@ -135,6 +135,16 @@ def test_api_is_production_with_required_secrets_and_only_the_runtime_role(servi
     assert (url.host, url.database) == ("db", services["db"]["environment"]["POSTGRES_DB"])
 
 
+@pytest.mark.parametrize("service", ["api", "worker"])
+def test_api_and_worker_connect_only_as_the_runtime_role(services: dict[str, Any], service: str) -> None:
+    """The worker relays webhooks: it needs neither the owner's DDL rights nor a way around row security."""
+    environment = services[service]["environment"]
+    url = make_url(_interpolated(environment["DATABASE_URL"]))
+    assert url.username == Settings.model_fields["app_db_role"].default, f"{service} must not connect as the owner"
+    assert "POSTGRES_PASSWORD" not in str(environment), f"{service} must never hold the owner's password"
+    assert services[service]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+
+
 def test_compose_sets_only_variables_the_settings_read(services: dict[str, Any]) -> None:
     known = {f"PAMOJA_{name.upper()}" for name in Settings.model_fields} | {"DATABASE_URL", "FORWARDED_ALLOW_IPS"}
     for name, service in services.items():
