@@ -64,11 +64,20 @@ def live_api(database_urls: DatabaseUrls) -> Iterator[str]:
 
 
 @pytest.fixture
-async def partner_system(factory: Factory, live_api: str) -> AsyncIterator[dict[str, str]]:
+async def partner_system(factory: Factory, live_api: str, database_urls: DatabaseUrls) -> AsyncIterator[dict[str, str]]:
+    """The partner's system as the README registers it: its `client add` command run as written (only the
+    placeholder filled in), so an example asking for more than those scopes fails here."""
     net = await network(factory)
     case = await referred_case(factory, net)
-    client = await factory.oauth_client(net.partner)
-    yield {"API": live_api, "CLIENT_ID": client.client_id, "CLIENT_SECRET": client.client_secret or "",
+    language, code = example("client-add")
+    assert language == "bash"
+    command = code.replace("<partner id>", net.partner.gid).replace(
+        ".venv/bin/pamoja", str(Path(sys.executable).with_name("pamoja")))
+    result = await _run(["bash", "-euo", "pipefail", "-c", command],
+                        {"DATABASE_URL": database_urls.owner, "PAMOJA_APP_DATABASE_URL": database_urls.app})
+    assert result.returncode == 0, result.stderr
+    client = json.loads(result.stdout.strip().splitlines()[-1])
+    yield {"API": live_api, "CLIENT_ID": client["client_id"], "CLIENT_SECRET": client["client_secret"],
            "referral": case.referral["id"]}
 
 
