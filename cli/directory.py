@@ -1,4 +1,4 @@
-"""`pamoja org add`: register organizations (staff users are cli/staff.py's)."""
+"""`pamoja org add` and `org list`: register organizations and find their ids (staff users are cli/staff.py's)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,29 @@ def register(sub: Any) -> None:
     add.add_argument("--max-age", type=int, default=None)
     add.add_argument("--json", action="store_true")
     add.set_defaults(handler=_org_add)
+
+    listing = org.add_parser("list", help="List organizations with the ids that --org options take.")
+    listing.add_argument("--kind", default=None, choices=[k.value for k in OrganizationKind])
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=_org_list)
+
+
+def _org_list(args: argparse.Namespace) -> int:
+    async def run() -> list[dict[str, Any]]:
+        cli = Cli.load()
+        async with cli.owner_transaction() as connection:
+            found = await registry.list_organizations(connection, kind=args.kind)
+        return [{"id": to_global_id("Organization", row.id), "name": row.name, "kind": row.kind,
+                 "counties": list(row.counties or []), "active": row.active} for row in found]
+
+    rows = asyncio.run(run())
+    header = ("NAME", "KIND", "STATUS", "ID")
+    cells = [(r["name"], r["kind"], "active" if r["active"] else "inactive", r["id"]) for r in rows]
+    widths = [max(len(line[i]) for line in (header, *cells)) for i in range(len(header))]
+    table = "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip()
+                      for line in (header, *cells)) if rows else "no organizations yet: `pamoja org add` registers one"
+    emit({"organizations": rows, "count": len(rows)}, as_json=args.json, human=table)
+    return 0
 
 
 def _org_add(args: argparse.Namespace) -> int:

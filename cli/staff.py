@@ -78,6 +78,13 @@ def register(sub: Any) -> None:
     roles.add_argument("--json", action="store_true")
     roles.set_defaults(handler=_roles)
 
+    update = user.add_parser("update", help="Correct a staff user's name or sign-in e-mail.")
+    update.add_argument("email", help="Their current e-mail.")
+    update.add_argument("--name", default=None, help="The corrected display name.")
+    update.add_argument("--new-email", default=None, help="The address they will sign in with from now on.")
+    update.add_argument("--json", action="store_true")
+    update.set_defaults(handler=_update)
+
     deactivate = user.add_parser("deactivate", help="Refuse a staff user from now on: sign-in, refresh and live "
                                                     "tokens; prints their open referrals' count.")
     deactivate.add_argument("email")
@@ -250,6 +257,22 @@ def _roles(args: argparse.Namespace) -> int:
     names = [r.value for r in account.roles]
     emit({"id": to_global_id("StaffUser", account.id), "email": account.email, "roles": names}, as_json=args.json,
          human=f"{account.email}: {', '.join(names)}")
+    return 0
+
+
+def _update(args: argparse.Namespace) -> int:
+    async def work(cli: Cli, store: SqlStaffAccounts) -> StaffUserView:
+        account = await _by_email(store, args.email)
+        await staff_admin.change_details(store=store, staff_user_id=account.id, display_name=args.name,
+                                         email=args.new_email, expected_version=None,
+                                         fields=Fields(name=("--name",), email=("--new-email",), user=OPTIONS.user))
+        changed = await store.account(account.id, lock=False)
+        assert changed is not None
+        return changed
+
+    _, account = _run(work)
+    emit({"id": to_global_id("StaffUser", account.id), "email": account.email, "name": account.display_name},
+         as_json=args.json, human=f"{account.email}: {account.display_name}")
     return 0
 
 

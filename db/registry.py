@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -30,4 +31,14 @@ async def create_organization(connection: AsyncConnection, *, name: str, kind: s
             organization_id=org_id, service_type=service, min_age=min_age, max_age=max_age,
         ))
     return org_id
+
+
+async def list_organizations(connection: AsyncConnection, *, kind: str | None) -> list[Any]:
+    """Every organization (the directory is not confidential), NGO first, then by name: the operator's
+    way to find the id `--org` options take."""
+    query = select(orgs.c.id, orgs.c.name, orgs.c.kind, orgs.c.counties, orgs.c.active).order_by(
+        orgs.c.kind.desc(), orgs.c.name)
+    if kind is not None:
+        query = query.where(orgs.c.kind == kind)
+    return list((await connection.execute(query)).all())
 

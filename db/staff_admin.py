@@ -88,6 +88,10 @@ class SqlStaffAccounts:
         await self.db.execute(update(users).where(users.c.id == staff_user_id)
                               .values(roles=[r.value for r in roles], version=users.c.version + 1))
 
+    async def set_details(self, staff_user_id: uuid.UUID, *, email: str, display_name: str) -> None:
+        await self.db.execute(update(users).where(users.c.id == staff_user_id)
+                              .values(email=email, display_name=display_name, version=users.c.version + 1))
+
     async def set_active(self, staff_user_id: uuid.UUID, *, active: bool, reason: str | None) -> None:
         signed_out = {} if active else {"signed_out_at": func.clock_timestamp()}
         await self.db.execute(update(users).where(users.c.id == staff_user_id).values(

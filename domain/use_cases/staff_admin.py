@@ -103,6 +103,7 @@ class StaffAccounts(Protocol):
     async def email_taken(self, email: str) -> bool: ...
     async def insert(self, new: NewStaffUser) -> uuid.UUID: ...
     async def set_roles(self, staff_user_id: uuid.UUID, roles: tuple[Role, ...]) -> None: ...
+    async def set_details(self, staff_user_id: uuid.UUID, *, email: str, display_name: str) -> None: ...
     async def set_active(self, staff_user_id: uuid.UUID, *, active: bool, reason: str | None) -> None: ...
     async def end_sessions(self, staff_user_id: uuid.UUID) -> int: ...
     async def store_password_link(self, staff_user_id: uuid.UUID, *, token_hash: bytes,
@@ -170,6 +171,28 @@ async def change_roles(*, store: StaffAccounts, staff_user_id: uuid.UUID | None,
     await store.set_roles(account.id, check_roles(kind, roles, field=fields.roles))
     await store.audit(action="set_roles", record_id=to_global_id("StaffUser", account.id))
     return account
+
+
+async def change_details(*, store: StaffAccounts, staff_user_id: uuid.UUID | None, display_name: str | None,
+                         email: str | None, expected_version: int | None, fields: Fields = GRAPHQL) -> uuid.UUID:
+    """Correct a person's name or sign-in e-mail (a typo, a new address); what is not given stays. Both
+    are checked together; an e-mail another account holds is refused. The audit row says that the
+    account's details changed, not what they were."""
+    checks = FieldChecks()
+    name = checks.check(lambda: text(display_name, field=fields.name, max_length=200, required=False))
+    address = checks.check(lambda: normalize_email(email, field=fields.email) if email is not None else None)
+    checks.done()
+    if name is None and address is None:
+        raise InvalidInput(f"Give {field_name(fields.name)} or {field_name(fields.email)} (or both): the details "
+                           "to correct.", field=fields.name)
+    account = await _account(store, staff_user_id, fields, expected_version=expected_version)
+    if address is not None and address != account.email and await store.email_taken(address):
+        raise Duplicate(f"{field_name(fields.email)}: another staff user already signs in with that address.",
+                        field=fields.email)
+    await store.set_details(account.id, email=address or account.email or "",
+                            display_name=name or account.display_name)
+    await store.audit(action="update_details", record_id=to_global_id("StaffUser", account.id))
+    return account.id
 
 
 async def deactivate_account(*, store: StaffAccounts, staff_user_id: uuid.UUID | None, reason: str | None,
@@ -241,6 +264,13 @@ async def set_roles(*, store: StaffAccounts, principal: Principal, staff_user_id
     account = await change_roles(store=store, staff_user_id=staff_user_id, roles=roles,
                                  expected_version=expected_version)
     return account.id
+
+
+async def update_details(*, store: StaffAccounts, principal: Principal, staff_user_id: uuid.UUID | None,
+                         display_name: str | None, email: str | None, expected_version: int | None) -> uuid.UUID:
+    _require(principal, Action.UPDATE)
+    return await change_details(store=store, staff_user_id=staff_user_id, display_name=display_name, email=email,
+                                expected_version=expected_version)
 
 
 async def deactivate(*, store: StaffAccounts, principal: Principal, staff_user_id: uuid.UUID | None,

@@ -159,6 +159,38 @@ async def test_an_admin_registers_a_person_without_a_password_and_it_is_audited(
     assert "not an address" not in bad["userErrors"][0]["message"]
 
 
+UPDATE = f"""mutation($input: UpdateStaffUserInput!) {{ updateStaffUser(input: $input) {{
+  staffUser {{ {STAFF} }} userErrors {{ field code message }} }} }}"""
+
+
+async def test_an_admin_corrects_a_name_or_e_mail_with_expected_version_and_audit(factory: Factory,
+                                                                                 owner_engine: AsyncEngine) -> None:
+    net = await network(factory)
+    admin_user, admin = await admin_of(factory, net)
+    counselor = net.counselor.gid
+    renamed = await done(factory, admin, UPDATE, "updateStaffUser",
+                         {"staffUserId": counselor, "displayName": "Zawadi Mwangi", "expectedVersion": 1})
+    assert renamed["staffUser"]["displayName"] == "Zawadi Mwangi" and renamed["staffUser"]["version"] == 2
+    address = f"zawadi.{secrets.token_hex(4)}@tumaini.example"
+    moved = await done(factory, admin, UPDATE, "updateStaffUser", {"staffUserId": counselor, "email": address})
+    assert moved["staffUser"]["email"] == address and moved["staffUser"]["displayName"] == "Zawadi Mwangi"
+    stale = await payload(factory, admin, UPDATE, "updateStaffUser",
+                          {"staffUserId": counselor, "displayName": "Z. M.", "expectedVersion": 1})
+    assert [(e["field"], e["code"]) for e in stale["userErrors"]] == [(["input", "expectedVersion"],
+                                                                       "VERSION_CONFLICT")]
+    taken = await payload(factory, admin, UPDATE, "updateStaffUser",
+                          {"staffUserId": counselor, "email": net.coordinator.email})
+    assert [(e["field"], e["code"]) for e in taken["userErrors"]] == [(["input", "email"], "DUPLICATE")]
+    both_bad = await payload(factory, admin, UPDATE, "updateStaffUser",
+                             {"staffUserId": counselor, "email": "nope", "displayName": "x" * 201})
+    assert sorted(tuple(e["field"]) for e in both_bad["userErrors"]) == [("input", "displayName"),
+                                                                         ("input", "email")]
+    nothing = await payload(factory, admin, UPDATE, "updateStaffUser", {"staffUserId": counselor})
+    assert [e["code"] for e in nothing["userErrors"]] == ["INVALID"]
+    rows = [r for r in await audit_rows(owner_engine, counselor) if r[1] == "update_details"]
+    assert rows == [(admin_user.gid, "update_details", "allowed", "STAFF_ADMIN")] * 2
+
+
 PARTNER_ROLES = {Role.PARTNER_COORDINATOR, Role.COUNSELOR}
 
 

@@ -176,6 +176,23 @@ async def test_org_add_json_prints_one_object_with_an_organization_id(cli_db: Cl
     assert [tuple(row) for row in audited] == [("operator:cli", "create")]
 
 
+async def test_org_list_finds_the_id_an_org_option_takes(cli_db: CliDatabase) -> None:
+    name = f"Malindi Safe House {secrets.token_hex(3)}"
+    added = one_json_object((await pamoja("org", "add", "--name", name, "--kind", "PARTNER", "--json",
+                                          env=cli_db.env, cwd=cli_db.cwd)).stdout)
+    listed = one_json_object((await pamoja("org", "list", "--kind", "PARTNER", "--json",
+                                           env=cli_db.env, cwd=cli_db.cwd)).stdout)
+    organizations = listed["organizations"]
+    assert isinstance(organizations, list) and listed["count"] == len(organizations)
+    assert {"id": added["id"], "name": name, "kind": "PARTNER", "counties": [], "active": True} in organizations
+    assert all(o["kind"] == "PARTNER" for o in organizations)
+    table = await pamoja("org", "list", env=cli_db.env, cwd=cli_db.cwd)
+    assert table.returncode == 0, table.stderr
+    header, *rows = table.stdout.splitlines()
+    assert header.split() == ["NAME", "KIND", "STATUS", "ID"]
+    assert any(row.startswith(name) and row.endswith(str(added["id"])) for row in rows)
+
+
 async def test_user_add_with_two_roles_and_a_password_from_stdin(cli_db: CliDatabase) -> None:
     org = await add_org(cli_db, f"Kilifi Field Office {secrets.token_hex(3)}", kind="REFERRING_NGO")
     email = f"Wanjiku.{secrets.token_hex(3)}@Example.org"

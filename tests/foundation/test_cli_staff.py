@@ -60,7 +60,8 @@ async def refused(cli_db: CliDatabase, *args: str) -> str:
 
 
 async def account(cli_db: CliDatabase, email: str) -> dict[str, object]:
-    rows = await fetch(cli_db.url, "SELECT id, roles, active, password_hash, signed_out_at, deactivation_reason "
+    rows = await fetch(cli_db.url, "SELECT id, roles, active, password_hash, signed_out_at, deactivation_reason, "
+                                   "display_name "
                                    "FROM staff_user WHERE email = $1", email)
     assert len(rows) == 1
     return dict(rows[0])
@@ -170,6 +171,26 @@ async def test_user_roles_set_add_and_remove_within_the_organization_kind(cli_db
     stored = await account(cli_db, email)
     assert [a for a in await audited(cli_db, stored["id"]) if a[1] == "set_roles"] == \
         [("operator:cli", "set_roles")] * 3
+
+
+async def test_user_update_corrects_a_name_and_an_e_mail_and_refuses_a_taken_one(cli_db: CliDatabase) -> None:
+    org = await add_org(cli_db, f"Kilifi Centre {secrets.token_hex(3)}")
+    email = await add_user(cli_db, org, "COUNSELOR", "--no-password-link")
+    other = await add_user(cli_db, org, "COUNSELOR", "--no-password-link")
+    code, out, err = await run(cli_db, "user", "update", email, "--name", "Wanjiru Otieno", "--json")
+    assert code == 0, err
+    assert one_json_object(out)["name"] == "Wanjiru Otieno"
+    corrected = f"w.otieno.{secrets.token_hex(3)}@example.org"
+    assert (await run(cli_db, "user", "update", email, "--new-email", corrected.upper()))[1] == \
+        f"{corrected}: Wanjiru Otieno\n"
+    stored = await account(cli_db, corrected)
+    assert stored["display_name"] == "Wanjiru Otieno"
+    assert "--new-email" in await refused(cli_db, "user", "update", corrected, "--new-email", other)
+    assert "--new-email must be an e-mail address" in await refused(cli_db, "user", "update", corrected,
+                                                                   "--new-email", "not an address")
+    assert "Give --name or --new-email" in await refused(cli_db, "user", "update", corrected)
+    assert [a for a in await audited(cli_db, stored["id"]) if a[1] == "update_details"] == \
+        [("operator:cli", "update_details")] * 2
 
 
 async def test_user_deactivate_ends_sessions_and_reactivate_lets_the_person_back(cli_db: CliDatabase,

@@ -54,6 +54,11 @@ OPERATIONS: dict[str, Operation] = {
            staffUser { id roles } userErrors { field code message } } }""",
         _input(roles=["PARTNER_COORDINATOR", "COUNSELOR"]),
         _changed("setStaffRoles", lambda p: p["staffUser"]["roles"] == ["PARTNER_COORDINATOR", "COUNSELOR"])),
+    "updateStaffUser": Operation(
+        """mutation($input: UpdateStaffUserInput!) { updateStaffUser(input: $input) {
+           staffUser { id displayName } userErrors { field code message } } }""",
+        _input(displayName="Corrected Name"),
+        _changed("updateStaffUser", lambda p: p["staffUser"]["displayName"] == "Corrected Name")),
     "deactivateStaffUser": Operation(
         """mutation($input: DeactivateStaffUserInput!) { deactivateStaffUser(input: $input) {
            staffUser { id active } openReferralCount userErrors { field code message } } }""",

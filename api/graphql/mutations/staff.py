@@ -61,6 +61,17 @@ class SetStaffRolesInput:
     expected_version: int | None = None
 
 
+@strawberry.input(description="Correct a person's display name or sign-in e-mail; a field left out stays as it is.")
+class UpdateStaffUserInput:
+    idempotency_key: str | None = None
+    staff_user_id: strawberry.ID = strawberry.field(description="The StaffUser id (staffUsers lists them).")
+    display_name: str | None = strawberry.field(default=None, description="The name colleagues see, at most 200 "
+                                                                          "characters.")
+    email: str | None = strawberry.field(default=None, description="The address the person signs in with, e.g. "
+                                                                   "amina@ijm.example; no other account may hold it.")
+    expected_version: int | None = None
+
+
 @strawberry.input
 class DeactivateStaffUserInput:
     idempotency_key: str | None = None
@@ -131,6 +142,18 @@ class StaffMutations:
                                                roles=tuple(input.roles), expected_version=input.expected_version)
 
         user, errors = await run_mutation(info, operation="setStaffRoles", record_type="StaffUser", input=input,
+                                          execute=execute, load=load_staff_user)
+        return StaffUserPayload(staff_user=user, user_errors=errors)
+
+    @strawberry.mutation(description="Correct a staff user's display name or sign-in e-mail (administrators).")
+    async def update_staff_user(self, info: strawberry.Info, input: UpdateStaffUserInput) -> StaffUserPayload:
+        async def execute(context: Context) -> uuid.UUID:
+            return await staff_admin.update_details(store=_store(context), principal=context.principal,
+                                                    staff_user_id=decode_id(input.staff_user_id, "StaffUser"),
+                                                    display_name=input.display_name, email=input.email,
+                                                    expected_version=input.expected_version)
+
+        user, errors = await run_mutation(info, operation="updateStaffUser", record_type="StaffUser", input=input,
                                           execute=execute, load=load_staff_user)
         return StaffUserPayload(staff_user=user, user_errors=errors)
 
