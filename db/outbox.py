@@ -117,12 +117,15 @@ _FAN_OUT = text("""
     FROM outbox_event e
     JOIN oauth_client c ON c.organization_id = e.organization_id
     WHERE e.id = ANY(:ids) AND NOT c.disabled AND coalesce(c.webhook_url, '') <> ''
+      AND c.created_at <= e.created_at
     ON CONFLICT (outbox_event_id, oauth_client_id) DO NOTHING
 """).bindparams(bindparam("ids", type_=_UUIDS))
 
 
 async def fan_out(connection: AsyncConnection, *, limit: int = 200) -> int:
-    """Turn pending outbox events into one delivery per enabled endpoint of the addressed organization.
+    """Turn pending outbox events into one delivery per enabled endpoint of the addressed organization
+    that was registered when the event happened: a system registered later was not entitled to it
+    (it may belong to a partner's new integration that should start from its own registration).
 
     Done by the worker rather than in the use case's transaction because the endpoints of another
     organization are not visible to the caller under row-level security.
@@ -236,7 +239,7 @@ _REDELIVER = text("""
     WHERE e.id = :event_id
       AND (CAST(:organization_id AS uuid) IS NULL OR e.organization_id = CAST(:organization_id AS uuid))
       AND (CAST(:client_id AS text) IS NULL OR c.client_id = CAST(:client_id AS text))
-      AND NOT c.disabled AND coalesce(c.webhook_url, '') <> ''
+      AND NOT c.disabled AND coalesce(c.webhook_url, '') <> '' AND c.created_at <= e.created_at
     ON CONFLICT (outbox_event_id, oauth_client_id) DO UPDATE
       SET status = 'PENDING', next_attempt_at = clock_timestamp(), attempts_base = webhook_delivery.attempts,
           claim_token = NULL, delivered_at = NULL, updated_at = clock_timestamp()

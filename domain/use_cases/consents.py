@@ -99,14 +99,19 @@ async def withdraw(*, unit: Unit, principal: Principal, consent_id: uuid.UUID | 
             actor_user_id=None, actor_client_id=None,
         )
         referral_gid = to_global_id("Referral", referral.id)
-        if referral.status is not ReferralStatus.DRAFT:  # a draft was never shown to the partner
-            await unit.emit(event_type="referral.cancelled", organization_id=referral.receiving_organization_id,
+        # Both sides' systems hear of it (a draft was never shown to the partner).
+        sides = [referral.referring_organization_id]
+        if referral.status is not ReferralStatus.DRAFT:
+            sides.append(referral.receiving_organization_id)
+        for organization_id in sides:
+            await unit.emit(event_type="referral.cancelled", organization_id=organization_id,
                             data={"referralId": referral_gid, "status": new_status.value,
                                   "reason": CONSENT_WITHDRAWN})
         await unit.audit(action="update", record_type="Referral", record_id=referral_gid, outcome="allowed",
                          purpose=CONSENT_WITHDRAWN)
-    await unit.emit(event_type="consent.withdrawn", organization_id=consent.recipient_id,
-                    data={"consentId": consent_gid})
+    for organization_id in dict.fromkeys((consent.recipient_id, consent.organization_id)):
+        await unit.emit(event_type="consent.withdrawn", organization_id=organization_id,
+                        data={"consentId": consent_gid})
     await unit.audit(action="consent_change", record_type="Consent", record_id=consent_gid, outcome="allowed",
                      purpose="CONSENT_WITHDRAWN")
     return consent.id

@@ -86,14 +86,14 @@ def _check_version(referral: ReferralView, expected_version: int | None) -> None
         raise VersionConflict(VERSION_CONFLICT_MESSAGE, field=("input", "expectedVersion"))
 
 
-async def _notify(unit: Unit, principal: Principal, referral: ReferralView, *, event_type: str,
+async def _notify(unit: Unit, referral: ReferralView, *, event_type: str,
                   status: ReferralStatus, reason: str | None = None) -> None:
-    """Tell the other side's systems (ids only); a cancellation goes to the partner whoever made it."""
+    """Tell both sides' systems (ids only), the acting organization's included: a coordinator's own
+    assignment or acceptance, made in a staff app, is news to her organization's case system too. A
+    system that made the change itself gets it back as well; it fetches the state and finds it current."""
     gid = to_global_id("Referral", referral.id)
     data = {"referralId": gid, "status": status.value}
     recipients = {referral.receiving_organization_id, referral.referring_organization_id}
-    if event_type != "referral.cancelled":
-        recipients.discard(principal.organization_id)
     for organization_id in sorted(recipients):
         await unit.emit(event_type=event_type, organization_id=organization_id, data=data)
 
@@ -135,7 +135,7 @@ async def act(*, unit: Unit, principal: Principal, referral_id: uuid.UUID | None
                         data={"referralId": to_global_id("Referral", referral.id), "status": new_status.value})
     else:
         event = "referral.cancelled" if new_status is ReferralStatus.CANCELLED else "referral.updated"
-        await _notify(unit, principal, referral, event_type=event, status=new_status)
+        await _notify(unit, referral, event_type=event, status=new_status)
     return referral.id
 
 
@@ -157,7 +157,7 @@ async def assign_counselor(*, unit: Unit, principal: Principal, referral_id: uui
         raise VersionConflict(VERSION_CONFLICT_MESSAGE, field=("input", "expectedVersion"))
     await unit.audit(action="update", record_type="Referral", record_id=to_global_id("Referral", referral.id),
                      outcome="allowed", purpose="ASSIGN_COUNSELOR")
-    await _notify(unit, principal, referral, event_type="referral.updated", status=referral.status)
+    await _notify(unit, referral, event_type="referral.updated", status=referral.status)
     return referral.id
 
 
