@@ -14,6 +14,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 import signal
 import socket
 import sys
@@ -174,6 +175,28 @@ async def test_org_add_json_prints_one_object_with_an_organization_id(cli_db: Cl
     assert [tuple(row) for row in rows] == [(name, "PARTNER", ["001", "003"], ["sw", "nyf"], 10, 17)]
     audited = await fetch(cli_db.url, "SELECT actor, action FROM audit_event WHERE record_id = $1", data["id"])
     assert [tuple(row) for row in audited] == [("operator:cli", "create")]
+
+
+async def test_the_readme_quick_start_commands_run_as_written(cli_db: CliDatabase) -> None:
+    """Each line of the quick start's block, pasted in order; only `<NGO id>` is filled in, from the
+    first command's output, as the README tells the reader to."""
+    block = re.search(r"<!-- tested: quick-start-people -->\s*```bash\n(.*?)```", (ROOT / "README.md").read_text(),
+                      re.S)
+    assert block, "the README's quick start block is missing"
+    commands = [line.split("  #")[0].strip() for line in block.group(1).replace("\\\n", " ").splitlines()
+                if line.strip()]
+    ngo_id = ""
+    outputs = []
+    for command in commands:
+        argv = shlex.split(command.replace("<NGO id>", ngo_id))
+        assert argv[0] == ".venv/bin/pamoja", command
+        result = await pamoja(*argv[1:], env=cli_db.env, cwd=cli_db.cwd)
+        assert result.returncode == 0, (command, result.stderr)
+        outputs.append(result.stdout)
+        if not ngo_id:
+            ngo_id = str(one_json_object(result.stdout)["id"])
+    assert len(outputs) == 4
+    assert outputs[-1].splitlines()[-1].count(".") == 2, "the token is the last line"
 
 
 async def test_org_list_finds_the_id_an_org_option_takes(cli_db: CliDatabase) -> None:
