@@ -313,6 +313,7 @@ ID_USES: dict[str, IdUse] = {
         ("coordinator", "system"), ("user:counselor",), mutation(name, input_type, "staffUser { id }"),
         _input(lambda value, b, extra=extra: {"staffUserId": value, **extra}), forbidden)
        for name, input_type, extra in (("setStaffRoles", "SetStaffRolesInput", {"roles": ["COUNSELOR"]}),
+                                       ("updateStaffUser", "UpdateStaffUserInput", {"displayName": "Probe"}),
                                        ("deactivateStaffUser", "DeactivateStaffUserInput", {}),
                                        ("reactivateStaffUser", "ReactivateStaffUserInput", {}),
                                        ("issuePasswordReset", "IssuePasswordResetInput", {}))},
