@@ -23,6 +23,7 @@ from cli.context import Cli, CommandError, emit
 from db import oauth as store
 from db.crypto import MasterKeys
 from domain.errors import DomainError
+from domain.ids import from_global_id, to_global_id
 from domain.scopes import default_scopes, is_within, parse_scope, role_ceiling
 
 OPERATOR_CLIENT_ID = "pamoja-cli"
@@ -46,6 +47,11 @@ def register(sub: Any) -> None:
                      help="A staff login app that also authenticates with a client secret.")
     add.add_argument("--json", action="store_true")
     add.set_defaults(handler=_client_add)
+
+    listing = commands.add_parser("list", help="List OAuth clients (never their secrets).")
+    listing.add_argument("--org", default=None, help="Only this organization's (global id).")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=_client_list)
 
     rotate = commands.add_parser("rotate-secret", help="Issue a new client secret; the old one stops working.")
     rotate.add_argument("client", help="client_id or global id")
@@ -110,6 +116,39 @@ def _client_add(args: argparse.Namespace) -> int:
     if "client_secret" in out or "webhook_secret" in out:
         human += "\n(secrets are shown once; store them now)"
     emit(out, as_json=args.json, human=human)
+    return 0
+
+
+def _client_list(args: argparse.Namespace) -> int:
+    organization_id = None
+    if args.org is not None:
+        decoded = from_global_id(args.org, "Organization")
+        if decoded is None:
+            raise CommandError("--org is not an organization id; `pamoja org list` shows them")
+        organization_id = decoded[1]
+
+    async def run() -> list[dict[str, Any]]:
+        cli = Cli.load()
+        async with cli.owner_transaction() as connection:
+            found = await store.list_clients(connection, organization_id=organization_id)
+        return [{"id": to_global_id("OAuthClient", row.id), "client_id": row.client_id, "name": row.name,
+                 "organization": to_global_id("Organization", row.organization_id),
+                 "organization_name": row.organization_name,
+                 "kind": "staff login app" if row.redirect_uris else "partner system",
+                 "authentication": "client_secret" if row.has_secret else
+                 "pkce (public)" if row.redirect_uris else "private_key_jwt",
+                 "scopes": list(row.allowed_scopes or []), "webhook_url": row.webhook_url,
+                 "redirect_uris": list(row.redirect_uris or []), "active": not row.disabled,
+                 "created_at": row.created_at.isoformat() if row.created_at else None} for row in found]
+
+    rows = _run(run())
+    header = ("CLIENT_ID", "NAME", "ORGANIZATION", "KIND", "STATUS", "SCOPES")
+    cells = [(r["client_id"], r["name"], r["organization_name"], r["kind"], "active" if r["active"] else "disabled",
+              " ".join(r["scopes"])) for r in rows]
+    widths = [max(len(line[i]) for line in (header, *cells)) for i in range(len(header))]
+    table = "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip()
+                      for line in (header, *cells)) if rows else "no clients match"
+    emit({"clients": rows, "count": len(rows)}, as_json=args.json, human=table)
     return 0
 
 

@@ -83,6 +83,18 @@ async def insert_client(connection: AsyncConnection, *, row_id: uuid.UUID, organ
     ))
 
 
+async def list_clients(connection: AsyncConnection, *, organization_id: uuid.UUID | None) -> list[AnyRow]:
+    """Every client (or one organization's) with what an operator checks; never a secret or its hash."""
+    query = select(clients.c.id, clients.c.client_id, clients.c.name, clients.c.organization_id,
+                   orgs.c.name.label("organization_name"), clients.c.allowed_scopes, clients.c.webhook_url,
+                   clients.c.redirect_uris, clients.c.disabled, clients.c.created_at,
+                   (clients.c.secret_hash.is_not(None)).label("has_secret")).join(
+        orgs, orgs.c.id == clients.c.organization_id).order_by(orgs.c.name, clients.c.name, clients.c.client_id)
+    if organization_id is not None:
+        query = query.where(clients.c.organization_id == organization_id)
+    return list((await connection.execute(query)).all())
+
+
 async def set_client_secret(connection: AsyncConnection, row_id: uuid.UUID, secret_hash: str) -> None:
     await connection.execute(update(clients).where(clients.c.id == row_id)
                              .values(secret_hash=secret_hash, version=clients.c.version + 1))

@@ -103,6 +103,29 @@ async def test_client_add_with_a_secret_and_a_webhook_then_rotate_and_disable(
     assert actions == ["create", "rotate_secret", "disable"]
 
 
+async def test_client_list_shows_what_an_operator_checks_and_never_a_secret(
+        factory: Factory, cli_env: dict[str, str], tmp_path: Path) -> None:
+    partner, other = await factory.org(), await factory.org()
+    added = (await pamoja(cli_env, "client", "add", "--org", partner.gid, "--name", "Tumaini case system",
+                          "--scope", "system/Referral.rus", "--webhook-url", "http://127.0.0.1:9/hooks", "--json",
+                          cwd=tmp_path)).json()
+    await factory.oauth_client(other)
+    listed = (await pamoja(cli_env, "client", "list", "--org", partner.gid, "--json", cwd=tmp_path)).json()
+    assert listed["count"] == 1
+    [client] = listed["clients"]  # type: ignore[misc]
+    assert client["id"] == added["id"] and client["client_id"] == added["client_id"]
+    assert (client["kind"], client["authentication"], client["active"]) == ("partner system", "client_secret", True)
+    assert client["scopes"] == ["system/Referral.rus"] and client["webhook_url"] == "http://127.0.0.1:9/hooks"
+    everything = await pamoja(cli_env, "client", "list", cwd=tmp_path)
+    assert everything.code == 0, everything.err
+    assert everything.out.splitlines()[0].split() == ["CLIENT_ID", "NAME", "ORGANIZATION", "KIND", "STATUS", "SCOPES"]
+    for shown in (json.dumps(listed), everything.out):
+        assert str(added["client_secret"]) not in shown and str(added["webhook_secret"]) not in shown
+        assert "pmjs_" not in shown and "whsec_" not in shown and "$argon2" not in shown
+    refused = await pamoja(cli_env, "client", "list", "--org", "not-an-id", cwd=tmp_path)
+    assert refused.code != 0 and "--org" in refused.err and refused.out == ""
+
+
 async def test_client_add_with_a_jwks_prints_no_secret(factory: Factory, cli_env: dict[str, str],
                                                        tmp_path: Path) -> None:
     partner = await factory.org()
