@@ -36,7 +36,7 @@ from db.tables import Organization
 from domain.enums import OrganizationKind
 from domain.errors import InvalidInput, NotFound
 from domain.ids import from_global_id, to_global_id
-from domain.scopes import Scope, is_within, parse_scope, system_ceiling
+from domain.scopes import SYSTEM_CEILING, Scope, is_within, parse_scope, system_ceiling
 from partners.webhooks import WebhookUrlRefused, check_webhook_url, new_webhook_secret, seal_webhook_secret
 
 CLIENT_ID_PREFIX = "pmj_"
@@ -129,8 +129,13 @@ def validate_allowed_scopes(values: Sequence[str], *, kind: OrganizationKind, in
     context = "user" if interactive else "system"
     if any(s.context != context for s in parsed):
         raise InvalidInput(f"This client's scopes must all start with {context}/.", field=("scope",))
-    if not interactive and not is_within(parsed, system_ceiling(kind)):
-        raise InvalidInput("A scope exceeds what a system of this organization may be allowed.", field=("scope",))
+    if not interactive:
+        ceiling = system_ceiling(kind)
+        beyond = [str(s) for s in parsed if not is_within([s], ceiling)]
+        if beyond:
+            holder = "a partner organization's system" if kind is OrganizationKind.PARTNER else "the NGO's system"
+            raise InvalidInput(f"--scope {', '.join(beyond)} is beyond what {holder} may hold (ceiling: "
+                               f"{' '.join(SYSTEM_CEILING[kind])}).", field=("scope",))
     return list(dict.fromkeys(str(s) for s in parsed))
 
 
@@ -276,6 +281,58 @@ async def register_client(connection: AsyncConnection, master: MasterKeys, *, or
     )
     return RegisteredClient(id=to_global_id("OAuthClient", row_id), client_id=client_id, client_secret=secret,
                             webhook_secret=webhook_secret)
+
+
+async def update_client(connection: AsyncConnection, master: MasterKeys, ident: str, *, name: str | None = None,
+                        scopes: Sequence[str] | None = None, webhook_url: str | None = None,
+                        remove_webhook: bool = False, redirect_uris: Sequence[str] | None = None,
+                        production: bool = False) -> dict[str, str]:
+    """Change what is given and keep the rest. Scopes stay within the client's ceiling; narrowing them
+    ends the client's sign-in sessions (a staff app's users sign in again), and a system's access tokens
+    already issued keep their scopes until they expire (at most 300 s). A first webhook URL gets a new
+    signing secret, printed once; changing the URL keeps the secret."""
+    row = await find_client(connection, ident)
+    kind = row.kind
+    interactive = bool(row.redirect_uris)
+    values: dict[str, Any] = {}
+    out: dict[str, str] = {"id": to_global_id("OAuthClient", row.id), "client_id": row.client_id}
+    if name is not None:
+        if not name.strip():
+            raise InvalidInput("--name must not be empty.", field=("name",))
+        values["name"] = name.strip()
+    if redirect_uris is not None:
+        if not interactive:
+            raise InvalidInput("--redirect-uri applies to staff login apps only; this is a partner system.",
+                               field=("redirect-uri",))
+        if not redirect_uris:
+            raise InvalidInput("Give at least one --redirect-uri.", field=("redirect-uri",))
+        values["redirect_uris"] = list(dict.fromkeys(validate_redirect_uri(u) for u in redirect_uris))
+    narrowed = False
+    if scopes is not None:
+        allowed = validate_allowed_scopes(scopes, kind=OrganizationKind(kind), interactive=interactive)
+        narrowed = not set(row.allowed_scopes) <= set(allowed)
+        values["allowed_scopes"] = allowed
+    if remove_webhook and webhook_url is not None:
+        raise InvalidInput("Give --webhook-url or --no-webhook-url, not both.", field=("webhook-url",))
+    if remove_webhook:
+        values.update(webhook_url=None, webhook_secret_enc=None)
+    elif webhook_url is not None:
+        try:
+            check_webhook_url(webhook_url, production=production)
+        except WebhookUrlRefused as exc:
+            raise InvalidInput(f"--webhook-url: {exc}", field=("webhook-url",)) from None
+        values["webhook_url"] = webhook_url.strip()
+        if not await store.has_webhook_secret(connection, row.id):
+            secret = new_webhook_secret()
+            values["webhook_secret_enc"] = seal_webhook_secret(master, client_id=row.client_id, secret=secret)
+            out["webhook_secret"] = secret
+    if not values:
+        raise InvalidInput("Give what to change: --name, --scope, --webhook-url, --no-webhook-url or --redirect-uri.",
+                           field=("client",))
+    await store.update_client(connection, row.id, values)
+    if narrowed:
+        await store.revoke_families(connection, client_id=row.client_id)
+    return out
 
 
 async def find_client(connection: AsyncConnection, ident: str) -> AnyRow:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from auth import keys as signing_keys
-from auth.clients import disable_client, register_client, rotate_client_secret
+from auth.clients import disable_client, register_client, rotate_client_secret, update_client
 from auth.config import OAuthConfig
 from auth.login import StaffIdentity, normalize_email
 from auth.tokens import mint_access_token
@@ -52,6 +52,20 @@ def register(sub: Any) -> None:
     listing.add_argument("--org", default=None, help="Only this organization's (global id).")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(handler=_client_list)
+
+    change = commands.add_parser("update", help="Change a client's name, scopes, webhook URL or redirect URIs; "
+                                                "what is not given stays.")
+    change.add_argument("client", help="client_id or global id")
+    change.add_argument("--name", default=None)
+    change.add_argument("--scope", action="append", default=None,
+                        help="Repeatable; replaces the whole set, within the organization's ceiling.")
+    hook = change.add_mutually_exclusive_group()
+    hook.add_argument("--webhook-url", default=None, help="Where webhooks go from now on.")
+    hook.add_argument("--no-webhook-url", action="store_true", help="Stop sending webhooks to this client.")
+    change.add_argument("--redirect-uri", action="append", default=None,
+                        help="Staff login apps: repeatable; replaces the whole set.")
+    change.add_argument("--json", action="store_true")
+    change.set_defaults(handler=_client_update)
 
     rotate = commands.add_parser("rotate-secret", help="Issue a new client secret; the old one stops working.")
     rotate.add_argument("client", help="client_id or global id")
@@ -149,6 +163,24 @@ def _client_list(args: argparse.Namespace) -> int:
     table = "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip()
                       for line in (header, *cells)) if rows else "no clients match"
     emit({"clients": rows, "count": len(rows)}, as_json=args.json, human=table)
+    return 0
+
+
+def _client_update(args: argparse.Namespace) -> int:
+    async def run() -> dict[str, str]:
+        cli = Cli.load()
+        async with cli.owner_transaction() as connection:
+            out = await update_client(connection, _master(cli), args.client, name=args.name, scopes=args.scope,
+                                      webhook_url=args.webhook_url, remove_webhook=args.no_webhook_url,
+                                      redirect_uris=args.redirect_uri, production=cli.settings.is_production)
+            await cli.audit(connection, action="update", record_type="OAuthClient", record_id=out["id"])
+            return out
+
+    out = _run(run())
+    human = f"client {out['client_id']} updated"
+    if "webhook_secret" in out:
+        human += f"\nwebhook_secret: {out['webhook_secret']}\n(shown once; store it now)"
+    emit(out, as_json=args.json, human=human)
     return 0
 
 

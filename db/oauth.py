@@ -95,6 +95,16 @@ async def list_clients(connection: AsyncConnection, *, organization_id: uuid.UUI
     return list((await connection.execute(query)).all())
 
 
+async def has_webhook_secret(connection: AsyncConnection, row_id: uuid.UUID) -> bool:
+    found = await connection.execute(select(clients.c.webhook_secret_enc.is_not(None)).where(clients.c.id == row_id))
+    return bool(found.scalar_one())
+
+
+async def update_client(connection: AsyncConnection, row_id: uuid.UUID, values: dict[str, Any]) -> None:
+    await connection.execute(update(clients).where(clients.c.id == row_id)
+                             .values(**values, version=clients.c.version + 1))
+
+
 async def set_client_secret(connection: AsyncConnection, row_id: uuid.UUID, secret_hash: str) -> None:
     await connection.execute(update(clients).where(clients.c.id == row_id)
                              .values(secret_hash=secret_hash, version=clients.c.version + 1))

@@ -126,6 +126,44 @@ async def test_client_list_shows_what_an_operator_checks_and_never_a_secret(
     assert refused.code != 0 and "--org" in refused.err and refused.out == ""
 
 
+async def test_client_update_changes_what_is_given_within_the_ceiling_and_is_audited(
+        factory: Factory, app: FastAPI, cli_env: dict[str, str], tmp_path: Path, owner_engine: AsyncEngine) -> None:
+    partner = await factory.org()
+    added = (await pamoja(cli_env, "client", "add", "--org", partner.gid, "--name", "Case system",
+                          "--scope", "system/Referral.rus", "--json", cwd=tmp_path)).json()
+    client_id, secret = str(added["client_id"]), str(added["client_secret"])
+    updated = (await pamoja(cli_env, "client", "update", client_id, "--name", "Tumaini case system",
+                            "--scope", "system/Referral.rus", "--scope", "system/Survivor.rs",
+                            "--webhook-url", "http://127.0.0.1:9/hooks", "--json", cwd=tmp_path)).json()
+    assert updated["id"] == added["id"] and str(updated["webhook_secret"]).startswith("whsec_")
+    [client] = (await pamoja(cli_env, "client", "list", "--org", partner.gid, "--json",
+                             cwd=tmp_path)).json()["clients"]  # type: ignore[misc]
+    assert (client["name"], client["scopes"], client["webhook_url"]) == (
+        "Tumaini case system", ["system/Referral.rus", "system/Survivor.rs"], "http://127.0.0.1:9/hooks")
+    async with http_from(app) as http:
+        issued = await http.post("/oauth/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret))
+        assert issued.json()["scope"] == "system/Referral.rus system/Survivor.rs"
+
+    over = await pamoja(cli_env, "client", "update", client_id, "--scope", "system/Survivor.cruds", cwd=tmp_path)
+    assert over.code != 0 and over.out == ""
+    assert "--scope system/Survivor.cruds is beyond what a partner organization's system may hold (ceiling: " \
+        in over.err, over.err
+    for refused in (["--redirect-uri", "https://app.example/cb"], [], ["--webhook-url", "ftp://x"]):
+        result = await pamoja(cli_env, "client", "update", client_id, *refused, cwd=tmp_path)
+        assert result.code != 0 and len(result.err.splitlines()) == 1, result.err
+    removed = await pamoja(cli_env, "client", "update", str(added["id"]), "--no-webhook-url", cwd=tmp_path)
+    assert removed.code == 0, removed.err
+    async with owner_engine.connect() as connection:
+        row = (await connection.execute(text("SELECT webhook_url, webhook_secret_enc, allowed_scopes FROM oauth_client "
+                                             "WHERE client_id = :c"), {"c": client_id})).one()
+        actions = (await connection.execute(text(
+            "SELECT action FROM audit_event WHERE record_id = :id AND actor = 'operator:cli' ORDER BY seq"
+        ), {"id": added["id"]})).scalars().all()
+    assert (row.webhook_url, row.webhook_secret_enc) == (None, None)
+    assert row.allowed_scopes == ["system/Referral.rus", "system/Survivor.rs"]
+    assert actions == ["create", "update", "update"]
+
+
 async def test_client_add_with_a_jwks_prints_no_secret(factory: Factory, cli_env: dict[str, str],
                                                        tmp_path: Path) -> None:
     partner = await factory.org()
