@@ -484,6 +484,14 @@ class SqlCare:
             return None
         return StoredInstrument(id=row.id, instrument=Instrument.from_dict(row.definition))
 
+    async def instruments(self) -> Sequence[StoredInstrument]:
+        """The latest active version of every instrument, by key."""
+        rows = await self.db.all(
+            select(instrument_t.c.id, instrument_t.c.definition).where(instrument_t.c.active.is_(True))
+            .distinct(instrument_t.c.key)
+            .order_by(instrument_t.c.key, instrument_t.c.created_at.desc(), instrument_t.c.version.desc()))
+        return [StoredInstrument(id=row.id, instrument=Instrument.from_dict(row.definition)) for row in rows]
+
     async def insert_assessment(self, new: NewAssessment) -> None:
         await self.db.execute(insert(assessment_t).values(
             id=new.id, **_owner_values(new.owners), instrument_id=new.instrument_id,

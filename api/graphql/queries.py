@@ -15,6 +15,7 @@ from api.graphql.nodes import resolve_nodes
 from api.graphql.relay import Connection, Node, page_request, to_connection
 from api.graphql.types import webhooks
 from api.graphql.types.audit import AuditEvent, AuditEventFilter
+from api.graphql.types.care import AssessmentInstrument
 from api.graphql.types.matching import PartnerMatch, PartnerMatchInput
 from api.graphql.types.organization import Organization, OrganizationFilter
 from api.graphql.types.referral import Referral
@@ -30,7 +31,7 @@ from domain.errors import InvalidInput
 from domain.kenya import county_code
 from domain.ports import ReferralFilter as ReferralQuery
 from domain.ports import SurvivorFilter as SurvivorQuery
-from domain.use_cases import audit, referrals, refused_reads, staff_admin, survivors
+from domain.use_cases import audit, care, referrals, refused_reads, staff_admin, survivors
 from partners import directory, finding
 from partners.matching import PartnerCandidate, TrackRecord
 
@@ -168,6 +169,11 @@ class Query:
             request=page_request(first, after),
         )
         return to_connection(page, AuditEvent.from_view)
+
+    @strawberry.field(description="The assessment instruments recordAssessment accepts, each with its scale and "
+                                  "the sub-domain keys and labels that `scores` takes.")
+    async def assessment_instruments(self, info: strawberry.Info) -> list[AssessmentInstrument]:
+        return [AssessmentInstrument.from_instrument(i) for i in await care.instruments(unit=info.context.unit)]
 
     @strawberry.field(description="Partners able to take a referral, best first, with the reasons for the ranking.")
     async def partner_matches(self, info: strawberry.Info, input: PartnerMatchInput) -> list[PartnerMatch]:

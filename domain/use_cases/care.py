@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 
 from domain import policy
-from domain.assessments import parse_scores, score
+from domain.assessments import Instrument, parse_scores, score
 from domain.enums import (
     Attendance,
     ConcernLevel,
@@ -408,6 +408,12 @@ async def milestones_of_referrals(*, unit: Unit, principal: Principal, referrals
 
 
 # ----------------------------------------------------------------------------- assessments
+
+
+async def instruments(*, unit: Unit) -> Sequence[Instrument]:
+    """The instruments an assessment may use, with their sub-domain keys and labels: reference data
+    any signed-in caller may read, so nobody has to read the source to fill `scores`."""
+    return [stored.instrument for stored in await unit.care.instruments()]
 
 
 async def record_assessment(*, unit: Unit, principal: Principal, referral_id: uuid.UUID | None, instrument: str,

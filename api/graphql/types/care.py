@@ -15,6 +15,7 @@ import strawberry
 from api.graphql.relay import Node
 from api.graphql.types.staff import StaffUser
 from domain import enums
+from domain.assessments import Instrument
 from domain.ids import to_global_id
 from domain.views import (
     AssessmentView,
@@ -217,3 +218,31 @@ class Assessment(Node):
         from api.graphql.types.survivor import Survivor
 
         return Survivor.from_view(await info.context.loaders.survivor_ref.load(self.view.survivor_id))
+
+
+@strawberry.type(description="One sub-domain of an instrument: its key is what `recordAssessment` takes in `scores`.")
+class AssessmentSubdomain:
+    key: str
+    domain: enums.OutcomeDomain
+    label: str
+
+
+@strawberry.type(description="An assessment instrument: its scale, threshold and sub-domains, so `scores` can be "
+                             "filled without reading the source.")
+class AssessmentInstrument:
+    key: str = strawberry.field(description="What `recordAssessment(input: {instrument})` takes.")
+    version: str
+    name: str
+    scale_min: int = strawberry.field(description="The lowest score a sub-domain may get.")
+    scale_max: int = strawberry.field(description="The highest score a sub-domain may get.")
+    restoration_threshold: float = strawberry.field(description="The overall score that counts as restored.")
+    domains: list[enums.OutcomeDomain]
+    subdomains: list[AssessmentSubdomain]
+
+    @classmethod
+    def from_instrument(cls, instrument: Instrument) -> AssessmentInstrument:
+        return cls(key=instrument.key, version=instrument.version, name=instrument.name,
+                   scale_min=instrument.scale_min, scale_max=instrument.scale_max,
+                   restoration_threshold=instrument.restoration_threshold, domains=list(instrument.domains),
+                   subdomains=[AssessmentSubdomain(key=s.key, domain=s.domain, label=s.label)
+                               for s in instrument.subdomains])
