@@ -257,6 +257,12 @@ def may_manage_consent(principal: Principal, *, survivor_organization_id: uuid.U
     return may_register_survivors(principal) and principal.organization_id == survivor_organization_id
 
 
+def may_see_counselors(principal: Principal, organization_id: uuid.UUID) -> bool:
+    """A partner's counselors and their caseloads: its own staff and systems, whom `assignCounselor` needs
+    (nobody outside the organization: who counsels whom, and how many, is the partner's business)."""
+    return principal.organization_id == organization_id and principal.organization_kind is OrganizationKind.PARTNER
+
+
 def may_triage_referrals(principal: Principal) -> bool:
     """Accept, reject and assign counselors: the partner's coordinator or its system, not a counselor."""
     return principal.is_system or principal.has_role(Role.PARTNER_COORDINATOR)

@@ -266,9 +266,19 @@ class CareStore(Protocol):
                                       ) -> Mapping[uuid.UUID, Sequence[AssessmentView]]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class CounselorCaseload:
+    """An active counselor and the open referrals (accepted, in progress, on hold) assigned to her."""
+
+    id: uuid.UUID
+    display_name: str
+    open_referrals: int
+
+
 class Directory(Protocol):
     async def organization(self, organization_id: uuid.UUID) -> OrganizationView | None: ...
     async def counselor_in(self, *, user_id: uuid.UUID, organization_id: uuid.UUID) -> bool: ...
+    async def counselors(self, organization_id: uuid.UUID) -> Sequence[CounselorCaseload]: ...
 
 
 class Unit(Protocol):

@@ -11,7 +11,7 @@ from domain.enums import ActorKind, ConsentPurpose, OrganizationKind, ReferralPr
 from domain.errors import ConsentRequired, Forbidden, InvalidInput, InvalidTransition, NotFound, VersionConflict
 from domain.ids import to_global_id
 from domain.paging import Page, PageRequest
-from domain.ports import NewReferral, ReferralChange, ReferralFilter, Unit
+from domain.ports import CounselorCaseload, NewReferral, ReferralChange, ReferralFilter, Unit
 from domain.principal import Principal
 from domain.referrals import ReferralAction, ResponseDeadlines, respond_by, transition
 from domain.scopes import Action, Resource
@@ -159,6 +159,14 @@ async def assign_counselor(*, unit: Unit, principal: Principal, referral_id: uui
                      outcome="allowed", purpose="ASSIGN_COUNSELOR")
     await _notify(unit, referral, event_type="referral.updated", status=referral.status)
     return referral.id
+
+
+async def counselors(*, unit: Unit, principal: Principal, organization_id: uuid.UUID) -> Sequence[CounselorCaseload]:
+    """Whom `assignCounselor` can name, with the open referrals each carries; empty outside the caller's
+    own partner organization (domain.policy.may_see_counselors)."""
+    if not policy.may_see_counselors(principal, organization_id):
+        return []
+    return await unit.directory.counselors(organization_id)
 
 
 async def by_id(*, unit: Unit, principal: Principal, ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, ReferralView]:
