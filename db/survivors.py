@@ -190,6 +190,16 @@ class SqlSurvivors:
             statement = statement.where(survivor_t.c.county == filter.county)
         if filter.risk_level:
             statement = statement.where(survivor_t.c.risk_level == filter.risk_level)
+        if filter.pseudonym_prefix:
+            escaped = filter.pseudonym_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            statement = statement.where(survivor_t.c.pseudonym.ilike(escaped + "%", escape="\\"))
+        if filter.phone and filter.phone_organization_id:
+            statement = statement.where(select(identity_t.c.survivor_id).where(
+                identity_t.c.survivor_id == survivor_t.c.id,
+                identity_t.c.organization_id == filter.phone_organization_id,
+                (identity_t.c.phone_index == blind_index(self.index_key, "phone", filter.phone))
+                | (identity_t.c.guardian_phone_index == blind_index(self.index_key, "guardian_phone", filter.phone)),
+            ).exists())
         if filter.referral_statuses:
             r = referral_t.alias("filter_referral")
             statement = statement.where(select(r.c.id).where(

@@ -52,6 +52,10 @@ class SurvivorFilter:
     county: str | None = None
     risk_level: str | None = None
     referral_statuses: tuple[ReferralStatus, ...] = ()
+    search: str | None = None  # as typed: the use case turns it into one of the two below
+    pseudonym_prefix: str | None = None
+    phone: str | None = None  # E.164, matched through the blind index within phone_organization_id
+    phone_organization_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,10 @@ class SurvivorFilter:
     risk_level: enums.RiskLevel | None = None
     referral_status: list[enums.ReferralStatus] | None = strawberry.field(
         default=None, description="Survivors with a referral in one of these statuses.")
+    search: str | None = strawberry.field(
+        default=None, description="The start of a pseudonym (at least 2 characters, case does not matter), or a "
+                                  "phone number such as +254712345678 or 0712345678 (exact; the survivor's or "
+                                  "guardian's; your own organization's survivors only).")
 
 
 @strawberry.input
@@ -111,7 +115,7 @@ class Query:
             filter=SurvivorQuery(
                 county=county_code(f.county, field=("filter", "county")) if f.county else None,
                 risk_level=f.risk_level.value if f.risk_level else None,
-                referral_statuses=tuple(f.referral_status or ()),
+                referral_statuses=tuple(f.referral_status or ()), search=f.search,
             ),
             request=page_request(first, after),
         )

@@ -94,7 +94,34 @@ async def of_referrals(*, unit: Unit, principal: Principal,
 async def page(*, unit: Unit, principal: Principal, filter: SurvivorFilter,
                request: PageRequest) -> Page[SurvivorView]:
     policy.require(principal, Resource.SURVIVOR, Action.SEARCH)
+    if filter.search is not None:
+        filter = _searched(principal, filter)
     return await unit.survivors.page(policy.rows(principal, unit.now()), filter, request)
+
+
+SEARCH_FIELD = ("filter", "search")
+MIN_SEARCH = 2
+
+
+def _searched(principal: Principal, filter: SurvivorFilter) -> SurvivorFilter:
+    """`search` is a phone number (it starts with + or a digit: matched exactly, through the blind index,
+    among the caller's own organization's survivors only, since a phone is contact data) or the start of
+    a pseudonym (among every survivor the caller may see)."""
+    typed = text(filter.search, field=SEARCH_FIELD, max_length=64)
+    if typed is None or len(typed) < MIN_SEARCH:
+        raise InvalidInput(f"filter.search must be at least {MIN_SEARCH} characters: the start of a pseudonym, "
+                           "or a phone number such as +254712345678.", field=SEARCH_FIELD)
+    base = SurvivorFilter(county=filter.county, risk_level=filter.risk_level,
+                          referral_statuses=filter.referral_statuses)
+    if typed[0] == "+" or typed[0].isdigit():
+        phone = normalize_phone(typed, field=SEARCH_FIELD)
+        if principal.organization_id is None:
+            raise Forbidden("Only the organization that registered a survivor finds her by phone.")
+        return SurvivorFilter(county=base.county, risk_level=base.risk_level,
+                              referral_statuses=base.referral_statuses, phone=phone,
+                              phone_organization_id=principal.organization_id)
+    return SurvivorFilter(county=base.county, risk_level=base.risk_level, referral_statuses=base.referral_statuses,
+                          pseudonym_prefix=typed)
 
 
 async def identities(*, unit: Unit, principal: Principal,
