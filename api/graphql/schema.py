@@ -24,6 +24,7 @@ from strawberry.utils.await_maybe import await_maybe
 from api.graphql.cost import CostLimit
 from api.graphql.errors import should_mask
 from api.graphql.extensions import OneOperationNamed, ReadableDomainErrors, ReadAudit, RequestTransaction
+from api.graphql.input_hints import describe_inputs
 from api.graphql.mutations.base import FirstResponses
 from api.graphql.mutations.care import CareMutations
 from api.graphql.mutations.cases import CaseMutations
@@ -53,6 +54,7 @@ logger = get_logger("pamoja.graphql")
 class PamojaSchema(strawberry.Schema):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        describe_inputs(self._schema)
         self.planner = Planner(self._schema)
 
     def _get_execute_function(self) -> Callable[..., Any]:
