@@ -18,10 +18,9 @@ import hashlib
 import hmac
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc6749 import ClientMixin
 from joserfc.errors import JoseError
@@ -31,12 +30,25 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import oauth as store
 from db.crypto import MasterKeys
+from db.cursors import fetch_page
+from db.engine import Db
 from db.oauth import AnyRow
-from db.tables import Organization
+from db.tables import OAuthClient, Organization
 from domain.enums import OrganizationKind
 from domain.errors import InvalidInput, NotFound
 from domain.ids import from_global_id, to_global_id
-from domain.scopes import SYSTEM_CEILING, Scope, is_within, parse_scope, system_ceiling
+from domain.paging import Page, PageRequest
+from domain.scopes import Scope, is_within, parse_scope
+from domain.use_cases import oauth_clients
+from domain.use_cases.oauth_clients import (
+    CLI,
+    CheckedChange,
+    ClientChange,
+    ClientFilter,
+    OAuthClientView,
+    check_allowed_scopes,
+    check_redirect_uri,
+)
 from partners.webhooks import WebhookUrlRefused, check_webhook_url, new_webhook_secret, seal_webhook_secret
 
 CLIENT_ID_PREFIX = "pmj_"
@@ -45,8 +57,8 @@ HASH_SCHEME = "sha256$"
 # What partner systems may sign client assertions with (SMART asks for RS384 or ES384 at least).
 ASSERTION_ALGORITHMS = ["ES256", "ES384", "RS256", "RS384"]
 _PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "k", "oth"}
-_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 orgs = Organization.__table__  # type: ignore[attr-defined]
+clients = OAuthClient.__table__  # type: ignore[attr-defined]
 
 
 def new_client_id() -> str:
@@ -97,46 +109,6 @@ def validate_jwks(document: Any) -> dict[str, Any]:
         if key.key_type == "RSA" and key.raw_value.key_size < 2048:  # type: ignore[union-attr]
             raise InvalidInput("RSA keys must have at least 2048 bits.", field=("jwks",))
     return {"keys": [dict(k) for k in document["keys"]]}
-
-
-def _is_loopback_http(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme == "http" and (parts.hostname or "") in _LOOPBACK
-
-
-def validate_redirect_uri(url: str) -> str:
-    """https, or plain http to this machine (RFC 8252 loopback redirects of native apps)."""
-    url = url.strip()
-    parts = urlsplit(url)
-    if not parts.scheme or not parts.netloc or parts.fragment or len(url) > 2000:
-        raise InvalidInput("--redirect-uri must be an absolute URL without a fragment.", field=("redirect-uri",))
-    if parts.scheme == "https" or _is_loopback_http(url):
-        return url
-    raise InvalidInput("--redirect-uri must use https (or http to 127.0.0.1 for a native app).",
-                       field=("redirect-uri",))
-
-
-def validate_allowed_scopes(values: Sequence[str], *, kind: OrganizationKind, interactive: bool) -> list[str]:
-    """Scopes a client may ever ask for; a partner system's never exceed its organization's ceiling."""
-    if not values:
-        raise InvalidInput("Give at least one --scope.", field=("scope",))
-    parsed: list[Scope] = []
-    for value in values:
-        try:
-            parsed.append(parse_scope(value.strip()))
-        except ValueError as exc:
-            raise InvalidInput(f"Scope {value.strip()!r} is not valid: {exc}.", field=("scope",)) from None
-    context = "user" if interactive else "system"
-    if any(s.context != context for s in parsed):
-        raise InvalidInput(f"This client's scopes must all start with {context}/.", field=("scope",))
-    if not interactive:
-        ceiling = system_ceiling(kind)
-        beyond = [str(s) for s in parsed if not is_within([s], ceiling)]
-        if beyond:
-            holder = "a partner organization's system" if kind is OrganizationKind.PARTNER else "the NGO's system"
-            raise InvalidInput(f"--scope {', '.join(beyond)} is beyond what {holder} may hold (ceiling: "
-                               f"{' '.join(SYSTEM_CEILING[kind])}).", field=("scope",))
-    return list(dict.fromkeys(str(s) for s in parsed))
 
 
 # ----------------------------------------------------------------------------- the client as Authlib sees it
@@ -255,8 +227,8 @@ async def register_client(connection: AsyncConnection, master: MasterKeys, *, or
     if confidential and not interactive:
         raise InvalidInput("--confidential applies to staff login apps (--redirect-uri) only.",
                            field=("confidential",))
-    allowed = validate_allowed_scopes(scopes, kind=OrganizationKind(org.kind), interactive=interactive)
-    uris = list(dict.fromkeys(validate_redirect_uri(u) for u in redirect_uris))
+    allowed = check_allowed_scopes(scopes, kind=OrganizationKind(org.kind), staff_app=interactive, fields=CLI)
+    uris = list(dict.fromkeys(check_redirect_uri(u, fields=CLI) for u in redirect_uris))
     hook = None
     if webhook_url:
         try:
@@ -283,55 +255,91 @@ async def register_client(connection: AsyncConnection, master: MasterKeys, *, or
                             webhook_secret=webhook_secret)
 
 
-async def update_client(connection: AsyncConnection, master: MasterKeys, ident: str, *, name: str | None = None,
-                        scopes: Sequence[str] | None = None, webhook_url: str | None = None,
-                        remove_webhook: bool = False, redirect_uris: Sequence[str] | None = None,
-                        production: bool = False) -> dict[str, str]:
-    """Change what is given and keep the rest. Scopes stay within the client's ceiling; narrowing them
-    ends the client's sign-in sessions (a staff app's users sign in again), and a system's access tokens
-    already issued keep their scopes until they expire (at most 300 s). A first webhook URL gets a new
-    signing secret, printed once; changing the URL keeps the secret."""
-    row = await find_client(connection, ident)
-    kind = row.kind
-    interactive = bool(row.redirect_uris)
-    values: dict[str, Any] = {}
-    out: dict[str, str] = {"id": to_global_id("OAuthClient", row.id), "client_id": row.client_id}
-    if name is not None:
-        if not name.strip():
-            raise InvalidInput("--name must not be empty.", field=("name",))
-        values["name"] = name.strip()
-    if redirect_uris is not None:
-        if not interactive:
-            raise InvalidInput("--redirect-uri applies to staff login apps only; this is a partner system.",
-                               field=("redirect-uri",))
-        if not redirect_uris:
-            raise InvalidInput("Give at least one --redirect-uri.", field=("redirect-uri",))
-        values["redirect_uris"] = list(dict.fromkeys(validate_redirect_uri(u) for u in redirect_uris))
-    narrowed = False
-    if scopes is not None:
-        allowed = validate_allowed_scopes(scopes, kind=OrganizationKind(kind), interactive=interactive)
-        narrowed = not set(row.allowed_scopes) <= set(allowed)
-        values["allowed_scopes"] = allowed
-    if remove_webhook and webhook_url is not None:
-        raise InvalidInput("Give --webhook-url or --no-webhook-url, not both.", field=("webhook-url",))
-    if remove_webhook:
-        values.update(webhook_url=None, webhook_secret_enc=None)
-    elif webhook_url is not None:
+class ClientRegistry:
+    """The store of domain/use_cases/oauth_clients.py: reads and changes clients in the caller's
+    transaction (the operator's, or an administrator's request) and audits through `audit`."""
+
+    def __init__(self, db: Db, master: MasterKeys, *, production: bool,
+                 audit: Callable[[str, str], Awaitable[None]]) -> None:
+        self.db = db
+        self.master = master
+        self.production = production
+        self._audit = audit
+
+    async def page(self, *, filter: ClientFilter, page: PageRequest) -> Page[OAuthClientView]:
+        conditions: list[Any] = []
+        if filter.organization_id is not None:
+            conditions.append(clients.c.organization_id == filter.organization_id)
+        if filter.active is not None:
+            conditions.append(clients.c.disabled.is_(not filter.active))
+        rows, skeleton = await fetch_page(self.db, store.client_views().where(*conditions),
+                                          order=[clients.c.client_id], key_parsers=[str], page=page)
+        return Page(items=[client_view(r) for r in rows], keys=skeleton.keys, has_next=skeleton.has_next,
+                    has_previous=skeleton.has_previous, total_count=skeleton.total_count)
+
+    async def clients(self, ids: Sequence[uuid.UUID], *, lock: bool) -> dict[uuid.UUID, OAuthClientView]:
+        if not ids:
+            return {}
+        statement = store.client_views().where(clients.c.id.in_(list(ids)))
+        rows = await self.db.all(statement.with_for_update(of=clients) if lock else statement)
+        return {r.id: client_view(r) for r in rows}
+
+    def webhook_url_problem(self, url: str) -> str | None:
         try:
-            check_webhook_url(webhook_url, production=production)
+            check_webhook_url(url, production=self.production)
         except WebhookUrlRefused as exc:
-            raise InvalidInput(f"--webhook-url: {exc}", field=("webhook-url",)) from None
-        values["webhook_url"] = webhook_url.strip()
-        if not await store.has_webhook_secret(connection, row.id):
-            secret = new_webhook_secret()
-            values["webhook_secret_enc"] = seal_webhook_secret(master, client_id=row.client_id, secret=secret)
-            out["webhook_secret"] = secret
-    if not values:
-        raise InvalidInput("Give what to change: --name, --scope, --webhook-url, --no-webhook-url or --redirect-uri.",
-                           field=("client",))
-    await store.update_client(connection, row.id, values)
-    if narrowed:
-        await store.revoke_families(connection, client_id=row.client_id)
+            return str(exc)
+        return None
+
+    async def apply(self, client: OAuthClientView, change: CheckedChange) -> str | None:
+        values: dict[str, Any] = {}
+        if change.name is not None:
+            values["name"] = change.name
+        if change.scopes is not None:
+            values["allowed_scopes"] = list(change.scopes)
+        if change.redirect_uris is not None:
+            values["redirect_uris"] = list(change.redirect_uris)
+        secret = None
+        if change.remove_webhook:
+            values.update(webhook_url=None, webhook_secret_enc=None)
+        elif change.webhook_url is not None:
+            values["webhook_url"] = change.webhook_url
+            if not client.has_webhook_secret:
+                secret = new_webhook_secret()
+                values["webhook_secret_enc"] = seal_webhook_secret(self.master, client_id=client.client_id,
+                                                                   secret=secret)
+        await self.db.execute(store.update_client(client.id, values))
+        if change.narrowed:
+            await store.revoke_families(self.db, client_id=client.client_id)
+        return secret
+
+    async def audit(self, action: str, record_id: str) -> None:
+        await self._audit(action, record_id)
+
+
+def client_view(row: AnyRow) -> OAuthClientView:
+    staff_app = bool(row.redirect_uris)
+    return OAuthClientView(
+        id=row.id, client_id=row.client_id, name=row.name, organization_id=row.organization_id,
+        organization_kind=OrganizationKind(row.kind), staff_app=staff_app,
+        authentication="client_secret" if row.has_secret else "pkce" if staff_app else "private_key_jwt",
+        scopes=tuple(row.allowed_scopes or ()), redirect_uris=tuple(row.redirect_uris or ()),
+        webhook_url=row.webhook_url, has_webhook_secret=row.has_webhook_secret, active=not row.disabled,
+        created_at=row.created_at, version=row.version,
+    )
+
+
+async def update_client(connection: AsyncConnection, master: MasterKeys, ident: str, *, change: ClientChange,
+                        production: bool, audit: Callable[[str, str], Awaitable[None]]) -> dict[str, str]:
+    """The operator's `pamoja client update`: the administrators' rules, with option names in messages.
+    A first webhook URL's new signing secret is in the answer, once."""
+    row = await find_client(connection, ident)
+    updated = await oauth_clients.update_client(
+        store=ClientRegistry(Db(connection), master, production=production, audit=audit), client_row_id=row.id,
+        change=change, fields=CLI)
+    out = {"id": to_global_id("OAuthClient", row.id), "client_id": row.client_id}
+    if updated.webhook_secret is not None:
+        out["webhook_secret"] = updated.webhook_secret
     return out
 
 
@@ -364,3 +372,4 @@ async def disable_client(connection: AsyncConnection, ident: str) -> RegisteredC
     await store.revoke_families(connection, client_id=row.client_id)
     return RegisteredClient(id=to_global_id("OAuthClient", row.id), client_id=row.client_id, client_secret=None,
                             webhook_secret=None)
+

@@ -25,6 +25,7 @@ from db.crypto import MasterKeys
 from domain.errors import DomainError
 from domain.ids import from_global_id, to_global_id
 from domain.scopes import default_scopes, is_within, parse_scope, role_ceiling
+from domain.use_cases.oauth_clients import ClientChange
 
 OPERATOR_CLIENT_ID = "pamoja-cli"
 
@@ -170,11 +171,13 @@ def _client_update(args: argparse.Namespace) -> int:
     async def run() -> dict[str, str]:
         cli = Cli.load()
         async with cli.owner_transaction() as connection:
-            out = await update_client(connection, _master(cli), args.client, name=args.name, scopes=args.scope,
-                                      webhook_url=args.webhook_url, remove_webhook=args.no_webhook_url,
-                                      redirect_uris=args.redirect_uri, production=cli.settings.is_production)
-            await cli.audit(connection, action="update", record_type="OAuthClient", record_id=out["id"])
-            return out
+            async def audit(action: str, record_id: str) -> None:
+                await cli.audit(connection, action=action, record_type="OAuthClient", record_id=record_id)
+
+            change = ClientChange(name=args.name, scopes=args.scope, webhook_url=args.webhook_url,
+                                  remove_webhook=args.no_webhook_url, redirect_uris=args.redirect_uri)
+            return await update_client(connection, _master(cli), args.client, change=change,
+                                       production=cli.settings.is_production, audit=audit)
 
     out = _run(run())
     human = f"client {out['client_id']} updated"

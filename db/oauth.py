@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
-from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy import Row, Select, Update, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -83,26 +83,30 @@ async def insert_client(connection: AsyncConnection, *, row_id: uuid.UUID, organ
     ))
 
 
+# What an operator and an administrator see of a client; never a secret or its hash.
+CLIENT_VIEW_COLUMNS = (
+    clients.c.id, clients.c.client_id, clients.c.name, clients.c.organization_id, orgs.c.kind,
+    orgs.c.name.label("organization_name"), clients.c.allowed_scopes, clients.c.redirect_uris,
+    clients.c.webhook_url, (clients.c.webhook_secret_enc.is_not(None)).label("has_webhook_secret"),
+    (clients.c.secret_hash.is_not(None)).label("has_secret"),
+    clients.c.disabled, clients.c.created_at, clients.c.version,
+)
+
+
+def client_views() -> Select[Any]:
+    return select(*CLIENT_VIEW_COLUMNS).join(orgs, orgs.c.id == clients.c.organization_id)
+
+
 async def list_clients(connection: AsyncConnection, *, organization_id: uuid.UUID | None) -> list[AnyRow]:
-    """Every client (or one organization's) with what an operator checks; never a secret or its hash."""
-    query = select(clients.c.id, clients.c.client_id, clients.c.name, clients.c.organization_id,
-                   orgs.c.name.label("organization_name"), clients.c.allowed_scopes, clients.c.webhook_url,
-                   clients.c.redirect_uris, clients.c.disabled, clients.c.created_at,
-                   (clients.c.secret_hash.is_not(None)).label("has_secret")).join(
-        orgs, orgs.c.id == clients.c.organization_id).order_by(orgs.c.name, clients.c.name, clients.c.client_id)
+    """Every client (or one organization's), by organization and name."""
+    query = client_views().order_by(orgs.c.name, clients.c.name, clients.c.client_id)
     if organization_id is not None:
         query = query.where(clients.c.organization_id == organization_id)
     return list((await connection.execute(query)).all())
 
 
-async def has_webhook_secret(connection: AsyncConnection, row_id: uuid.UUID) -> bool:
-    found = await connection.execute(select(clients.c.webhook_secret_enc.is_not(None)).where(clients.c.id == row_id))
-    return bool(found.scalar_one())
-
-
-async def update_client(connection: AsyncConnection, row_id: uuid.UUID, values: dict[str, Any]) -> None:
-    await connection.execute(update(clients).where(clients.c.id == row_id)
-                             .values(**values, version=clients.c.version + 1))
+def update_client(row_id: uuid.UUID, values: dict[str, Any]) -> Update:
+    return update(clients).where(clients.c.id == row_id).values(**values, version=clients.c.version + 1)
 
 
 async def set_client_secret(connection: AsyncConnection, row_id: uuid.UUID, secret_hash: str) -> None:

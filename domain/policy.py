@@ -284,3 +284,10 @@ def may_administer_staff(principal: Principal, action: Action) -> bool:
     with the StaffUser scope for the action; a partner system never."""
     return not principal.is_system and principal.has_role(Role.ADMIN) and \
         principal.allows(Resource.STAFF_USER, action)
+
+
+def may_administer_clients(principal: Principal, action: Action) -> bool:
+    """OAuth clients (list, change scopes, webhook URL, redirect URIs, name): the NGO's administrator with
+    the OAuthClient scope for the action; a partner system never, not even for its own client."""
+    return not principal.is_system and principal.has_role(Role.ADMIN) and \
+        principal.allows(Resource.OAUTH_CLIENT, action)

@@ -29,6 +29,7 @@ class Resource(StrEnum):
     ASSESSMENT = "Assessment"
     AUDIT_EVENT = "AuditEvent"
     REPORT = "Report"
+    OAUTH_CLIENT = "OAuthClient"
 
 
 class Action(StrEnum):
@@ -127,7 +128,8 @@ ROLE_CEILING: Mapping[Role, tuple[str, ...]] = {
     ),
     Role.COUNSELOR: _s("user", *_PARTNER_CARE),
     Role.ANALYST: _s("user", (R.ORGANIZATION, "rs"), (R.REPORT, "rs")),
-    Role.ADMIN: _s("user", (R.ORGANIZATION, "cruds"), (R.STAFF_USER, "cruds"), (R.AUDIT_EVENT, "rs")),
+    Role.ADMIN: _s("user", (R.ORGANIZATION, "cruds"), (R.STAFF_USER, "cruds"), (R.AUDIT_EVENT, "rs"),
+                   (R.OAUTH_CLIENT, "rus")),
 }
 
 # The most a partner organization's system (client credentials) may ever be allowed.

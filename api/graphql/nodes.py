@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from db.directory import SqlDirectory
 from db.staff import SqlStaff
 from domain.ids import from_global_id
-from domain.use_cases import care, consents, referrals, refused_reads, survivors
+from domain.use_cases import care, consents, oauth_clients, referrals, refused_reads, survivors
 from domain.use_cases import staff as staff_cases
 from partners import directory
 
@@ -51,6 +51,15 @@ async def _staff(context: Context, ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUI
     found = await staff_cases.staff_by_id(store=SqlStaff(context.db), principal=context.principal, ids=ids,
                                           direct=True)
     return {k: StaffUser.from_view(v) for k, v in found.items()}
+
+
+@node_type("OAuthClient")
+async def _clients(context: Context, ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, Any]:
+    from api.graphql.mutations.clients import client_registry
+    from api.graphql.types.oauth_client import OAuthClient
+
+    found = await oauth_clients.clients_by_id(store=client_registry(context), principal=context.principal, ids=ids)
+    return {k: OAuthClient.from_view(v) for k, v in found.items()}
 
 
 async def resolve_nodes(context: Context, global_ids: Sequence[str]) -> list[Any]:

@@ -10,6 +10,7 @@ import strawberry
 
 from api.graphql.inputs import check_input
 from api.graphql.mutations.base import decode_id
+from api.graphql.mutations.clients import client_registry
 from api.graphql.mutations.staff import staff_audit
 from api.graphql.nodes import resolve_nodes
 from api.graphql.relay import Connection, Node, page_request, to_connection
@@ -17,6 +18,7 @@ from api.graphql.types import webhooks
 from api.graphql.types.audit import AuditEvent, AuditEventFilter
 from api.graphql.types.care import AssessmentInstrument
 from api.graphql.types.matching import PartnerMatch, PartnerMatchInput
+from api.graphql.types.oauth_client import OAuthClient, OAuthClientFilter
 from api.graphql.types.organization import Organization, OrganizationFilter
 from api.graphql.types.referral import Referral
 from api.graphql.types.staff import StaffUser, StaffUserFilter, Viewer
@@ -31,7 +33,7 @@ from domain.errors import InvalidInput
 from domain.kenya import county_code
 from domain.ports import ReferralFilter as ReferralQuery
 from domain.ports import SurvivorFilter as SurvivorQuery
-from domain.use_cases import audit, care, referrals, refused_reads, staff_admin, survivors
+from domain.use_cases import audit, care, oauth_clients, referrals, refused_reads, staff_admin, survivors
 from partners import directory, finding
 from partners.matching import PartnerCandidate, TrackRecord
 
@@ -160,6 +162,20 @@ class Query:
             page=page_request(first, after),
         )
         return to_connection(page, StaffUser.from_view)
+
+    @strawberry.field(description="Every OAuth client, partner systems and staff apps, by client_id "
+                                  "(administrators with the OAuthClient scope).")
+    async def oauth_clients(self, info: strawberry.Info, first: int | None = None, after: str | None = None,
+                            filter: OAuthClientFilter | None = None) -> Connection[OAuthClient]:
+        f = filter or OAuthClientFilter()
+        check_input(f, ("filter",))
+        page = await oauth_clients.list_clients(
+            store=client_registry(info.context), principal=info.context.principal,
+            filter=oauth_clients.ClientFilter(
+                organization_id=(decode_id(f.organization_id, "Organization") or NOTHING)
+                if f.organization_id is not None else None, active=f.active),
+            page=page_request(first, after))
+        return to_connection(page, OAuthClient.from_view)
 
     @strawberry.field(description="The organization's audit trail (supervisors and admins with AuditEvent scope).")
     async def audit_events(self, info: strawberry.Info, first: int | None = None, after: str | None = None,

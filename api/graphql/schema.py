@@ -28,6 +28,7 @@ from api.graphql.input_hints import describe_inputs
 from api.graphql.mutations.base import FirstResponses
 from api.graphql.mutations.care import CareMutations
 from api.graphql.mutations.cases import CaseMutations
+from api.graphql.mutations.clients import ClientMutations
 from api.graphql.mutations.directory import DirectoryMutations
 from api.graphql.mutations.staff import StaffMutations
 from api.graphql.planned import OperationPlan, PlannedRun, Planner
@@ -35,6 +36,7 @@ from api.graphql.queries import Query
 from api.graphql.shape import shape_limits
 from api.graphql.types import webhooks
 from api.graphql.types.care import Assessment, CareGoal, CounselingSession, Milestone
+from api.graphql.types.oauth_client import OAuthClient
 from api.graphql.types.organization import Organization
 from api.graphql.types.referral import Referral
 from api.graphql.types.staff import StaffUser
@@ -108,7 +110,7 @@ class NetworkMutations:
 
 
 @strawberry.type
-class Mutation(CaseMutations, CareMutations, NetworkMutations, DirectoryMutations, StaffMutations):
+class Mutation(CaseMutations, CareMutations, NetworkMutations, DirectoryMutations, StaffMutations, ClientMutations):
     """Every mutation takes one `input` and returns a payload with the record and `userErrors`."""
 
 
@@ -139,7 +141,7 @@ def build_schema(*, production: bool, mutation: type | None = Mutation) -> straw
     return PamojaSchema(
         query=Query,
         types=[Organization, StaffUser, Survivor, Consent, Referral, CounselingSession, CareGoal, Milestone,
-               Assessment],
+               Assessment, OAuthClient],
         extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=production),
         **kwargs,

@@ -65,7 +65,7 @@ NODE_TYPES = ("Survivor", "Consent", "Referral", "CounselingSession", "CareGoal"
 # A SHARED case also holds the other partner's consent and referral for the same survivor.
 GRAPHQL_TYPE = {**{t: t for t in NODE_TYPES}, "OtherPartnerConsent": "Consent", "OtherPartnerReferral": "Referral"}
 # One id per type that names nothing, for the whole session: a hidden record must answer like it.
-RANDOM_IDS = {t: to_global_id(t, uuid.uuid4()) for t in (*NODE_TYPES, "StaffUser", "Organization")}
+RANDOM_IDS = {t: to_global_id(t, uuid.uuid4()) for t in (*NODE_TYPES, "StaffUser", "Organization", "OAuthClient")}
 MALFORMED_ID = "bm90LWFuLWlk"  # base64url of "not-an-id": decodes, names no type
 
 
@@ -129,6 +129,7 @@ class Cast:
     orgs: dict[str, Org]
     users: dict[str, User]
     clients: dict[str, str]
+    client_gids: dict[str, str]  # the OAuthClient global ids of the systems' clients
     _tokens: dict[str, tuple[str, float]] = field(default_factory=dict)
 
     async def token(self, actor: str) -> str:
@@ -188,8 +189,10 @@ async def build_cast(factory: Factory, engine: AsyncEngine) -> Cast:
         "other_partner": await factory.org(counties=("001", "003"), services=("PSYCHOSOCIAL_COUNSELING",)),
     }
     users = {name: await factory.user(orgs[org], role) for name, (org, role) in STAFF_ROLES.items()}
-    clients = {name: (await factory.oauth_client(orgs[org])).client_id for name, org in SYSTEMS.items()}
-    return Cast(factory=factory, engine=engine, orgs=orgs, users=users, clients=clients)
+    registered = {name: await factory.oauth_client(orgs[org]) for name, org in SYSTEMS.items()}
+    return Cast(factory=factory, engine=engine, orgs=orgs, users=users,
+                clients={name: c.client_id for name, c in registered.items()},
+                client_gids={name: c.id for name, c in registered.items()})
 
 
 # ----------------------------------------------------------------------------- cases (one survivor each)

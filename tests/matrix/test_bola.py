@@ -93,6 +93,7 @@ TARGETS: dict[str, tuple[str, str]] = {
     "user:counselor": ("", "StaffUser"),
     "org:ngo": ("", "Organization"),
     "org:partner": ("", "Organization"),
+    "client:system": ("", "OAuthClient"),
 }
 NODE_TARGETS = ("survivor", "consent", "referral", "requested referral", "draft referral", "session", "goal",
                 "milestone", "assessment", "user:counselor")
@@ -104,6 +105,8 @@ def real_id(a: World, target: str) -> str:
         return a.cast.users[target[5:]].gid
     if target.startswith("org:"):
         return a.cast.orgs[target[4:]].gid
+    if target.startswith("client:"):
+        return a.cast.client_gids[target[7:]]
     return a.cases[state].ids[kind]
 
 
@@ -317,6 +320,15 @@ ID_USES: dict[str, IdUse] = {
                                        ("deactivateStaffUser", "DeactivateStaffUserInput", {}),
                                        ("reactivateStaffUser", "ReactivateStaffUserInput", {}),
                                        ("issuePasswordReset", "IssuePasswordResetInput", {}))},
+    # So are OAuth clients: a partner's system may not read or change even its own client.
+    "Query.oauthClients.filter.organizationId": IdUse(
+        ("coordinator", "system"), ("org:partner",),
+        "query($f: OAuthClientFilter) { oauthClients(filter: $f) { totalCount } }",
+        lambda value, b: {"f": {"organizationId": value}}, forbidden),
+    "Mutation.updateOAuthClient.input.clientId": IdUse(
+        ("coordinator", "system"), ("client:system",),
+        mutation("updateOAuthClient", "UpdateOAuthClientInput", "client { id }"),
+        _input(lambda value, b: {"clientId": value, "name": "Probe"}), forbidden),
 }
 
 

@@ -1,10 +1,11 @@
-"""Staff administration, by actor: the NGO's administrator may, every other actor of the matrix is refused.
+"""Administration, by actor: the NGO's administrator may, every other actor of the matrix is refused.
 
-For `staffUsers` and each staff mutation: the administrator succeeds; each of the ten other actors
-(case managers, supervisor, coordinators, counselors, analyst, both partner systems) gets a top-level
-FORBIDDEN, no data, nothing changed in any staff account or password link, and an audit row
-recording the refusal. An administrator whose token was narrowed to other scopes is
-refused the same way (a scope only narrows a role).
+For `staffUsers`, `oauthClients` and each staff and client mutation: the administrator succeeds;
+each of the ten other actors (case managers, supervisor, coordinators, counselors, analyst, both
+partner systems, a system even for its own client) gets a top-level FORBIDDEN, no data, nothing
+changed in any staff account, password link or OAuth client, and an audit row recording the
+refusal. An administrator whose token was narrowed to other scopes is refused the same way (a scope
+only narrows a role).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from tests.matrix.conftest import ACTORS, Cast, build_cast
 @dataclass(frozen=True)
 class Operation:
     query: str
-    variables: Callable[[Cast, User], dict[str, Any]]
+    variables: Callable[[Cast, Any], dict[str, Any]]  # given the target: a User, or an OAuthClient id
     succeeded: Callable[[dict[str, Any]], bool]
 
 
@@ -72,7 +73,21 @@ OPERATIONS: dict[str, Operation] = {
         """mutation($input: IssuePasswordResetInput!) { issuePasswordReset(input: $input) {
            staffUser { id } link userErrors { field code message } } }""",
         _input(), _changed("issuePasswordReset", lambda p: "/account/password?token=" in p["link"])),
+    "oauthClients": Operation(
+        "query($f: OAuthClientFilter) { oauthClients(first: 10, filter: $f) { totalCount "
+        "edges { node { id clientId scopes kind organization { id } } } } }",
+        lambda cast, target: {"f": {"organizationId": cast.orgs["partner"].gid}},
+        lambda data: data["oauthClients"]["totalCount"] >= 1 and all(
+            e["node"]["kind"] == "PARTNER_SYSTEM" for e in data["oauthClients"]["edges"])),
+    "updateOAuthClient": Operation(
+        """mutation($input: UpdateOAuthClientInput!) { updateOAuthClient(input: $input) {
+           client { id name scopes } userErrors { field code message } } }""",
+        lambda cast, target: {"input": {"clientId": target, "name": "Renamed system",
+                                        "scopes": ["system/Referral.rus"]}},
+        _changed("updateOAuthClient", lambda p: p["client"]["name"] == "Renamed system"
+                 and p["client"]["scopes"] == ["system/Referral.rus"])),
 }
+QUERIES = ("staffUsers", "oauthClients")
 REFUSED = [actor for actor in ACTORS if actor != "admin"]
 
 
@@ -81,8 +96,12 @@ async def cast(matrix_factory: Factory, owner_engine: AsyncEngine) -> Cast:
     return await build_cast(matrix_factory, owner_engine)
 
 
-async def target_for(cast: Cast, name: str) -> User:
-    """A counselor of the partner of its own, deactivated first when the operation reactivates."""
+async def target_for(cast: Cast, name: str, actor: str = "admin") -> Any:
+    """A counselor of the partner of its own, deactivated first when the operation reactivates; for
+    a client operation a partner system of its own (the calling system's own client, for a system)."""
+    if name == "updateOAuthClient":
+        return cast.client_gids[actor] if actor in cast.client_gids else \
+            (await cast.factory.oauth_client(cast.orgs["partner"])).id
     target = await cast.factory.user(cast.orgs["partner"], Role.COUNSELOR)
     if name == "reactivateStaffUser":
         async with cast.engine.begin() as connection:
@@ -91,13 +110,17 @@ async def target_for(cast: Cast, name: str) -> User:
 
 
 async def accounts(cast: Cast) -> list[tuple[Any, ...]]:
-    """Every staff account of the cast's organizations and their password links, comparable."""
+    """Every staff account of the cast's organizations with their password links, and every OAuth
+    client, comparable."""
+    orgs = {"orgs": [org.id for org in cast.orgs.values()]}
     async with cast.engine.connect() as connection:
         rows = (await connection.execute(text(
             "SELECT u.id, u.roles, u.active, u.version, u.signed_out_at, "
             "       (SELECT count(*) FROM staff_password_link l WHERE l.staff_user_id = u.id) "
-            "FROM staff_user u WHERE u.organization_id = ANY(:orgs) ORDER BY u.id"),
-            {"orgs": [org.id for org in cast.orgs.values()]})).all()
+            "FROM staff_user u WHERE u.organization_id = ANY(:orgs) ORDER BY u.id"), orgs)).all()
+        rows += (await connection.execute(text(
+            "SELECT id, name, allowed_scopes, redirect_uris, webhook_url, webhook_secret_enc, disabled, version "
+            "FROM oauth_client WHERE organization_id = ANY(:orgs) ORDER BY id"), orgs)).all()
     return [tuple(row) for row in rows]
 
 
@@ -106,7 +129,7 @@ async def refusals(cast: Cast, actor: str, name: str) -> int:
     async with cast.engine.connect() as connection:
         found = await connection.scalar(text(
             "SELECT count(*) FROM audit_event WHERE actor = :who AND action = :name AND outcome = 'denied' "
-            "AND purpose = 'FORBIDDEN'"), {"who": who, "name": "query.staffUsers" if name == "staffUsers" else name})
+            "AND purpose = 'FORBIDDEN'"), {"who": who, "name": f"query.{name}" if name in QUERIES else name})
     return int(found or 0)
 
 
@@ -122,7 +145,7 @@ async def test_the_administrator_may(cast: Cast, name: str) -> None:
 @pytest.mark.parametrize("name", list(OPERATIONS))
 async def test_every_other_actor_is_refused_and_nothing_changes(cast: Cast, name: str, actor: str) -> None:
     operation = OPERATIONS[name]
-    target = await target_for(cast, name)
+    target = await target_for(cast, name, actor)
     before, audited = await accounts(cast), await refusals(cast, actor, name)
     body = await cast.gql(actor, operation.query, operation.variables(cast, target))
     assert [e["extensions"]["code"] for e in body.get("errors") or []] == ["FORBIDDEN"], body
@@ -132,7 +155,7 @@ async def test_every_other_actor_is_refused_and_nothing_changes(cast: Cast, name
 
 
 @pytest.mark.parametrize("name", list(OPERATIONS))
-async def test_an_administrator_token_without_the_staff_scope_is_refused(cast: Cast, name: str) -> None:
+async def test_an_administrator_token_without_the_admin_scopes_is_refused(cast: Cast, name: str) -> None:
     operation = OPERATIONS[name]
     token = await cast.factory.token(cast.users["admin"], scopes=["user/Organization.cruds", "user/AuditEvent.rs"])
     target = await target_for(cast, name)
