@@ -100,11 +100,13 @@ def create_app(settings: Settings) -> FastAPI:
                                 status_code=503)
         return JSONResponse({"status": "ok", "database": "ok", "migrations": "head"})
 
+    from api.graphiql import mount_graphiql
     from api.graphql.http import GraphQLResponseMediaType
     from api.graphql.router import mount_graphql
 
     mount_oauth(app, settings)
     mount_password_page(app, settings)
+    mount_graphiql(app, settings)
     mount_graphql(app, settings)
     app.add_middleware(GraphQLResponseMediaType)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

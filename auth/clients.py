@@ -26,6 +26,7 @@ from authlib.oauth2.rfc6749 import ClientMixin
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import oauth as store
@@ -373,3 +374,25 @@ async def disable_client(connection: AsyncConnection, ident: str) -> RegisteredC
     return RegisteredClient(id=to_global_id("OAuthClient", row.id), client_id=row.client_id, client_secret=None,
                             webhook_secret=None)
 
+
+# ----------------------------------------------------------------------------- GraphiQL's sign-in (development)
+
+GRAPHIQL_CLIENT_ID = "pamoja-graphiql"
+
+
+async def ensure_graphiql_client(connection: AsyncConnection, *, redirect_uri: str) -> bool:
+    """Outside production only: the public PKCE client GraphiQL signs people in with, returning to
+    `redirect_uri` (the page itself). It belongs to the first NGO registered (a staff app serves the
+    staff of every organization; the person's own roles decide what the token holds). False while no
+    organization exists yet: the page then offers only a pasted token."""
+    owner = (await connection.execute(
+        select(orgs.c.id).order_by((orgs.c.kind != OrganizationKind.REFERRING_NGO.value), orgs.c.created_at)
+        .limit(1))).scalar()
+    if owner is None:
+        return False
+    await connection.execute(pg_insert(clients).values(
+        id=uuid.uuid4(), organization_id=owner, client_id=GRAPHIQL_CLIENT_ID, name="GraphiQL (development)",
+        secret_hash=None, jwks=None, allowed_scopes=["user/*.cruds"], redirect_uris=[redirect_uri],
+        webhook_url=None, webhook_secret_enc=None,
+    ).on_conflict_do_update(index_elements=[clients.c.client_id], set_={"redirect_uris": [redirect_uri]}))
+    return True

@@ -51,7 +51,7 @@ from joserfc.jwk import KeySet
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from auth import keys as signing_keys
-from auth.clients import ASSERTION_ALGORITHMS, ClientRecord
+from auth.clients import ASSERTION_ALGORITHMS, GRAPHIQL_CLIENT_ID, ClientRecord
 from auth.config import AUTHORIZATION_CODE_SECONDS, OAuthConfig
 from auth.login import StaffIdentity
 from auth.resource import Authenticator
@@ -576,7 +576,10 @@ class PamojaAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
     def query_client(self, client_id: Any) -> ClientRecord | None:
         if not isinstance(client_id, str) or not 0 < len(client_id) <= 200:
             return None
-        row = current().run(store.active_client, client_id)
+        call = current()
+        if client_id == GRAPHIQL_CLIENT_ID and call.config.production:
+            return None  # the development GraphiQL's client, should a database move to production
+        row = call.run(store.active_client, client_id)
         return ClientRecord.from_row(row) if row is not None else None
 
     def save_token(self, token: dict[str, Any], request: PamojaRequest) -> None:

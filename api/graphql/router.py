@@ -39,7 +39,7 @@ def mount_graphql(app: FastAPI, settings: Settings) -> None:
     router: GraphQLRouter[Any, Any] = PamojaGraphQLRouter(
         schema,
         context_getter=get_context,
-        graphql_ide="graphiql" if settings.graphiql_enabled else None,
+        graphql_ide=None,  # api/graphiql.py serves the page, which must open without a token
         allow_queries_via_get=False,
     )
     app.include_router(router, prefix="/graphql")
