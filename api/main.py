@@ -103,11 +103,13 @@ def create_app(settings: Settings) -> FastAPI:
     from api.graphiql import mount_graphiql
     from api.graphql.http import GraphQLResponseMediaType
     from api.graphql.router import mount_graphql
+    from console.pages import mount_console
 
     mount_oauth(app, settings)
     mount_password_page(app, settings)
     mount_graphiql(app, settings)
     mount_graphql(app, settings)
+    mount_console(app)
     app.add_middleware(GraphQLResponseMediaType)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdAndAccessLog)

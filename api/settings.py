@@ -108,6 +108,8 @@ class Settings(BaseSettings):
     refresh_token_ttl_seconds: int = 8 * 3600
     # How long a one-time link to set a staff password works (at most a week).
     password_link_ttl_seconds: int = Field(default=24 * 3600, gt=0, le=7 * 24 * 3600)
+    # The staff console signs a person out after this long without a page (a shared phone, a left desk).
+    console_idle_seconds: int = Field(default=1800, gt=0, le=12 * 3600)
     # NoDecode: _parse_issuers reads the JSON, so that an empty or malformed value is a clear
     # configuration error rather than pydantic-settings' SettingsError traceback.
     trusted_issuers: Annotated[list[dict[str, str]], NoDecode] = Field(

@@ -14,6 +14,7 @@ the format and under the URL policy of partners/webhooks.py (the one place that 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -380,14 +381,19 @@ async def disable_client(connection: AsyncConnection, ident: str) -> RegisteredC
 GRAPHIQL_CLIENT_ID = "pamoja-graphiql"
 
 
+async def _first_organization(connection: AsyncConnection) -> uuid.UUID | None:
+    """Who owns Pamoja's own staff apps: the first NGO registered (or, before any, the first organization)."""
+    found = await connection.execute(
+        select(orgs.c.id).order_by((orgs.c.kind != OrganizationKind.REFERRING_NGO.value), orgs.c.created_at).limit(1))
+    return found.scalar()
+
+
 async def ensure_graphiql_client(connection: AsyncConnection, *, redirect_uri: str) -> bool:
     """Outside production only: the public PKCE client GraphiQL signs people in with, returning to
     `redirect_uri` (the page itself). It belongs to the first NGO registered (a staff app serves the
     staff of every organization; the person's own roles decide what the token holds). False while no
     organization exists yet: the page then offers only a pasted token."""
-    owner = (await connection.execute(
-        select(orgs.c.id).order_by((orgs.c.kind != OrganizationKind.REFERRING_NGO.value), orgs.c.created_at)
-        .limit(1))).scalar()
+    owner = await _first_organization(connection)
     if owner is None:
         return False
     await connection.execute(pg_insert(clients).values(
@@ -395,4 +401,34 @@ async def ensure_graphiql_client(connection: AsyncConnection, *, redirect_uri: s
         secret_hash=None, jwks=None, allowed_scopes=["user/*.cruds"], redirect_uris=[redirect_uri],
         webhook_url=None, webhook_secret_enc=None,
     ).on_conflict_do_update(index_elements=[clients.c.client_id], set_={"redirect_uris": [redirect_uri]}))
+    return True
+
+
+# ----------------------------------------------------------------------------- the staff console (first party)
+
+CONSOLE_CLIENT_ID = "pamoja-console"
+
+
+def console_client_secret(master: MasterKeys) -> str:
+    """The console's client secret, derived from the current master key: the console, in this process,
+    knows it without anyone storing or handing it over; rotating the master key changes it (the next
+    `ensure_console_client` stores the new hash)."""
+    digest = hmac.new(master.get(master.current_id), b"pamoja console client secret", hashlib.sha256).digest()
+    return SECRET_PREFIX + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+async def ensure_console_client(connection: AsyncConnection, master: MasterKeys, *, redirect_uri: str) -> bool:
+    """The console's confidential client (authorization code + PKCE, then refresh rotation), owned by
+    the first NGO registered; an operator's `pamoja client disable pamoja-console` stays in force.
+    False while no organization exists yet."""
+    owner = await _first_organization(connection)
+    if owner is None:
+        return False
+    secret_hash = hash_secret(console_client_secret(master))
+    await connection.execute(pg_insert(clients).values(
+        id=uuid.uuid4(), organization_id=owner, client_id=CONSOLE_CLIENT_ID, name="Pamoja console",
+        secret_hash=secret_hash, jwks=None, allowed_scopes=["user/*.cruds"], redirect_uris=[redirect_uri],
+        webhook_url=None, webhook_secret_enc=None,
+    ).on_conflict_do_update(index_elements=[clients.c.client_id],
+                            set_={"redirect_uris": [redirect_uri], "secret_hash": secret_hash}))
     return True

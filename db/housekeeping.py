@@ -8,7 +8,9 @@
 - login throttle rows that are not locking anybody out and saw no failure for `throttle_memory`:
   an attacker who submits random e-mail addresses (or one from many network addresses) creates one
   row per e-mail and per (e-mail, address) pair, and old failures are forgiven after a quiet day
-  (a running lockout always runs its course).
+  (a running lockout always runs its course);
+- staff console sessions past their end (an unfinished sign-in after 10 minutes, a session after the
+  refresh token's lifetime): they hold sealed tokens.
 
 Refresh tokens are left alone: a used one must stay known for its family to be revoked on reuse.
 Runs as the runtime role in the worker's context, which may delete these rows only once expired
@@ -24,13 +26,21 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, delete, or_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.tables import IdempotencyRecord, LoginThrottle, OAuthAssertionJti, OAuthAuthorizationCode, RevokedToken
+from db.tables import (
+    ConsoleSession,
+    IdempotencyRecord,
+    LoginThrottle,
+    OAuthAssertionJti,
+    OAuthAuthorizationCode,
+    RevokedToken,
+)
 
 idempotency_t = IdempotencyRecord.__table__  # type: ignore[attr-defined]
 revoked_t = RevokedToken.__table__  # type: ignore[attr-defined]
 jti_t = OAuthAssertionJti.__table__  # type: ignore[attr-defined]
 code_t = OAuthAuthorizationCode.__table__  # type: ignore[attr-defined]
 throttle_t = LoginThrottle.__table__  # type: ignore[attr-defined]
+console_t = ConsoleSession.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,5 +63,6 @@ async def sweep(connection: AsyncConnection, *, now: datetime, retention: Retent
             or_(throttle_t.c.locked_until.is_(None), throttle_t.c.locked_until <= now),
             or_(throttle_t.c.last_failure_at.is_(None), throttle_t.c.last_failure_at <= quiet_since),
         )),
+        "console_sessions": delete(console_t).where(console_t.c.expires_at <= now),
     }
     return {kind: (await connection.execute(statement)).rowcount for kind, statement in statements.items()}

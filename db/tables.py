@@ -548,6 +548,27 @@ class StaffPasswordLink(SQLModel, table=True):
     used_at: datetime | None = _ts(nullable=True, default_now=False)
 
 
+class ConsoleSession(SQLModel, table=True):
+    """A staff console session (migration 0009): the cookie's SHA-256, the CSRF token, the language,
+    and the person's tokens sealed under the master key `key_id`; while signing in, the OAuth state
+    and the sealed PKCE verifier instead."""
+
+    __tablename__ = "console_session"
+    id_hash: bytes = Field(sa_column=Column(LargeBinary, primary_key=True))
+    staff_user_id: uuid.UUID | None = _fk("staff_user.id", nullable=True)
+    csrf_token: str = Field(sa_column=Column(Text, nullable=False))
+    language: str = Field(sa_column=Column(Text, nullable=False))
+    key_id: str = Field(sa_column=Column(Text, nullable=False))
+    login_state: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    login_verifier_enc: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    access_token_enc: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    refresh_token_enc: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    access_expires_at: datetime | None = _ts(nullable=True, default_now=False)
+    created_at: datetime | None = _ts()
+    last_seen_at: datetime | None = _ts()
+    expires_at: datetime = _ts(default_now=False)
+
+
 # ----------------------------------------------------------------------------- webhook delivery (partner network)
 
 

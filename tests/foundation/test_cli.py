@@ -338,7 +338,7 @@ async def test_housekeeping_prints_what_it_deleted_per_kind(cli_db: CliDatabase)
     assert result.returncode == 0, result.stderr
     swept = one_json_object(result.stdout)
     assert set(swept) == {"idempotency_records", "revoked_tokens", "assertion_jtis", "authorization_codes",
-                          "login_throttles"}
+                          "login_throttles", "console_sessions"}
     assert swept["revoked_tokens"] == 1 and all(isinstance(v, int) for v in swept.values())
     assert await fetch(cli_db.url, "SELECT 1 FROM revoked_token WHERE jti = 'cli-expired'") == []
     again = await pamoja("housekeeping", env=cli_db.env, cwd=cli_db.cwd)

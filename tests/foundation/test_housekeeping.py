@@ -62,13 +62,20 @@ async def test_sweep_deletes_what_has_served_its_purpose_and_keeps_the_rest(fact
             await connection.execute(text(
                 "INSERT INTO login_throttle (key_hash, failures, last_failure_at, locked_until) "
                 "VALUES (:k, :f, :l, :u)"), {"k": key, "f": failures, "l": last, "u": locked})
+        for session, ends in ((old_throttle, NOW - SECOND), (fresh_throttle, NOW + timedelta(hours=1))):
+            await connection.execute(text(
+                "INSERT INTO console_session (id_hash, csrf_token, language, key_id, expires_at) "
+                "VALUES (:h, 'c', 'en', 'k', :e)"), {"h": session, "e": ends})
 
     async with owner_engine.begin() as connection:
         swept = await sweep(connection, now=NOW)
     assert set(swept) == {"idempotency_records", "revoked_tokens", "assertion_jtis", "authorization_codes",
-                          "login_throttles"}
+                          "login_throttles", "console_sessions"}
     assert all(count >= 1 for count in swept.values()), swept
 
+    console = "SELECT 1 FROM console_session WHERE id_hash = :h"
+    assert not await _exists(owner_engine, console, h=old_throttle)  # a session past its end
+    assert await _exists(owner_engine, console, h=fresh_throttle)
     idempotency = "SELECT 1 FROM idempotency_record WHERE principal_key = :p AND key = :k"
     assert not await _exists(owner_engine, idempotency, p=tag, k="expired")
     assert await _exists(owner_engine, idempotency, p=tag, k="live")
