@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from graphql import GraphQLObjectType, GraphQLScalarType, get_named_type
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.datastructures import FormData
 
@@ -151,9 +152,11 @@ AUDIT = """query($record: ID, $after: String) { auditEvents(first: 50, after: $a
   pageInfo { hasNextPage endCursor } edges { node { seq at actor action recordType recordId purpose outcome } } } }"""
 USERS = """query($search: String, $after: String) { staffUsers(first: 50, after: $after, filter: {search: $search}) {
   totalCount pageInfo { hasNextPage endCursor }
-  edges { node { id displayName email roles active organization { name } } } } }"""
+  edges { node { id displayName email roles active version organization { name } } } } }"""
 CLIENTS = """{ oauthClients(first: 100) { totalCount edges { node { id clientId name kind authentication scopes
-  webhookUrl active organization { name } } } } }"""
+  webhookUrl active version organization { name } } } } }"""
+ORGANIZATIONS = """query($kind: OrganizationKind) { organizations(first: 100, filter: {kind: $kind}) {
+  edges { node { id name } } } }"""
 SERVICES = """{ viewer { organization { id name kind services capacityStatus openSlots } } }"""
 INSTRUMENTS = "{ assessmentInstruments { key name scaleMin scaleMax subdomains { key label domain } } }"
 
@@ -193,7 +196,16 @@ ACTIONS: dict[str, Action] = {
     "recordMilestone": Action("Record a milestone", ("referralId",), "referral"),
     "recordAssessment": Action("Record an assessment", ("referralId", "instrument"), "referral"),
     "setService": Action("Capacity of a service", ("organizationId", "service"), "services"),
+    "registerStaffUser": Action("Register a staff member", (), "users"),
+    "setStaffRoles": Action("Change roles", ("staffUserId", "expectedVersion"), "users"),
+    "updateStaffUser": Action("Correct name or e-mail", ("staffUserId", "expectedVersion"), "users"),
+    "deactivateStaffUser": Action("Deactivate", ("staffUserId", "expectedVersion"), "users"),
+    "reactivateStaffUser": Action("Reactivate", ("staffUserId", "expectedVersion"), "users"),
+    "issuePasswordReset": Action("Password link", ("staffUserId",), "users"),
+    "updateOAuthClient": Action("Change a client", ("clientId", "expectedVersion"), "clients"),
 }
+SHOWN_ONCE = {"link": "Hand this link to the person (never a password); it works once, until %(until)s.",
+              "webhookSecret": "The webhook signing secret, shown only now: hand it to the partner."}
 CONTEXT_ONLY = {"referralId", "survivorId"}  # carried to come back to the record, not part of every input
 
 
@@ -211,10 +223,11 @@ async def choices_for(request: Request, signed: SignedIn, mutation: str,
         consents = (answer.data.get("node") or {}).get("consents") or []
         return {"consentId": [(c["id"], f"{c['recipient']['name']}, {i18n.day(c['validFrom'][:10], signed.language)}")
                               for c in consents if c["status"] == "ACTIVE"]}
-    if mutation == "recordConsent":
-        answer = await gql.run(request, signed.principal, "{ organizations(first: 100, filter: {kind: PARTNER}) "
-                                                          "{ edges { node { id name } } } }")
-        return {"recipientId": [(o["id"], o["name"]) for o in _edges(answer.data.get("organizations"))]}
+    if mutation in ("recordConsent", "registerStaffUser"):  # the partners consent names; any organization's staff
+        answer = await gql.run(request, signed.principal, ORGANIZATIONS,
+                               {"kind": "PARTNER" if mutation == "recordConsent" else None})
+        named = [(o["id"], o["name"]) for o in _edges(answer.data.get("organizations"))]
+        return {"recipientId" if mutation == "recordConsent" else "organizationId": named}
     if mutation == "recordMilestone" and "referralId" in fixed:
         answer = await gql.run(request, signed.principal, REFERRAL, {"id": fixed["referralId"]})
         goals = (answer.data.get("node") or {}).get("goals") or []
@@ -223,17 +236,20 @@ async def choices_for(request: Request, signed: SignedIn, mutation: str,
 
 
 def _query_of(schema: Any, mutation: str) -> str:
-    """The mutation with every record its payload returns (by id) and its userErrors."""
+    """The mutation with every record its payload returns (by id), its plain values (a password link, a
+    webhook secret: shown once) and its userErrors."""
     mutation_type = schema.mutation_type
-    payload = mutation_type.fields[mutation].type.of_type
+    payload = get_named_type(mutation_type.fields[mutation].type)
     picks = []
     for name, spec in payload.fields.items():
-        kind = spec.type.of_type if hasattr(spec.type, "of_type") and not hasattr(spec.type, "fields") else spec.type
+        kind = get_named_type(spec.type)
         if name == "userErrors":
             picks.append("userErrors { field code message }")
-        elif hasattr(kind, "fields") and "id" in kind.fields:
+        elif isinstance(kind, GraphQLObjectType) and "id" in kind.fields:
             picks.append(f"{name} {{ id }}")
-    input_name = mutation_type.fields[mutation].args["input"].type.of_type.name
+        elif isinstance(kind, GraphQLScalarType):
+            picks.append(name)
+    input_name = get_named_type(mutation_type.fields[mutation].args["input"].type).name
     return f"mutation($input: {input_name}!) {{ {mutation}(input: $input) {{ {' '.join(picks)} }} }}"
 
 
@@ -419,6 +435,11 @@ def mount_console(app: FastAPI) -> None:
         if payload["userErrors"]:
             values["general_errors"] = forms.place_errors(fields, payload["userErrors"])
             return render(request, "form.html", signed=signed, status=422, **values)
+        once = {name: payload[name] for name in SHOWN_ONCE if payload.get(name)}
+        if once:  # a credential: shown on this page, never put in a URL or kept
+            return render(request, "shown_once.html", signed=signed, title=action.title, once=once,
+                          messages=SHOWN_ONCE, expires=payload.get("expiresAt"),
+                          back=after(action, mutation, payload, fixed))
         return RedirectResponse(after(action, mutation, payload, fixed), status_code=303)
 
     async def audit(request: Request, signed: SignedIn) -> Response:
@@ -437,12 +458,13 @@ def mount_console(app: FastAPI) -> None:
                                {"search": search or None, "after": str(form.get("after", "")) or None})
         found = answer.data.get("staffUsers") if answer.data else None
         return render(request, "users.html", signed=signed, search=search, users=_edges(found),
+                      done=request.query_params.get("done"),
                       page=(found or {}).get("pageInfo") or {},
                       forbidden=answer.forbidden, status=403 if answer.forbidden else 200)
 
     async def clients(request: Request, signed: SignedIn) -> Response:
         answer = await gql.run(request, signed.principal, CLIENTS)
-        return render(request, "clients.html", signed=signed,
+        return render(request, "clients.html", signed=signed, done=request.query_params.get("done"),
                       clients=_edges(answer.data.get("oauthClients") if answer.data else None),
                       forbidden=answer.forbidden, status=403 if answer.forbidden else 200)
 
@@ -496,7 +518,7 @@ def referral_actions(referral: dict[str, Any], signed: SignedIn, viewer: dict[st
     if ours and "COUNSELOR" in roles and status in {"ACCEPTED", "IN_PROGRESS"}:
         only = {"referralId": referral["id"]}
         options += [("logSession", only), ("setCareGoal", only), ("recordMilestone", only)]
-    return [(name, "/app/act/" + name + "?" + urlencode(params)) for name, params in options]
+    return [(ACTIONS[name].title, "/app/act/" + name + "?" + urlencode(params)) for name, params in options]
 
 
 def usual(mutation: str, name: str) -> Any:
@@ -513,8 +535,8 @@ def usual(mutation: str, name: str) -> Any:
 
 def after(action: Action, mutation: str, payload: dict[str, Any], fixed: dict[str, str]) -> str:
     done = f"done={mutation}"
-    if action.back == "services":
-        return f"/app/services?{done}"
+    if action.back in {"services", "users", "clients"}:
+        return f"/app/{action.back}?{done}"
     if action.back == "survivor":
         survivor_id = (payload.get("survivor") or {}).get("id") or fixed.get("survivorId")
         return f"/app/survivors/{survivor_id}?{done}" if survivor_id else f"/app?{done}"

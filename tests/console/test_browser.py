@@ -7,7 +7,6 @@ with each page's weight as the browser received it."""
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,7 +15,7 @@ import pytest
 from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -68,18 +67,12 @@ class Screen:
                     box.click()
 
     def press(self, by: str, value: str) -> None:
-        """Click, and wait for the next page to replace this one. ChromeDriver now and then loses a node
-        just after a window resize (the screenshots'): the click is tried again while the page stands."""
+        """Click, and wait for the next page to replace this one and finish loading."""
         page = self.driver.find_element(By.TAG_NAME, "html")
-        for attempt in range(3):
-            try:
-                self.driver.find_element(by, value).click()
-                break
-            except WebDriverException:
-                if attempt == 2 or staleness_of(page)(self.driver):
-                    raise
-                time.sleep(0.2)
-        WebDriverWait(self.driver, 15).until(staleness_of(page))
+        self.driver.find_element(by, value).click()
+        WebDriverWait(self.driver, 15).until(lambda driver: replaced(page))
+        WebDriverWait(self.driver, 15).until(
+            lambda driver: driver.execute_script("return document.readyState") == "complete")
 
     def choose_header_language(self, label: str) -> None:
         Select(self.driver.find_element(By.ID, "language")).select_by_visible_text(label)
@@ -126,6 +119,16 @@ class Screen:
 
 
 WEIGHTS: dict[str, int] = {}
+
+
+def replaced(page: WebElement) -> bool:
+    """The element's document is gone. Mid-navigation ChromeDriver may answer "node does not belong to
+    the document" rather than a stale reference: that, too, means the page was replaced."""
+    try:
+        page.is_enabled()
+    except WebDriverException:  # StaleElementReferenceException included
+        return True
+    return False
 
 
 @pytest.fixture
@@ -207,10 +210,10 @@ async def test_a_referral_travels_through_the_screens(screen: Screen, factory: F
     assert pseudonym in screen.body()
     screen.shoot("intake")
     screen.go(referral)
-    screen.click("Accept referral")
+    screen.click("Accept the referral")
     screen.save()
     assert "Accepted" in screen.body(), screen.body()
-    screen.click("Assign counselor")
+    screen.click("Assign a counselor")
     screen.choose("counselorId", "Grace Achieng (0)")
     screen.save()
     assert "Grace Achieng" in screen.body(), screen.body()
@@ -222,7 +225,7 @@ async def test_a_referral_travels_through_the_screens(screen: Screen, factory: F
     assert pseudonym in screen.body()
     screen.shoot("caseload")
     screen.go(referral)
-    screen.click("Log session")
+    screen.click("Log a session")
     screen.fill("startedAt", (datetime.now(NAIROBI) - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M"))
     screen.fill("durationMinutes", "50")
     screen.choose("modality", "Individual")
@@ -233,12 +236,12 @@ async def test_a_referral_travels_through_the_screens(screen: Screen, factory: F
     screen.shoot("log-session")
     screen.save()
     assert "50 min" in screen.body(), screen.body()
-    screen.click("Set care goal")
+    screen.click("Set a care goal")
     screen.choose("domain", "Mental wellbeing")
     screen.fill("description", "Sleeps through most nights")
     screen.save()
     assert "Sleeps through most nights" in screen.body()
-    screen.click("Record milestone")
+    screen.click("Record a milestone")
     screen.fill("title", "Returned to school")
     screen.fill("achievedOn", datetime.now(UTC).strftime("%Y-%m-%d"))
     screen.save()

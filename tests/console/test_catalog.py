@@ -25,7 +25,7 @@ def shown() -> set[str]:
         found.update(re.findall(r'_\("((?:[^"\\]|\\.)+)"', source))
         found.update(m for pair in re.findall(r'ngettext\("([^"]+)", "([^"]+)"', source) for m in pair)
     found.update(action.title for action in pages.ACTIONS.values())
-    found.update(i18n.humanize(name) for name in pages.ACTIONS)
+    found.update(pages.SHOWN_ONCE.values())
     found.update(pages.NOTICES.values())
     found.update({"This form has expired", "Open the page again and resend the form."})
     schema = build_schema(production=False)._schema

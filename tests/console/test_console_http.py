@@ -4,6 +4,7 @@ every form, sign-out and idle expiry that end the session, a record of another p
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI
@@ -238,3 +239,43 @@ async def test_a_survivor_search_never_goes_into_the_address(factory: Factory, a
         assert case.survivor["pseudonym"] not in str(found.url)
         forged = await http.post("/app/survivors", data={"q": case.survivor["pseudonym"]})
         assert forged.status_code == 403 and case.survivor["pseudonym"] not in forged.text
+
+
+async def test_the_administrator_runs_staff_accounts_and_clients_from_the_console(
+        factory: Factory, app: FastAPI, owner_engine: AsyncEngine) -> None:
+    ngo = await factory.ngo()
+    partner = await factory.org()
+    admin = await factory.user(ngo, Role.ADMIN, password_hash=HASH)
+    counselor = await factory.user(partner, Role.COUNSELOR)
+    system = await factory.oauth_client(partner)
+    async with http_from(app) as http:
+        home = await sign_in(http, admin.email)
+        csrf = csrf_of(home.text)
+        # A password link is shown once, on the page, never in an address.
+        form = await http.get(f"/app/act/issuePasswordReset?staffUserId={counselor.gid}")
+        shown = await http.post("/app/act/issuePasswordReset", data=hidden_fields(form.text,
+                                                                                   "/app/act/issuePasswordReset"))
+        assert shown.status_code == 200 and "/account/password?token=" in shown.text
+        assert "token=" not in str(shown.url)
+        # Roles are chosen from the list, and must fit the organization.
+        form = await http.get(f"/app/act/setStaffRoles?staffUserId={counselor.gid}&expectedVersion=1")
+        assert 'type="checkbox" name="roles" value="PARTNER_COORDINATOR"' in form.text
+        wrong = await http.post("/app/act/setStaffRoles", data={
+            **hidden_fields(form.text, "/app/act/setStaffRoles"), "roles": ["CASE_MANAGER"]})
+        assert wrong.status_code == 422 and 'id="f-roles-hint"' in wrong.text
+        # Deactivation from the list.
+        found = await http.post("/app/users", data={"csrf": csrf, "q": counselor.email})
+        deactivate = re.search(r'href="(/app/act/deactivateStaffUser\?[^"]+)"', found.text)
+        assert deactivate, found.text
+        form = await http.get(deactivate.group(1).replace("&amp;", "&"))
+        done = await http.post("/app/act/deactivateStaffUser", data={
+            **hidden_fields(form.text, "/app/act/deactivateStaffUser"), "reason": "Left the centre."})
+        assert done.status_code == 303 and done.headers["location"] == "/app/users?done=deactivateStaffUser"
+        # A client's first webhook URL: its secret shown once.
+        form = await http.get(f"/app/act/updateOAuthClient?clientId={system.id}&expectedVersion=1")
+        secret = await http.post("/app/act/updateOAuthClient", data={
+            **hidden_fields(form.text, "/app/act/updateOAuthClient"), "webhookUrl": "https://hooks.example.org/p"})
+        assert secret.status_code == 200 and "whsec_" in secret.text
+    async with owner_engine.connect() as connection:
+        active = await connection.scalar(text("SELECT active FROM staff_user WHERE id = :u"), {"u": counselor.id})
+    assert active is False
