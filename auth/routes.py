@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth import keys as signing_keys
 from auth import login
-from auth.clients import ClientRecord
+from auth.clients import CONSOLE_CLIENT_ID, ClientRecord
 from auth.config import OAuthConfig
 from auth.ratelimit import RateLimits
 from auth.resource import Authenticator
@@ -143,6 +143,10 @@ def build_router(config: OAuthConfig) -> APIRouter:
         if isinstance(pairs, Response):
             return pairs
         client_key, ambiguous = _credential_client(request, pairs)
+        if client_key == CONSOLE_CLIENT_ID:
+            # Every person on the console shares its client: each one's address gets the console's budget,
+            # as each partner system gets its own.
+            client_key = f"{client_key}@{_address(request)}"
         wait = await limits.hit((limits.token_address, _address(request)), (limits.token_client, client_key))
         if wait:
             logger.warning("oauth rate limited", operation=name, status_code=429)

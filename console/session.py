@@ -93,7 +93,9 @@ async def _oauth(request: Request, path: str, form: dict[str, str]) -> httpx.Res
     """Pamoja's own token and revocation endpoints, called in this process as the console's client:
     the same grant checks, rotation, rate limits and audit as for any client."""
     state = _state(request)
-    transport = httpx.ASGITransport(app=request.app, client=("127.0.0.1", 0))
+    # As from the person's own address: the token endpoint's per-address limits count each browser.
+    address = request.client.host if request.client else "127.0.0.1"
+    transport = httpx.ASGITransport(app=request.app, client=(address, 0))
     async with httpx.AsyncClient(transport=transport, base_url=state.settings.public_url) as http:
         return await http.post(path, data=form, auth=(CONSOLE_CLIENT_ID, console_client_secret(state.master_keys)))
 

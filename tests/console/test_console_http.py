@@ -11,6 +11,8 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.main import create_app
+from api.settings import Settings
 from domain.enums import Role
 from tests.console.helpers import csrf_of, hidden_fields, sign_in
 from tests.factories import Factory
@@ -279,3 +281,36 @@ async def test_the_administrator_runs_staff_accounts_and_clients_from_the_consol
     async with owner_engine.connect() as connection:
         active = await connection.scalar(text("SELECT active FROM staff_user WHERE id = :u"), {"u": counselor.id})
     assert active is False
+
+
+async def test_an_expiring_access_token_is_renewed_by_refresh_rotation(factory: Factory, app: FastAPI,
+                                                                         owner_engine: AsyncEngine) -> None:
+    ngo = await factory.ngo()
+    amina = await factory.user(ngo, Role.CASE_MANAGER, password_hash=HASH)
+    session = "SELECT access_token_enc, refresh_token_enc FROM console_session WHERE staff_user_id = :u"
+    async with http_from(app) as http:
+        await sign_in(http, amina.email)
+        async with owner_engine.begin() as connection:
+            before = (await connection.execute(text(session), {"u": amina.id})).one()
+            await connection.execute(text("UPDATE console_session SET access_expires_at = now() - interval '1 minute' "
+                                          "WHERE staff_user_id = :u"), {"u": amina.id})
+        assert (await http.get("/app/survivors")).status_code == 200
+    async with owner_engine.connect() as connection:
+        after = (await connection.execute(text(session), {"u": amina.id})).one()
+        tokens = (await connection.execute(text(
+            "SELECT used_at IS NOT NULL AS used, revoked_at IS NOT NULL AS revoked FROM oauth_refresh_token "
+            "WHERE user_id = :u ORDER BY used_at NULLS LAST"), {"u": amina.id})).all()
+    assert after.access_token_enc != before.access_token_enc and after.refresh_token_enc != before.refresh_token_enc
+    assert [(t.used, t.revoked) for t in tokens] == [(True, False), (False, False)]  # the old one spent, a new one
+
+
+async def test_people_on_the_console_do_not_share_one_token_budget(factory: Factory, settings: Settings) -> None:
+    """The console is one OAuth client for everyone: its per-client limit counts per person's address."""
+    tight = settings.model_copy(update={"token_rate_limit_per_client": "2/minute"})
+    application = create_app(tight)
+    ngo = await factory.ngo()
+    people = [await factory.user(ngo, Role.CASE_MANAGER, password_hash=HASH) for _ in range(3)]
+    async with application.router.lifespan_context(application):
+        for number, person in enumerate(people):  # three sign-ins from three addresses: past a shared budget
+            async with http_from(application, f"10.9.8.{number + 1}") as http:
+                await sign_in(http, person.email)
