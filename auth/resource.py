@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -206,8 +205,3 @@ async def current_principal(request: Request) -> Principal:
         return await authenticator.authenticate(token, request_id=getattr(request.state, "request_id", None))
     except InvalidToken:
         raise unauthorized() from None
-
-
-def organization_uuid(global_id: str) -> uuid.UUID | None:
-    decoded = from_global_id(global_id, "Organization")
-    return decoded[1] if decoded else None

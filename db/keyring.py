@@ -23,10 +23,6 @@ signing_t = SigningKey.__table__  # type: ignore[attr-defined]
 clients_t = OAuthClient.__table__  # type: ignore[attr-defined]
 
 
-def webhook_secret_aad(client_id: str) -> str:
-    return f"oauth_client.webhook_secret_enc:{client_id}"
-
-
 async def rotate_master(connection: AsyncConnection, master: MasterKeys) -> dict[str, int]:
     """Run as the owner (it must reach every organization's keys). Returns how many were re-wrapped."""
     survivors = 0

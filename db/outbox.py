@@ -9,7 +9,7 @@ fan-out of events to endpoints, the overdue scan, claiming due deliveries with
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -343,3 +343,22 @@ async def list_deliveries(connection: Connection, *, organization_id: uuid.UUID 
         next_attempt_at=row.next_attempt_at if row.status == DeliveryStatus.PENDING.value else None,
         delivered_at=row.delivered_at, created_at=row.created_at,
     ) for row in rows]
+
+
+class SqlWebhookDeliveries:
+    """The store of domain/use_cases/webhook_deliveries.py, in the request's transaction."""
+
+    def __init__(self, db: Db, audit: Callable[[uuid.UUID | None, int], Awaitable[None]]) -> None:
+        self.db = db
+        self._audit = audit
+
+    async def delivery_log(self, *, organization_id: uuid.UUID, event_id: uuid.UUID | None,
+                           limit: int) -> list[DeliveryAttemptRecord]:
+        return await delivery_log(self.db, organization_id=organization_id, event_id=event_id, limit=limit)
+
+    async def redeliver(self, *, event_id: uuid.UUID, client_id: str | None, organization_id: uuid.UUID) -> int:
+        async with self.db.savepoint():
+            return await redeliver(self.db, event_id=event_id, client_id=client_id, organization_id=organization_id)
+
+    async def audit(self, *, event_id: uuid.UUID | None, queued: int) -> None:
+        await self._audit(event_id, queued)

@@ -49,8 +49,3 @@ def from_global_id(value: str, expected_type: str | None = None) -> tuple[str, u
     except ValueError:
         return None
     return type_name, record_id
-
-
-def uuid_of(value: str, expected_type: str) -> uuid.UUID | None:
-    decoded = from_global_id(value, expected_type)
-    return decoded[1] if decoded else None

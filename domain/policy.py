@@ -291,3 +291,9 @@ def may_administer_clients(principal: Principal, action: Action) -> bool:
     the OAuthClient scope for the action; a partner system never, not even for its own client."""
     return not principal.is_system and principal.has_role(Role.ADMIN) and \
         principal.allows(Resource.OAUTH_CLIENT, action)
+
+
+def may_manage_webhooks(principal: Principal) -> bool:
+    """The delivery log and redelivery of an organization's webhooks: its systems, coordinators,
+    supervisors and administrators (a counselor or case manager has no use for them)."""
+    return principal.is_system or principal.has_role(Role.PARTNER_COORDINATOR, Role.SUPERVISOR, Role.ADMIN)

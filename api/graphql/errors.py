@@ -47,15 +47,6 @@ class InvalidArgumentError(GraphQLError):
         super().__init__(message, extensions=extensions)
 
 
-def translate(error: Exception) -> Exception:
-    """Exceptions raised by query resolvers, made into readable GraphQL errors where they are safe."""
-    if isinstance(error, Forbidden):
-        return ForbiddenError(error.message)
-    if isinstance(error, DomainError):
-        return InvalidArgumentError(error.message, error.field)
-    return error
-
-
 def should_mask(error: GraphQLError) -> bool:
     """Mask only unexpected errors: validation, FORBIDDEN and bad-argument errors stay readable."""
     original = error.original_error

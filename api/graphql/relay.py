@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from json.encoder import encode_basestring_ascii
 from typing import Generic, TypeVar
 
@@ -93,8 +93,3 @@ def to_connection(page: Page[V], convert: Callable[[V], T]) -> Connection[T]:
         ),
         total_count=page.total_count,
     )
-
-
-def ordered(keys: Sequence[object], found: dict[object, V]) -> list[V | None]:
-    """DataLoader results in key order, None for keys the caller may not see."""
-    return [found.get(k) for k in keys]

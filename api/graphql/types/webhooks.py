@@ -9,12 +9,9 @@ import strawberry
 
 from api.graphql.errors import UserError, to_user_errors
 from api.graphql.inputs import check_input
-from db import outbox
-from domain import policy
-from domain.enums import Role
-from domain.errors import DomainError, Forbidden, InvalidInput, NotFound
-from domain.principal import Principal
-from domain.scopes import Action, Resource
+from db.outbox import SqlWebhookDeliveries
+from domain.errors import DomainError
+from domain.use_cases import webhook_deliveries
 
 
 @strawberry.type(description="One delivery attempt of a webhook: no response bodies are kept.")
@@ -43,51 +40,30 @@ class RedeliverWebhookPayload:
     user_errors: list[UserError]
 
 
-def _may_manage(principal: Principal) -> bool:
-    return principal.is_system or principal.has_role(Role.PARTNER_COORDINATOR, Role.SUPERVISOR, Role.ADMIN)
+def _store(info: strawberry.Info) -> SqlWebhookDeliveries:
+    context = info.context
 
+    async def audit(event_id: uuid.UUID | None, queued: int) -> None:
+        await context.unit.audit(action="redeliverWebhook", record_type="OutboxEvent",
+                                 record_id=str(event_id) if event_id else None,
+                                 outcome="allowed" if queued else "denied")
 
-def _event_uuid(value: str | None) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(value)) if value else None
-    except ValueError:
-        return None
+    return SqlWebhookDeliveries(context.db, audit)
 
 
 async def deliveries(info: strawberry.Info, event_id: str | None, first: int) -> list[WebhookDeliveryAttempt]:
-    principal: Principal = info.context.principal
-    policy.require(principal, Resource.REFERRAL, Action.READ)
-    if not _may_manage(principal):
-        raise Forbidden("Only coordinators, supervisors, administrators and systems read webhook deliveries.")
-    if not 1 <= first <= 100:
-        raise InvalidInput("first must be between 1 and 100.", field=("first",))
-    records = await outbox.delivery_log(info.context.db, organization_id=principal.organization_id,
-                                        event_id=_event_uuid(event_id) or uuid.UUID(int=0) if event_id else None,
-                                        limit=first)
+    records = await webhook_deliveries.log(store=_store(info), principal=info.context.principal, event_id=event_id,
+                                           first=first)
     return [WebhookDeliveryAttempt(event_id=str(r.outbox_event_id), event_type=r.event_type, client_id=r.client_id,
                                    attempt=r.attempt, at=r.at, status_code=r.status_code, latency_ms=r.latency_ms,
                                    error_kind=r.error_kind, outcome=r.outcome) for r in records]
 
 
 async def redeliver(info: strawberry.Info, input: RedeliverWebhookInput) -> RedeliverWebhookPayload:
-    principal: Principal = info.context.principal
     try:
         check_input(input, ("input",))
+        queued = await webhook_deliveries.redeliver(store=_store(info), principal=info.context.principal,
+                                                    event_id=input.event_id, client_id=input.client_id)
     except DomainError as error:
         return RedeliverWebhookPayload(queued=0, user_errors=to_user_errors(error))
-    policy.require(principal, Resource.REFERRAL, Action.UPDATE)
-    if not _may_manage(principal):
-        raise Forbidden("Only coordinators, supervisors, administrators and systems redeliver webhooks.")
-    event_id = _event_uuid(input.event_id)
-    queued = 0
-    if event_id is not None:
-        async with info.context.db.savepoint():
-            queued = await outbox.redeliver(info.context.db, event_id=event_id, client_id=input.client_id,
-                                            organization_id=principal.organization_id)
-    await info.context.unit.audit(action="redeliverWebhook", record_type="OutboxEvent",
-                                  record_id=str(event_id) if event_id else None,
-                                  outcome="allowed" if queued else "denied")
-    if not queued:
-        return RedeliverWebhookPayload(queued=0, user_errors=to_user_errors(NotFound(
-            "No such event with an enabled endpoint of yours.", field=("input", "eventId"))))
     return RedeliverWebhookPayload(queued=queued, user_errors=[])
