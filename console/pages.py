@@ -126,7 +126,7 @@ SURVIVOR = """query($id: ID!) { node(id: $id) { ... on Survivor { id pseudonym a
   referrals(first: 50) { edges { node { id status service priority overdue updatedAt
                                         receivingOrganization { name } } } } } } }"""
 MATCHES = """query($id: ID!, $service: ServiceType!) {
-  node(id: $id) { ... on Survivor { id pseudonym } }
+  node(id: $id) { ... on Survivor { id pseudonym consents { status recipient { id } } } }
   partnerMatches(input: {survivorId: $id, service: $service}) {
     organization { id name countyNames languages capacityStatus openSlots } score reasons } }"""
 REFERRALS = """query($f: ReferralFilter, $after: String) { referrals(first: 50, after: $after, filter: $f) {
@@ -177,7 +177,7 @@ class Action:
 
 ACTIONS: dict[str, Action] = {
     "registerSurvivor": Action("Register a survivor", (), "survivor"),
-    "recordConsent": Action("Record consent", ("survivorId",), "survivor"),
+    "recordConsent": Action("Record consent", ("survivorId", "recipientId"), "survivor"),
     "withdrawConsent": Action("Withdraw consent", ("consentId", "expectedVersion", "survivorId"), "survivor"),
     "createReferral": Action("Create and send a referral", ("survivorId", "receivingOrganizationId", "service"),
                              "referral"),
@@ -223,6 +223,8 @@ async def choices_for(request: Request, signed: SignedIn, mutation: str,
         consents = (answer.data.get("node") or {}).get("consents") or []
         return {"consentId": [(c["id"], f"{c['recipient']['name']}, {i18n.day(c['validFrom'][:10], signed.language)}")
                               for c in consents if c["status"] == "ACTIVE"]}
+    if mutation == "recordConsent" and "recipientId" in fixed:
+        return {}
     if mutation in ("recordConsent", "registerStaffUser"):  # the partners consent names; any organization's staff
         answer = await gql.run(request, signed.principal, ORGANIZATIONS,
                                {"kind": "PARTNER" if mutation == "recordConsent" else None})
@@ -354,7 +356,8 @@ def mount_console(app: FastAPI) -> None:
         record = answer.data.get("node") if answer.data else None
         if not record:
             return not_found(request, signed)
-        return render(request, "partners.html", signed=signed, survivor=record, service=service,
+        consented = {c["recipient"]["id"] for c in record.get("consents") or [] if c["status"] == "ACTIVE"}
+        return render(request, "partners.html", signed=signed, survivor=record, service=service, consented=consented,
                       services=SERVICE_TYPES, matches=(answer.data.get("partnerMatches") or [])[:MATCHES_SHOWN],
                       errors=answer.errors)
 
