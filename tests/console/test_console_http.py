@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
 
 from fastapi import FastAPI
 from sqlalchemy import text
@@ -314,3 +315,53 @@ async def test_people_on_the_console_do_not_share_one_token_budget(factory: Fact
         for number, person in enumerate(people):  # three sign-ins from three addresses: past a shared budget
             async with http_from(application, f"10.9.8.{number + 1}") as http:
                 await sign_in(http, person.email)
+
+
+class _Controls(HTMLParser):
+    """Every visible form control of a page, and the labels it has (WCAG 2.1: 1.3.1, 3.3.2, 4.1.2)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.controls: list[dict[str, str]] = []
+        self.labelled: set[str] = set()
+        self.inside_label = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = {k: v or "" for k, v in attrs}
+        if tag == "label":
+            self.inside_label += 1
+            if found.get("for"):
+                self.labelled.add(found["for"])
+        if tag in ("input", "select", "textarea") and found.get("type") != "hidden":
+            self.controls.append({**found, "_wrapped": "yes" if self.inside_label else ""})
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "label":
+            self.inside_label -= 1
+
+
+async def test_every_form_control_has_a_label(factory: Factory, app: FastAPI, owner_engine: AsyncEngine) -> None:
+    net = await network(factory)
+    case = await referred_case(factory, net, accept=True, assign=True)
+    async with owner_engine.begin() as connection:
+        await connection.execute(text("UPDATE staff_user SET password_hash = :h WHERE id = ANY(:u)"),
+                                 {"h": HASH, "u": [net.manager.id, net.counselor.id]})
+    referral = case.referral["id"]
+    pages = {
+        net.manager.email: ["/app/act/registerSurvivor", f"/app/survivors/{case.survivor['id']}",
+                            f"/app/act/recordConsent?survivorId={case.survivor['id']}", "/app/survivors"],
+        net.counselor.email: [f"/app/act/logSession?referralId={referral}",
+                              f"/app/act/setCareGoal?referralId={referral}",
+                              f"/app/act/recordMilestone?referralId={referral}", f"/app/referrals/{referral}"],
+    }
+    for email, paths in pages.items():
+        async with http_from(app) as http:
+            await sign_in(http, email)
+            for path in paths:
+                page = await http.get(path)
+                assert page.status_code == 200, (path, page.status_code)
+                parsed = _Controls()
+                parsed.feed(page.text)
+                assert parsed.controls, path
+                for control in parsed.controls:
+                    assert control["_wrapped"] or control.get("id") in parsed.labelled, (path, control)
