@@ -297,3 +297,18 @@ def may_manage_webhooks(principal: Principal) -> bool:
     """The delivery log and redelivery of an organization's webhooks: its systems, coordinators,
     supervisors and administrators (a counselor or case manager has no use for them)."""
     return principal.is_system or principal.has_role(Role.PARTNER_COORDINATOR, Role.SUPERVISOR, Role.ADMIN)
+
+
+def may_administer_directory(principal: Principal) -> bool:
+    """Registering and updating organizations: the NGO's administrators."""
+    return principal.has_role(Role.ADMIN)
+
+
+def may_set_service(principal: Principal, organization_id: uuid.UUID | None, *, capacity_only: bool) -> bool:
+    """Administrators set any organization's services; a partner's coordinator, or its system, only its
+    own organization's capacity and open slots."""
+    if principal.has_role(Role.ADMIN):
+        return True
+    coordinator = (principal.is_system or principal.has_role(Role.PARTNER_COORDINATOR)) and \
+        principal.organization_kind is OrganizationKind.PARTNER
+    return coordinator and capacity_only and organization_id == principal.organization_id

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from domain import policy
-from domain.enums import CapacityStatus, OrganizationKind, Role, ServiceStatus, ServiceType, Sex
+from domain.enums import CapacityStatus, OrganizationKind, ServiceStatus, ServiceType, Sex
 from domain.errors import Duplicate, Forbidden, InvalidInput, NotFound, VersionConflict
 from domain.ids import to_global_id
 from domain.kenya import county_code, normalize_language, normalize_phone
@@ -131,7 +131,7 @@ def check_details(details: OrganizationDetails, *, creating: bool) -> Organizati
 async def register_organization(*, writer: DirectoryWriter, principal: Principal,
                                 details: OrganizationDetails) -> uuid.UUID:
     policy.require(principal, Resource.ORGANIZATION, Action.CREATE)
-    if not principal.has_role(Role.ADMIN):
+    if not policy.may_administer_directory(principal):
         raise Forbidden("Only administrators register organizations.")
     clean = check_details(details, creating=True)
     if await writer.name_taken(clean.name or "", other_than=None):
@@ -144,7 +144,7 @@ async def register_organization(*, writer: DirectoryWriter, principal: Principal
 async def update_organization(*, writer: DirectoryWriter, principal: Principal, organization_id: uuid.UUID | None,
                               details: OrganizationDetails, expected_version: int | None) -> uuid.UUID:
     policy.require(principal, Resource.ORGANIZATION, Action.UPDATE)
-    if not principal.has_role(Role.ADMIN):
+    if not policy.may_administer_directory(principal):
         raise Forbidden("Only administrators update organizations.")
     if organization_id is None:
         raise NotFound(field=("input", "organizationId"))
@@ -166,12 +166,9 @@ async def set_service(*, writer: DirectoryWriter, principal: Principal, organiza
     """Administrators set any organization's services; a partner coordinator (or its system) only
     its own organization's capacity and open slots."""
     policy.require(principal, Resource.ORGANIZATION, Action.UPDATE)
-    own = organization_id == principal.organization_id
     capacity_only = details.status is None and details.eligibility_description is None and \
         details.min_age is None and details.max_age is None
-    coordinator = (principal.is_system or principal.has_role(Role.PARTNER_COORDINATOR)) and \
-        principal.organization_kind is OrganizationKind.PARTNER
-    if not (principal.has_role(Role.ADMIN) or (coordinator and own and capacity_only)):
+    if not policy.may_set_service(principal, organization_id, capacity_only=capacity_only):
         raise Forbidden("Administrators set services; a partner's coordinator updates only its own capacity.")
     if organization_id is None:
         raise NotFound(field=("input", "organizationId"))
