@@ -8,10 +8,13 @@ from typing import Any
 
 from cli.context import Cli, CommandError, emit
 from db import registry
+from db.directory_writes import SqlDirectoryWriter
+from db.engine import Db
 from domain.enums import OrganizationKind, ServiceType
 from domain.errors import DomainError
 from domain.ids import to_global_id
 from domain.kenya import county_code, normalize_language
+from partners import directory
 
 
 def register(sub: Any) -> None:
@@ -65,13 +68,17 @@ def _org_add(args: argparse.Namespace) -> int:
     async def run() -> str:
         cli = Cli.load()
         async with cli.owner_transaction() as connection:
-            org_id = await registry.create_organization(
-                connection, name=args.name, kind=args.kind, counties=counties, languages=languages,
-                services_offered=args.service, min_age=args.min_age, max_age=args.max_age,
-            )
-            gid = to_global_id("Organization", org_id)
-            await cli.audit(connection, action="create", record_type="Organization", record_id=gid)
-            return gid
+            async def audit(action: str, record_id: str) -> None:
+                await cli.audit(connection, action=action, record_type="Organization", record_id=record_id,
+                                purpose=directory.AUDIT_PURPOSE)
+
+            org_id = await directory.add_organization(
+                writer=SqlDirectoryWriter(Db(connection), audit),
+                details=directory.OrganizationDetails(
+                    name=args.name, kind=OrganizationKind(args.kind), counties=tuple(counties),
+                    languages=tuple(languages), min_age=args.min_age, max_age=args.max_age),
+                services=[ServiceType(s) for s in args.service])
+            return to_global_id("Organization", org_id)
 
     try:
         gid = asyncio.run(run())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -10,7 +11,6 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from db.engine import Db
 from db.tables import Organization, OrganizationService
-from db.unit import SqlUnit
 from partners.directory import OrganizationDetails, ServiceDetails
 
 orgs = Organization.__table__  # type: ignore[attr-defined]
@@ -32,9 +32,12 @@ def _org_values(details: OrganizationDetails) -> dict[str, Any]:
 
 
 class SqlDirectoryWriter:
-    def __init__(self, db: Db, unit: SqlUnit) -> None:
+    """In the caller's transaction: an administrator's request, or the operator's command. Changes are
+    audited through `audit` (the request's principal, or `operator:cli`)."""
+
+    def __init__(self, db: Db, audit: Callable[[str, str], Awaitable[None]]) -> None:
         self.db = db
-        self.unit = unit
+        self._audit = audit
 
     async def name_taken(self, name: str, *, other_than: uuid.UUID | None) -> bool:
         statement = select(orgs.c.id).where(func.lower(orgs.c.name) == name.strip().lower())
@@ -80,5 +83,4 @@ class SqlDirectoryWriter:
         return await self.db.first(statement) is not None
 
     async def audit(self, *, action: str, record_id: str) -> None:
-        await self.unit.audit(action=action, record_type="Organization", record_id=record_id, outcome="allowed",
-                              purpose="DIRECTORY")
+        await self._audit(action, record_id)

@@ -89,6 +89,9 @@ class ServiceDetails:
     max_age: int | None = None
 
 
+AUDIT_PURPOSE = "DIRECTORY"
+
+
 class DirectoryWriter(Protocol):
     async def name_taken(self, name: str, *, other_than: uuid.UUID | None) -> bool: ...
     async def insert_organization(self, details: OrganizationDetails) -> uuid.UUID: ...
@@ -128,17 +131,27 @@ def check_details(details: OrganizationDetails, *, creating: bool) -> Organizati
     )
 
 
+async def add_organization(*, writer: DirectoryWriter, details: OrganizationDetails,
+                           services: Sequence[ServiceType] = ()) -> uuid.UUID:
+    """Register an organization (and, for a partner, the services it offers, open for referrals): the
+    one path for an administrator's `registerOrganization` and the operator's `pamoja org add`."""
+    clean = check_details(details, creating=True)
+    if await writer.name_taken(clean.name or "", other_than=None):
+        raise Duplicate("An organization with that name already exists.", field=("input", "name"))
+    organization_id = await writer.insert_organization(clean)
+    for service in dict.fromkeys(services):
+        await writer.upsert_service(organization_id, ServiceDetails(
+            service_type=service, min_age=clean.min_age, max_age=clean.max_age), expected_version=None)
+    await writer.audit(action="create", record_id=to_global_id("Organization", organization_id))
+    return organization_id
+
+
 async def register_organization(*, writer: DirectoryWriter, principal: Principal,
                                 details: OrganizationDetails) -> uuid.UUID:
     policy.require(principal, Resource.ORGANIZATION, Action.CREATE)
     if not policy.may_administer_directory(principal):
         raise Forbidden("Only administrators register organizations.")
-    clean = check_details(details, creating=True)
-    if await writer.name_taken(clean.name or "", other_than=None):
-        raise Duplicate("An organization with that name already exists.", field=("input", "name"))
-    organization_id = await writer.insert_organization(clean)
-    await writer.audit(action="create", record_id=to_global_id("Organization", organization_id))
-    return organization_id
+    return await add_organization(writer=writer, details=details)
 
 
 async def update_organization(*, writer: DirectoryWriter, principal: Principal, organization_id: uuid.UUID | None,

@@ -90,6 +90,15 @@ def _details(input: RegisterOrganizationInput | UpdateOrganizationInput) -> Orga
     )
 
 
+def _writer(context: Context) -> SqlDirectoryWriter:
+    """Directory changes are audited as the calling principal."""
+    async def audit(action: str, record_id: str) -> None:
+        await context.unit.audit(action=action, record_type="Organization", record_id=record_id, outcome="allowed",
+                                 purpose=directory.AUDIT_PURPOSE)
+
+    return SqlDirectoryWriter(context.db, audit)
+
+
 @strawberry.type
 class DirectoryMutations:
     @strawberry.mutation(description="Register the NGO or a partner organization (administrators).")
@@ -97,7 +106,7 @@ class DirectoryMutations:
                                     input: RegisterOrganizationInput) -> OrganizationPayload:
         async def execute(context: Context) -> uuid.UUID:
             return await directory.register_organization(
-                writer=SqlDirectoryWriter(context.db, context.unit), principal=context.principal,
+                writer=_writer(context), principal=context.principal,
                 details=_details(input))
 
         organization, errors = await run_mutation(info, operation="registerOrganization",
@@ -109,7 +118,7 @@ class DirectoryMutations:
     async def update_organization(self, info: strawberry.Info, input: UpdateOrganizationInput) -> OrganizationPayload:
         async def execute(context: Context) -> uuid.UUID:
             return await directory.update_organization(
-                writer=SqlDirectoryWriter(context.db, context.unit), principal=context.principal,
+                writer=_writer(context), principal=context.principal,
                 organization_id=decode_id(input.organization_id, "Organization"), details=_details(input),
                 expected_version=input.expected_version)
 
@@ -123,7 +132,7 @@ class DirectoryMutations:
     async def set_service(self, info: strawberry.Info, input: SetServiceInput) -> OrganizationPayload:
         async def execute(context: Context) -> uuid.UUID:
             return await directory.set_service(
-                writer=SqlDirectoryWriter(context.db, context.unit), principal=context.principal,
+                writer=_writer(context), principal=context.principal,
                 organization_id=decode_id(input.organization_id, "Organization"),
                 details=ServiceDetails(service_type=input.service, status=input.status,
                                        capacity_status=input.capacity_status, open_slots=input.open_slots,
