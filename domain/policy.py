@@ -312,3 +312,8 @@ def may_set_service(principal: Principal, organization_id: uuid.UUID | None, *, 
     coordinator = (principal.is_system or principal.has_role(Role.PARTNER_COORDINATOR)) and \
         principal.organization_kind is OrganizationKind.PARTNER
     return coordinator and capacity_only and organization_id == principal.organization_id
+
+
+def may_assign_counselor(principal: Principal, *, receiving_organization_id: uuid.UUID) -> bool:
+    """Who works a referral at the partner: its coordinator or system, for its own referrals only."""
+    return principal.organization_id == receiving_organization_id and may_triage_referrals(principal)

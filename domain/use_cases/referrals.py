@@ -143,7 +143,7 @@ async def assign_counselor(*, unit: Unit, principal: Principal, referral_id: uui
                            counselor_id: uuid.UUID | None, expected_version: int | None) -> uuid.UUID:
     policy.require(principal, Resource.REFERRAL, Action.UPDATE)
     referral = await _locked(unit, principal, referral_id)
-    if principal.organization_id != referral.receiving_organization_id or not policy.may_triage_referrals(principal):
+    if not policy.may_assign_counselor(principal, receiving_organization_id=referral.receiving_organization_id):
         raise Forbidden("Only the partner's coordinator or system assigns a counselor.")
     _check_version(referral, expected_version)
     if referral.status not in (ReferralStatus.ACCEPTED, ReferralStatus.IN_PROGRESS, ReferralStatus.ON_HOLD):

@@ -72,3 +72,12 @@ def test_who_administers_what(actor: str, staff: bool, clients: bool, directory:
 def test_who_sets_a_services_capacity(actor: str, organization: uuid.UUID, capacity_only: bool,
                                       allowed: bool) -> None:
     assert policy.may_set_service(ACTORS[actor], organization, capacity_only=capacity_only) is allowed
+
+
+@pytest.mark.parametrize(("actor", "receiving", "allowed"), [
+    ("coordinator", OWN, True), ("partner system", OWN, True), ("coordinator", OTHER, False),
+    ("partner system", OTHER, False), ("counselor", OWN, False), ("case manager", OWN, False),
+    ("admin", OWN, False),
+])
+def test_who_assigns_a_counselor(actor: str, receiving: uuid.UUID, allowed: bool) -> None:
+    assert policy.may_assign_counselor(ACTORS[actor], receiving_organization_id=receiving) is allowed
