@@ -6,6 +6,7 @@ with each page's weight as the browser received it."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -285,9 +286,10 @@ async def test_a_referral_travels_through_the_screens(screen: Screen, factory: F
     assert screen.heading.startswith("Habari") and "Kesi zangu" in screen.body(), screen.body()
     screen.shoot("home-counselor-kiswahili")
 
-    for name, weight in sorted(WEIGHTS.items()):
-        print(f"console page weight: {name}: {weight} bytes")  # noqa: T201 (the figures the README reports)
-        assert weight < PAGE_BUDGET_BYTES, (name, weight)
+    # The figures the README reports, beside the screenshots they belong to.
+    (SCREENSHOTS / "page-weights.json").write_text(json.dumps(dict(sorted(WEIGHTS.items())), indent=2) + "\n")
+    over = {name: weight for name, weight in WEIGHTS.items() if weight >= PAGE_BUDGET_BYTES}
+    assert not over, over
 
 
 async def test_what_a_browser_is_refused(screen: Screen, factory: Factory, owner_engine: AsyncEngine) -> None:
