@@ -141,6 +141,11 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = 10
     webhook_max_attempts: int = 8
     housekeeping_interval_seconds: float = 3600
+    # Data protection (README "Data protection"): a survivor's record is erased this many years after her
+    # last referral closed (never referred: after registration), unless under legal hold. The worker applies
+    # it once a day when retention_enabled; `pamoja retention run` shows (and with --apply does) the same.
+    retention_years: float = Field(default=7, gt=0, le=100)
+    retention_enabled: bool = False
 
     request_timeout_seconds: float = 15
     # Larger request bodies get 413 before anything parses them (the longest legitimate one, a session

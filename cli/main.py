@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     server.register(sub)
     directory.register(sub)
-    for module_name in ("cli.staff", "cli.oauth", "cli.safety", "cli.webhooks", "cli.housekeeping"):
+    for module_name in ("cli.staff", "cli.oauth", "cli.safety", "cli.webhooks", "cli.housekeeping", "cli.subject"):
         try:
             module = __import__(module_name, fromlist=["register"])
         except ModuleNotFoundError as exc:

@@ -13,6 +13,7 @@ from api.logging import configure_logging
 from cli.context import Cli, CommandError, emit
 from cli.housekeeping import sweep_forever
 from cli.startup import log_database_in_use
+from cli.subject import retention_forever
 from db import outbox
 from db.crypto import MasterKeys
 from db.engine import make_engine
@@ -22,8 +23,9 @@ from partners.worker import WorkerCounts, run_forever, run_once
 
 
 def register(sub: Any) -> None:
-    worker = sub.add_parser("worker", help="Deliver webhooks, announce overdue referrals and sweep expired rows "
-                                           "(pamoja housekeeping) until stopped.")
+    worker = sub.add_parser("worker", help="Deliver webhooks, announce overdue referrals, sweep expired rows "
+                                           "(pamoja housekeeping) and, with PAMOJA_RETENTION_ENABLED, erase records "
+                                           "past retention once a day, until stopped.")
     worker.add_argument("--once", action="store_true", help="Drain what is due now, then exit.")
     worker.add_argument("--json", action="store_true")
     worker.set_defaults(handler=_worker)
@@ -65,11 +67,15 @@ async def _run_worker(cli: Cli, *, once: bool) -> WorkerCounts:
             loop.add_signal_handler(signum, stop.set)
         try:
             sweeping = asyncio.create_task(sweep_forever(engine, stop, cli.settings.housekeeping_interval_seconds))
+            retaining = asyncio.create_task(retention_forever(cli, engine, stop)) \
+                if cli.settings.retention_enabled else None
             try:
                 return await run_forever(engine, policy=policy, master_keys=master_keys, stop=stop)
             finally:
                 stop.set()
                 await sweeping
+                if retaining is not None:
+                    await retaining
         finally:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(ValueError, RuntimeError):

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, any_, bindparam, insert, select
+from sqlalchemy import and_, any_, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import Uuid
 
@@ -17,27 +17,38 @@ from db.crypto import MasterKeys, blind_index, decrypt_field, encrypt_field, new
 from db.cursors import fetch_page
 from db.engine import Db
 from db.scopes import referral_visible, survivor_visible
-from db.tables import Consent, Referral, Survivor, SurvivorIdentity, SurvivorKey
+from db.tables import Consent, DuplicateReview, Referral, Survivor, SurvivorIdentity, SurvivorKey
 from domain import policy
 from domain.consent import age_band
-from domain.enums import DataCategory, ReferralStatus, RiskLevel, Sex
+from domain.enums import (
+    DataCategory,
+    DuplicateResolution,
+    ErasureReason,
+    LegalHoldReason,
+    PhoneMatch,
+    ReferralStatus,
+    RiskLevel,
+    Sex,
+)
 from domain.paging import Page, PageRequest
 from domain.policy import ReferralAccess, RowScope, Side
 from domain.ports import NewSurvivor, SurvivorFilter
-from domain.views import IdentityView, SurvivorView
+from domain.views import DuplicateReviewView, IdentityView, SurvivorView
 
 survivor_t = Survivor.__table__  # type: ignore[attr-defined]
 identity_t = SurvivorIdentity.__table__  # type: ignore[attr-defined]
 key_t = SurvivorKey.__table__  # type: ignore[attr-defined]
 referral_t = Referral.__table__  # type: ignore[attr-defined]
 consent_t = Consent.__table__  # type: ignore[attr-defined]
+review_t = DuplicateReview.__table__  # type: ignore[attr-defined]
 
 IDENTITY_COLUMNS = ("legal_name", "phone", "guardian_name", "guardian_phone", "location")
 REFERRER_CATEGORIES = frozenset({DataCategory.IDENTITY, DataCategory.CONTACT, DataCategory.CASE_SUMMARY})
 
 _COLUMNS = (survivor_t.c.id, survivor_t.c.organization_id, survivor_t.c.pseudonym, survivor_t.c.birth_year,
             survivor_t.c.sex, survivor_t.c.county, survivor_t.c.languages, survivor_t.c.risk_level,
-            survivor_t.c.version, survivor_t.c.created_at)
+            survivor_t.c.version, survivor_t.c.created_at, survivor_t.c.erased_at, survivor_t.c.legal_hold_at,
+            survivor_t.c.legal_hold_reason, survivor_t.c.erasure_requested_at, survivor_t.c.erasure_reason)
 
 
 _STATUS = values.members(ReferralStatus)
@@ -95,11 +106,72 @@ class SqlSurvivors:
         ))
         return survivor_id
 
-    async def phone_taken(self, *, organization_id: uuid.UUID, phone: str) -> bool:
-        found = await self.db.scalar(select(identity_t.c.survivor_id).where(
+    async def phone_matches(self, *, organization_id: uuid.UUID,
+                            phones: Sequence[str]) -> Mapping[uuid.UUID, frozenset[PhoneMatch]]:
+        """Survivors of the organization whose phone or guardian phone is one of `phones` (blind indexes only:
+        each number is looked up under both columns' keys), with which of their numbers matched."""
+        if not phones:
+            return {}
+        as_phone = [blind_index(self.index_key, "phone", p) for p in phones]
+        as_guardian = [blind_index(self.index_key, "guardian_phone", p) for p in phones]
+        rows = await self.db.all(select(identity_t.c.survivor_id, identity_t.c.phone_index.in_(as_phone).label("p"),
+                                        identity_t.c.guardian_phone_index.in_(as_guardian).label("g")).where(
             identity_t.c.organization_id == organization_id,
-            identity_t.c.phone_index == blind_index(self.index_key, "phone", phone)).limit(1))
-        return found is not None
+            identity_t.c.phone_index.in_(as_phone) | identity_t.c.guardian_phone_index.in_(as_guardian)))
+        return {r.survivor_id: frozenset(m for m, hit in ((PhoneMatch.PHONE, r.p), (PhoneMatch.GUARDIAN_PHONE, r.g))
+                                         if hit) for r in rows}
+
+    async def flag_duplicates(self, *, organization_id: uuid.UUID, survivor_id: uuid.UUID,
+                              matches: Mapping[uuid.UUID, frozenset[PhoneMatch]],
+                              registered_by_id: uuid.UUID | None) -> None:
+        if matches:
+            await self.db.execute(insert(review_t).values([
+                {"organization_id": organization_id, "survivor_id": survivor_id, "matched_survivor_id": other,
+                 "matched_on": sorted(m.value for m in on), "registered_by_id": registered_by_id}
+                for other, on in matches.items()]))
+
+    async def possible_duplicates(self, scope: RowScope, survivor_ids: Sequence[uuid.UUID]
+                                  ) -> Mapping[uuid.UUID, list[SurvivorView]]:
+        """For each survivor, the survivors flagged at its registration that the scope may see."""
+        if not survivor_ids or scope.is_empty:
+            return {}
+        rows = await self.db.all(select(review_t.c.survivor_id.label("flagged_for"), *_COLUMNS)
+                                 .join(survivor_t, survivor_t.c.id == review_t.c.matched_survivor_id)
+                                 .where(review_t.c.survivor_id.in_(list(set(survivor_ids))), survivor_visible(scope),
+                                        survivor_t.c.erased_at.is_(None))
+                                 .order_by(survivor_t.c.created_at, survivor_t.c.id))
+        views = {v.id: v for v in await self._views(scope, rows)}
+        found: dict[uuid.UUID, list[SurvivorView]] = defaultdict(list)
+        for r in rows:
+            found[r.flagged_for].append(views[r.id])
+        return found
+
+    async def duplicate_reviews(self, *, organization_id: uuid.UUID, resolved: bool | None,
+                                page: PageRequest) -> Page[DuplicateReviewView]:
+        r = review_t
+        statement = select(r).where(r.c.organization_id == organization_id)
+        if resolved is not None:
+            statement = statement.where(r.c.resolved_at.is_not(None) if resolved else r.c.resolved_at.is_(None))
+        rows, skeleton = await fetch_page(self.db, statement, order=[r.c.created_at, r.c.id],
+                                          key_parsers=[datetime.fromisoformat, uuid.UUID], page=page)
+        return Page(items=[_review(row) for row in rows], keys=skeleton.keys, has_next=skeleton.has_next,
+                    has_previous=skeleton.has_previous, total_count=skeleton.total_count)
+
+    async def resolve_duplicate_review(self, *, review_id: uuid.UUID, organization_id: uuid.UUID,
+                                       resolution: DuplicateResolution, by: uuid.UUID | None,
+                                       expected_version: int | None) -> DuplicateReviewView | None:
+        r = review_t
+        statement = update(r).where(r.c.id == review_id, r.c.organization_id == organization_id)
+        if expected_version is not None:
+            statement = statement.where(r.c.version == expected_version)
+        row = await self.db.first(statement.values(resolution=resolution.value, resolved_at=self.now,
+                                                   resolved_by_id=by, version=r.c.version + 1).returning(r))
+        return _review(row) if row is not None else None
+
+    async def duplicate_review(self, *, review_id: uuid.UUID, organization_id: uuid.UUID) -> DuplicateReviewView | None:
+        row = await self.db.first(select(review_t).where(review_t.c.id == review_id,
+                                                         review_t.c.organization_id == organization_id))
+        return _review(row) if row is not None else None
 
     # ------------------------------------------------------------------ reads
 
@@ -162,7 +234,8 @@ class SqlSurvivors:
             id=row.id, organization_id=row.organization_id, pseudonym=row.pseudonym,
             birth_year=row.birth_year if shows_birth_year else None, age_band=age_band(row.birth_year, today),
             sex=_SEX[row.sex], county=row.county, languages=tuple(row.languages), risk_level=_RISK[row.risk_level],
-            categories=categories, version=row.version,
+            categories=categories, version=row.version, erased_at=row.erased_at,
+            **(_subject_state(row) if scope.side is Side.REFERRER else {}),
         )
 
     async def _views(self, scope: RowScope, rows: Sequence[Any]) -> list[SurvivorView]:
@@ -210,6 +283,20 @@ class SqlSurvivors:
         views = await self._views(scope, rows)
         return Page(items=views, keys=skeleton.keys, has_next=skeleton.has_next,
                     has_previous=skeleton.has_previous, total_count=skeleton.total_count)
+
+
+def _review(row: Any) -> DuplicateReviewView:
+    return DuplicateReviewView(id=row.id, survivor_id=row.survivor_id, matched_survivor_id=row.matched_survivor_id,
+                               matched_on=tuple(PhoneMatch(m) for m in row.matched_on), created_at=row.created_at,
+                               resolution=DuplicateResolution(row.resolution) if row.resolution else None,
+                               resolved_at=row.resolved_at, version=row.version)
+
+
+def _subject_state(row: Any) -> dict[str, Any]:
+    return {"own_organization": True, "legal_hold_at": row.legal_hold_at,
+            "legal_hold_reason": LegalHoldReason(row.legal_hold_reason) if row.legal_hold_reason else None,
+            "erasure_requested_at": row.erasure_requested_at,
+            "erasure_reason": ErasureReason(row.erasure_reason) if row.erasure_reason else None}
 
 
 def referral_access(row: Any) -> ReferralAccess:

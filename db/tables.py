@@ -182,6 +182,36 @@ class Survivor(SQLModel, table=True):
     created_at: datetime | None = _ts()
     updated_at: datetime | None = _ts()
     version: int = _version()
+    # Data subject rights (migration 0010): a legal hold keeps the record whatever is asked; an erasure
+    # request waits while one is in place; erased_at marks the pseudonymous skeleton left afterwards.
+    legal_hold_at: datetime | None = _ts(nullable=True, default_now=False)
+    legal_hold_by_id: uuid.UUID | None = _fk("staff_user.id", nullable=True, index=False)
+    legal_hold_reason: str | None = Field(default=None, sa_column=Column(Text))
+    erasure_requested_at: datetime | None = _ts(nullable=True, default_now=False)
+    erasure_requested_by_id: uuid.UUID | None = _fk("staff_user.id", nullable=True, index=False)
+    erasure_reason: str | None = Field(default=None, sa_column=Column(Text))
+    erased_at: datetime | None = _ts(nullable=True, default_now=False)
+
+
+class DuplicateReview(SQLModel, table=True):
+    """A registration sharing a phone with a survivor its registrar may not see: for supervisors to review."""
+
+    __tablename__ = "duplicate_review"
+    __table_args__ = (
+        UniqueConstraint("survivor_id", "matched_survivor_id"),
+        Index("ix_duplicate_review_open", "organization_id", "created_at", "id"),
+    )
+    id: uuid.UUID | None = _pk()
+    organization_id: uuid.UUID = _fk("organization.id", index=False)
+    survivor_id: uuid.UUID = _fk("survivor.id", index=False)
+    matched_survivor_id: uuid.UUID = _fk("survivor.id", index=False)
+    matched_on: list[str] = Field(default_factory=list, sa_column=Column(ARRAY(Text), nullable=False))
+    registered_by_id: uuid.UUID | None = _fk("staff_user.id", nullable=True, index=False)
+    created_at: datetime | None = _ts()
+    resolution: str | None = Field(default=None, sa_column=Column(Text))
+    resolved_at: datetime | None = _ts(nullable=True, default_now=False)
+    resolved_by_id: uuid.UUID | None = _fk("staff_user.id", nullable=True, index=False)
+    version: int = _version()
 
 
 class SurvivorKey(SQLModel, table=True):
@@ -404,7 +434,13 @@ class AuditEvent(SQLModel, table=True):
     """Append-only and hash-chained; a trigger fills at/prev_hash/row_hash. Ids only, never data."""
 
     __tablename__ = "audit_event"
-    __table_args__ = (Index("ix_audit_event_organization", "organization_id", "seq"),)
+    __table_args__ = (
+        Index("ix_audit_event_organization", "organization_id", "seq"),
+        # breach answers (pamoja audit report): by record, by person, by client
+        Index("ix_audit_event_record", "record_id", "seq"),
+        Index("ix_audit_event_actor", "actor", "seq"),
+        Index("ix_audit_event_client", "client_id", "seq"),
+    )
     seq: int | None = Field(
         default=None, sa_column=Column(BigInteger, Identity(always=True), primary_key=True)
     )

@@ -18,6 +18,7 @@ from db.engine import Db
 from db.outbox import enqueue
 from db.referrals import SqlReferrals
 from db.sealed import DataKeys
+from db.subject_rights import SqlSubjectRecords
 from db.survivors import SqlSurvivors
 from db.tables import Referral, StaffUser
 from domain.policy import DirectoryScope
@@ -76,6 +77,8 @@ class SqlUnit:
         self.referrals = SqlReferrals(db, keys=keys, now=self._now)
         self.directory = SqlDirectoryPort(db)
         self.care = SqlCare(db, survivors=self.survivors, keys=keys, master=master, now=self._now)
+        self.subjects = SqlSubjectRecords(db, survivors=self.survivors, master=master, index_key=index_key,
+                                          now=self._now, audit=self.audit, emit=self.emit)
 
     def now(self) -> datetime:
         return self._now

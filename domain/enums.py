@@ -199,3 +199,60 @@ class ActorKind(StrEnum):
     REQUESTER = "REQUESTER"
     OWNER = "OWNER"
     SYSTEM = "SYSTEM"
+
+
+# ----------------------------------------------------------------------------- data subject rights
+# Codes rather than free text: the audit trail records why, and an erased record keeps no words.
+
+
+class CorrectionReason(StrEnum):
+    """Why identifying details were corrected (Data Protection Act 2019, s.40: rectification)."""
+
+    SPELLING = "SPELLING"
+    SUBJECT_REQUEST = "SUBJECT_REQUEST"
+    CONTACT_CHANGED = "CONTACT_CHANGED"
+    WRONG_DETAILS = "WRONG_DETAILS"
+
+
+class LegalHoldReason(StrEnum):
+    """Why a survivor's record must outlive an erasure request or its retention period."""
+
+    PROSECUTION = "PROSECUTION"
+    INVESTIGATION = "INVESTIGATION"
+    COURT_ORDER = "COURT_ORDER"
+    CIVIL_PROCEEDINGS = "CIVIL_PROCEEDINGS"
+    SAFEGUARDING_INQUIRY = "SAFEGUARDING_INQUIRY"
+
+
+class LegalHoldRelease(StrEnum):
+    """Why a legal hold was lifted."""
+
+    PROCEEDINGS_CONCLUDED = "PROCEEDINGS_CONCLUDED"
+    ORDER_DISCHARGED = "ORDER_DISCHARGED"
+    PLACED_IN_ERROR = "PLACED_IN_ERROR"
+
+
+class ErasureReason(StrEnum):
+    """Why a survivor's record was (or is to be) erased; RETENTION_EXPIRED is set by the retention run."""
+
+    SUBJECT_REQUEST = "SUBJECT_REQUEST"
+    GUARDIAN_REQUEST = "GUARDIAN_REQUEST"
+    REGISTERED_IN_ERROR = "REGISTERED_IN_ERROR"
+    RETENTION_EXPIRED = "RETENTION_EXPIRED"
+
+
+class ErasureStatus(StrEnum):
+    ERASED = "ERASED"
+    WAITING_FOR_LEGAL_HOLD = "WAITING_FOR_LEGAL_HOLD"
+
+
+class PhoneMatch(StrEnum):
+    """Which stored number a new registration's phone or guardian phone matched."""
+
+    PHONE = "PHONE"
+    GUARDIAN_PHONE = "GUARDIAN_PHONE"
+
+
+class DuplicateResolution(StrEnum):
+    DIFFERENT_PEOPLE = "DIFFERENT_PEOPLE"
+    SAME_PERSON = "SAME_PERSON"

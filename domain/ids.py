@@ -25,6 +25,7 @@ NODE_TYPES = frozenset(
         "AuditEvent",
         "OAuthClient",
         "OutboxEvent",
+        "DuplicateReview",
     }
 )
 

@@ -317,3 +317,29 @@ def may_set_service(principal: Principal, organization_id: uuid.UUID | None, *, 
 def may_assign_counselor(principal: Principal, *, receiving_organization_id: uuid.UUID) -> bool:
     """Who works a referral at the partner: its coordinator or system, for its own referrals only."""
     return principal.organization_id == receiving_organization_id and may_triage_referrals(principal)
+
+
+# ----------------------------------------------------------------------------- data subject rights
+
+
+def may_correct_identity(principal: Principal, *, survivor_organization_id: uuid.UUID) -> bool:
+    """Rectification: the registering organization's case managers and supervisors (the row scope keeps a
+    case manager to the survivors she manages), with the SurvivorIdentity update scope."""
+    return may_manage_consent(principal, survivor_organization_id=survivor_organization_id) and \
+        principal.allows(Resource.SURVIVOR_IDENTITY, Action.UPDATE)
+
+
+def may_exercise_subject_rights(principal: Principal, *, survivor_organization_id: uuid.UUID) -> bool:
+    """Legal hold, erasure and the subject access export: a supervisor of the survivor's organization
+    (a person, never a system; never a partner). Erasure also needs the Survivor delete scope."""
+    return (not principal.is_system and principal.has_role(Role.SUPERVISOR)
+            and principal.organization_kind is OrganizationKind.REFERRING_NGO
+            and principal.organization_id == survivor_organization_id)
+
+
+def may_review_duplicates(principal: Principal) -> bool:
+    """Possible duplicate registrations of an organization, including survivors its case managers may not
+    see: that organization's supervisors."""
+    return (not principal.is_system and principal.has_role(Role.SUPERVISOR)
+            and principal.organization_kind is OrganizationKind.REFERRING_NGO
+            and principal.allows(Resource.SURVIVOR, Action.SEARCH))

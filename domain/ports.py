@@ -13,13 +13,14 @@ from datetime import date, datetime
 from typing import Any, Protocol
 
 from domain.assessments import Instrument
-from domain.enums import ConsentPurpose, DataCategory, ReferralStatus
+from domain.enums import ConsentPurpose, DataCategory, DuplicateResolution, PhoneMatch, ReferralStatus
 from domain.paging import Page, PageRequest
 from domain.policy import CareRows, ReferralAccess, RowScope
 from domain.views import (
     AssessmentView,
     ConcernView,
     ConsentView,
+    DuplicateReviewView,
     GoalProgressView,
     GoalView,
     IdentityView,
@@ -112,7 +113,20 @@ class ReferralChange:
 class SurvivorStore(Protocol):
     async def insert(self, new: NewSurvivor, *, organization_id: uuid.UUID,
                      registered_by_id: uuid.UUID | None) -> uuid.UUID: ...
-    async def phone_taken(self, *, organization_id: uuid.UUID, phone: str) -> bool: ...
+    async def phone_matches(self, *, organization_id: uuid.UUID,
+                            phones: Sequence[str]) -> Mapping[uuid.UUID, frozenset[PhoneMatch]]: ...
+    async def flag_duplicates(self, *, organization_id: uuid.UUID, survivor_id: uuid.UUID,
+                              matches: Mapping[uuid.UUID, frozenset[PhoneMatch]],
+                              registered_by_id: uuid.UUID | None) -> None: ...
+    async def possible_duplicates(self, scope: RowScope, survivor_ids: Sequence[uuid.UUID]
+                                  ) -> Mapping[uuid.UUID, list[SurvivorView]]: ...
+    async def duplicate_reviews(self, *, organization_id: uuid.UUID, resolved: bool | None,
+                                page: PageRequest) -> Page[DuplicateReviewView]: ...
+    async def duplicate_review(self, *, review_id: uuid.UUID,
+                               organization_id: uuid.UUID) -> DuplicateReviewView | None: ...
+    async def resolve_duplicate_review(self, *, review_id: uuid.UUID, organization_id: uuid.UUID,
+                                       resolution: DuplicateResolution, by: uuid.UUID | None,
+                                       expected_version: int | None) -> DuplicateReviewView | None: ...
     async def by_id(self, scope: RowScope, ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, SurvivorView]: ...
     async def through_referrals(self, scope: RowScope,
                                 ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, SurvivorView]: ...

@@ -113,7 +113,8 @@ _PARTNER_CARE = (
 # The most each role may ever do. A staff token's scopes are intersected with the union over its roles.
 ROLE_CEILING: Mapping[Role, tuple[str, ...]] = {
     Role.CASE_MANAGER: _s("user", *_CASE_WORK),
-    Role.SUPERVISOR: _s("user", *_CASE_WORK, (R.AUDIT_EVENT, "rs"), (R.REPORT, "rs")),
+    # Survivor.d: erasure (with legal hold and the subject access export, supervisors only: domain.policy)
+    Role.SUPERVISOR: _s("user", *_CASE_WORK, (R.SURVIVOR, "d"), (R.AUDIT_EVENT, "rs"), (R.REPORT, "rs")),
     Role.PARTNER_COORDINATOR: _s(
         "user",
         (R.ORGANIZATION, "rus"),

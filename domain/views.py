@@ -20,10 +20,14 @@ from domain.enums import (
     ConsentPurpose,
     ConsentStatus,
     DataCategory,
+    DuplicateResolution,
+    ErasureReason,
     GoalAchievementStatus,
     GoalLifecycleStatus,
+    LegalHoldReason,
     OrganizationKind,
     OutcomeDomain,
+    PhoneMatch,
     ReferralPriority,
     ReferralStatus,
     RiskLevel,
@@ -103,6 +107,13 @@ class SurvivorView:
     risk_level: RiskLevel
     categories: frozenset[DataCategory]
     version: int
+    erased_at: datetime | None = None
+    own_organization: bool = False  # read by the organization that registered the survivor
+    # The survivor's organization only (None for a partner): a legal hold and a waiting erasure request.
+    legal_hold_at: datetime | None = None
+    legal_hold_reason: LegalHoldReason | None = None
+    erasure_requested_at: datetime | None = None
+    erasure_reason: ErasureReason | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,3 +266,17 @@ class AuditEventView:
     purpose: str | None
     request_id: str | None
     outcome: str
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateReviewView:
+    """A registration that shared a phone with another survivor of the organization, for supervisors."""
+
+    id: uuid.UUID
+    survivor_id: uuid.UUID
+    matched_survivor_id: uuid.UUID
+    matched_on: tuple[PhoneMatch, ...]
+    created_at: datetime
+    resolution: DuplicateResolution | None
+    resolved_at: datetime | None
+    version: int

@@ -17,6 +17,7 @@ Event types (README table):
 | `referral.overdue` | both sides | a referral is still REQUESTED after its respond-by deadline (sent once) |
 | `consent.withdrawn` | the consent's recipient | a consent was withdrawn; access through it has ended |
 | `safeguarding.raised` | the referring NGO only | a safeguarding concern was recorded on a session |
+| `survivor.erased` | the NGO and every partner she was referred to | her record was erased: delete your copy |
 
 Retry schedule (`DeliveryPolicy`): after failed attempt n the next attempt waits
 base x 2.6^(n-1), times a random factor in [0.8, 1.2]. With the default base of 30 s and 8
@@ -59,6 +60,7 @@ REFERRAL_CANCELLED = "referral.cancelled"
 REFERRAL_OVERDUE = "referral.overdue"
 CONSENT_WITHDRAWN = "consent.withdrawn"
 SAFEGUARDING_RAISED = "safeguarding.raised"
+SURVIVOR_ERASED = "survivor.erased"
 
 EVENT_TYPES: Mapping[str, str] = MappingProxyType({
     REFERRAL_REQUESTED: "A referral was sent to the partner and awaits an answer.",
@@ -67,6 +69,7 @@ EVENT_TYPES: Mapping[str, str] = MappingProxyType({
     REFERRAL_OVERDUE: "A referral is still REQUESTED after its respond-by deadline (sent once).",
     CONSENT_WITHDRAWN: "A consent was withdrawn; access through it has ended.",
     SAFEGUARDING_RAISED: "A safeguarding concern was recorded; sent to the referring NGO only.",
+    SURVIVOR_ERASED: "The survivor's record was erased (data subject request or retention): delete your copy.",
 })
 
 # Events only the referring NGO may receive: db.outbox.enqueue refuses them for a partner.

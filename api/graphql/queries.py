@@ -22,7 +22,7 @@ from api.graphql.types.oauth_client import OAuthClient, OAuthClientFilter
 from api.graphql.types.organization import Organization, OrganizationFilter
 from api.graphql.types.referral import Referral
 from api.graphql.types.staff import StaffUser, StaffUserFilter, Viewer
-from api.graphql.types.survivor import Survivor
+from api.graphql.types.survivor import DuplicateReview, Survivor
 from api.graphql.types.webhooks import WebhookDeliveryAttempt
 from db import partner_stats
 from db.audit_read import SqlAuditTrail
@@ -36,6 +36,12 @@ from domain.ports import SurvivorFilter as SurvivorQuery
 from domain.use_cases import audit, care, oauth_clients, referrals, refused_reads, staff_admin, survivors
 from partners import directory, finding
 from partners.matching import PartnerCandidate, TrackRecord
+
+
+@strawberry.input
+class DuplicateReviewFilter:
+    resolved: bool | None = strawberry.field(
+        default=None, description="true: reviewed ones only; false: those still to review; leave out for all.")
 
 
 @strawberry.input
@@ -162,6 +168,16 @@ class Query:
             page=page_request(first, after),
         )
         return to_connection(page, StaffUser.from_view)
+
+    @strawberry.field(description="Registrations that shared a phone with another survivor of your organization, "
+                                  "oldest first (its supervisors): including matches the registering case manager "
+                                  "could not see.")
+    async def duplicate_reviews(self, info: strawberry.Info, first: int | None = None, after: str | None = None,
+                                filter: DuplicateReviewFilter | None = None) -> Connection[DuplicateReview]:
+        f = filter or DuplicateReviewFilter()
+        page = await survivors.duplicate_reviews(unit=info.context.unit, principal=info.context.principal,
+                                                 resolved=f.resolved, request=page_request(first, after))
+        return to_connection(page, DuplicateReview.from_view)
 
     @strawberry.field(description="Every OAuth client, partner systems and staff apps, by client_id "
                                   "(administrators with the OAuthClient scope).")

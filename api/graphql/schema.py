@@ -31,6 +31,7 @@ from api.graphql.mutations.cases import CaseMutations
 from api.graphql.mutations.clients import ClientMutations
 from api.graphql.mutations.directory import DirectoryMutations
 from api.graphql.mutations.staff import StaffMutations
+from api.graphql.mutations.subject_rights import SubjectRightsMutations
 from api.graphql.planned import OperationPlan, PlannedRun, Planner
 from api.graphql.queries import Query
 from api.graphql.shape import shape_limits
@@ -110,7 +111,8 @@ class NetworkMutations:
 
 
 @strawberry.type
-class Mutation(CaseMutations, CareMutations, NetworkMutations, DirectoryMutations, StaffMutations, ClientMutations):
+class Mutation(CaseMutations, CareMutations, NetworkMutations, DirectoryMutations, StaffMutations, ClientMutations,
+               SubjectRightsMutations):
     """Every mutation takes one `input` and returns a payload with the record and `userErrors`."""
 
 

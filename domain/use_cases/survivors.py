@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from domain import policy
-from domain.enums import DataCategory, RiskLevel, Sex
-from domain.errors import Duplicate, FieldChecks, Forbidden, InvalidInput
+from domain.enums import DataCategory, DuplicateResolution, RiskLevel, Sex
+from domain.errors import FieldChecks, Forbidden, InvalidInput, InvalidTransition, NotFound, VersionConflict
 from domain.ids import to_global_id
 from domain.kenya import county_code, normalize_language, normalize_phone
 from domain.paging import Page, PageRequest
@@ -16,7 +16,7 @@ from domain.ports import NewSurvivor, SurvivorFilter, Unit
 from domain.principal import Principal
 from domain.scopes import Action, Resource
 from domain.use_cases.common import required_text, text
-from domain.views import IdentityView, ReferralView, SurvivorView
+from domain.views import DuplicateReviewView, IdentityView, ReferralView, SurvivorView
 
 MAX_AGE_YEARS = 30
 IDENTITY_CATEGORIES = frozenset({DataCategory.IDENTITY, DataCategory.CONTACT})
@@ -64,13 +64,25 @@ async def register(*, unit: Unit, principal: Principal, new: NewSurvivor) -> uui
     policy.require(principal, Resource.SURVIVOR_IDENTITY, Action.CREATE)
     if not policy.may_register_survivors(principal):
         raise Forbidden("Only the referring organization's case managers register survivors.")
-    if new.phone and await unit.survivors.phone_taken(organization_id=principal.organization_id, phone=new.phone):
-        raise Duplicate("A survivor with this phone number is already registered.", field=_field("phone"))
+    phones = [p for p in dict.fromkeys((new.phone, new.guardian_phone)) if p]
+    # A shared phone is no wall (siblings share a household phone): the survivor is registered, and the
+    # matches are flagged for review; the payload's possibleDuplicates shows only those the caller may see.
+    matches = await unit.survivors.phone_matches(organization_id=principal.organization_id, phones=phones)
     survivor_id = await unit.survivors.insert(new, organization_id=principal.organization_id,
                                               registered_by_id=principal.user_id)
+    await unit.survivors.flag_duplicates(organization_id=principal.organization_id, survivor_id=survivor_id,
+                                         matches=matches, registered_by_id=principal.user_id)
     await unit.audit(action="create", record_type="Survivor", record_id=to_global_id("Survivor", survivor_id),
                      outcome="allowed", purpose="REFERRAL")
     return survivor_id
+
+
+async def possible_duplicates(*, unit: Unit, principal: Principal,
+                              survivor_ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, list[SurvivorView]]:
+    """Survivors flagged at each one's registration as sharing a phone, among those the caller may see: a
+    match she may not see stays hidden from her (her organization's supervisors review it)."""
+    policy.require(principal, Resource.SURVIVOR, Action.SEARCH)
+    return await unit.survivors.possible_duplicates(policy.rows(principal, unit.now()), survivor_ids)
 
 
 async def by_id(*, unit: Unit, principal: Principal, ids: Sequence[uuid.UUID],
@@ -156,3 +168,40 @@ async def identities(*, unit: Unit, principal: Principal,
             location=identity.location if contact_ok else None,
         )
     return found
+
+
+# ----------------------------------------------------------------------------- possible duplicates
+
+
+def _reviewer(principal: Principal) -> None:
+    if not policy.may_review_duplicates(principal):
+        raise Forbidden("Only the organization's supervisors review possible duplicate registrations.")
+
+
+async def duplicate_reviews(*, unit: Unit, principal: Principal, resolved: bool | None,
+                            request: PageRequest) -> Page[DuplicateReviewView]:
+    """Every registration of the organization that shared a phone with another survivor, oldest first,
+    including matches the registering case manager could not see."""
+    _reviewer(principal)
+    return await unit.survivors.duplicate_reviews(organization_id=principal.organization_id, resolved=resolved,
+                                                  page=request)
+
+
+async def resolve_duplicate_review(*, unit: Unit, principal: Principal, review_id: uuid.UUID | None,
+                                   resolution: DuplicateResolution, expected_version: int | None) -> uuid.UUID:
+    _reviewer(principal)
+    found = await unit.survivors.duplicate_review(review_id=review_id, organization_id=principal.organization_id) \
+        if review_id else None
+    if found is None:
+        raise NotFound(field=_field("reviewId"))
+    if found.resolved_at is not None:
+        raise InvalidTransition("This possible duplicate was already reviewed.", field=_field("reviewId"))
+    resolved = await unit.survivors.resolve_duplicate_review(
+        review_id=found.id, organization_id=principal.organization_id, resolution=resolution, by=principal.user_id,
+        expected_version=expected_version)
+    if resolved is None:
+        raise VersionConflict("The review was changed by someone else; reload it and try again.",
+                              field=_field("expectedVersion"))
+    await unit.audit(action="update", record_type="DuplicateReview",
+                     record_id=to_global_id("DuplicateReview", found.id), outcome="allowed", purpose=resolution.value)
+    return found.id

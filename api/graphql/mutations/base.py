@@ -124,7 +124,7 @@ def _user_errors(stored: list[dict[str, Any]]) -> list[UserError]:
     return [UserError(field=e["field"], code=UserErrorCode(e["code"]), message=e["message"]) for e in stored]
 
 
-async def _refused(context: Context, operation: str, record_type: str, error: DomainError) -> list[UserError]:
+async def refused(context: Context, operation: str, record_type: str, error: DomainError) -> list[UserError]:
     outcome = "denied" if isinstance(error, NotFound) else "rejected"
     await context.unit.audit(action=operation, record_type=record_type, record_id=None, outcome=outcome,
                              purpose=error.code.value)
@@ -138,7 +138,7 @@ async def _attempt(context: Context, operation: str, record_type: str,
         async with context.db.savepoint():
             return await execute(context), []
     except DomainError as error:
-        return None, await _refused(context, operation, record_type, error)
+        return None, await refused(context, operation, record_type, error)
 
 
 async def run_mutation(
@@ -177,7 +177,7 @@ async def run_mutation(
                     keyed, record_id=to_global_id(record_type, record_id) if record_id else None,
                     user_errors=_stored(errors))
     except DomainError as error:  # the input or its key was refused: nothing was claimed or run
-        return None, await _refused(context, operation, record_type, error)
+        return None, await refused(context, operation, record_type, error)
     except Forbidden:
         await context.unit.audit(action=operation, record_type=record_type, record_id=None, outcome="denied",
                                  purpose="FORBIDDEN")

@@ -40,6 +40,17 @@ class SurvivorPayload:
     survivor: Survivor | None
     user_errors: list[UserError]
 
+    @strawberry.field(description="Survivors you may see who share a phone (hers or her guardian's) with this one, "
+                                  "flagged when she was registered: check before going on. A match you may not see "
+                                  "is never shown; your organization's supervisors review it (duplicateReviews).")
+    async def possible_duplicates(self, info: strawberry.Info) -> list[Survivor]:
+        if self.survivor is None:
+            return []
+        context: Context = info.context
+        found = await survivors.possible_duplicates(unit=context.unit, principal=context.principal,
+                                                    survivor_ids=[self.survivor.view.id])
+        return [Survivor.from_view(v) for v in found.get(self.survivor.view.id, [])]
+
 
 @strawberry.input
 class RecordConsentInput:
@@ -166,7 +177,8 @@ async def _referral_action(info: strawberry.Info, name: str, input: ReferralActi
 @strawberry.type
 class CaseMutations:
     @strawberry.mutation(description="Register a survivor (referring NGO case managers). Identifying fields are "
-                                     "encrypted at rest; a phone already registered is a DUPLICATE.")
+                                     "encrypted at rest. A phone already on file does not stop it: "
+                                     "see possibleDuplicates.")
     async def register_survivor(self, info: strawberry.Info, input: RegisterSurvivorInput) -> SurvivorPayload:
         async def execute(context: Context) -> uuid.UUID:
             new = survivors.validate_new_survivor(

@@ -12,7 +12,7 @@ from api.graphql.relay import Connection, Node, page_request, to_connection
 from domain import enums
 from domain.ids import to_global_id
 from domain.kenya import county_name
-from domain.views import ConsentView, IdentityView, SurvivorView, revealed
+from domain.views import ConsentView, DuplicateReviewView, IdentityView, SurvivorView, revealed
 
 if TYPE_CHECKING:
     from api.graphql.types.care import Assessment, CareGoal
@@ -40,6 +40,29 @@ class SurvivorIdentity:
                    guardian_phone=view.guardian_phone, location=view.location)
 
 
+@strawberry.type(description="A legal hold: the record is kept whatever is asked until a supervisor lifts it.")
+class LegalHold:
+    since: datetime
+    reason: enums.LegalHoldReason
+
+
+@strawberry.type(description="The survivor's data protection state, for her own organization only.")
+class SurvivorDataProtection:
+    legal_hold: LegalHold | None = strawberry.field(description="Null when no legal hold is in place.")
+    erasure_requested_at: datetime | None = strawberry.field(
+        description="An erasure request waiting for the legal hold to be lifted.")
+    erasure_reason: enums.ErasureReason | None
+
+
+def _data_protection(view: SurvivorView) -> SurvivorDataProtection | None:
+    if not view.own_organization:
+        return None
+    hold = LegalHold(since=view.legal_hold_at, reason=view.legal_hold_reason) \
+        if view.legal_hold_at and view.legal_hold_reason else None
+    return SurvivorDataProtection(legal_hold=hold, erasure_requested_at=view.erasure_requested_at,
+                                  erasure_reason=view.erasure_reason)
+
+
 @strawberry.type(description="A child or young adult referred for care, known by a pseudonym and coarse facts.")
 class Survivor(Node):
     id: strawberry.ID
@@ -51,13 +74,19 @@ class Survivor(Node):
     county: str | None = strawberry.field(description="Kenyan county code, 001-047.")
     languages: list[str]
     risk_level: enums.RiskLevel
+    version: int = strawberry.field(description="Pass as expectedVersion to change the survivor's record.")
+    erased_at: datetime | None = strawberry.field(
+        description="When the record was erased: identity, notes and every free text are gone for good.")
+    data_protection: SurvivorDataProtection | None = strawberry.field(
+        description="Legal hold and a waiting erasure request; null for anyone outside the survivor's organization.")
     view: strawberry.Private[SurvivorView]
 
     @classmethod
     def from_view(cls, view: SurvivorView) -> Survivor:
         return cls(id=strawberry.ID(to_global_id("Survivor", view.id)), pseudonym=view.pseudonym,
                    birth_year=view.birth_year, age_band=view.age_band, sex=view.sex, county=view.county,
-                   languages=list(view.languages), risk_level=view.risk_level, view=view)
+                   languages=list(view.languages), risk_level=view.risk_level, version=view.version,
+                   erased_at=view.erased_at, data_protection=_data_protection(view), view=view)
 
     @strawberry.field(description="The county's name, e.g. Kilifi for 003 (store the code, show the name).")
     def county_name(self) -> str | None:
@@ -148,3 +177,32 @@ class Consent(Node):
         from api.graphql.types.organization import Organization
 
         return Organization.from_view(await info.context.loaders.organization_ref.load(self.recipient_id))
+
+
+@strawberry.type(description="A registration that shared a phone (the survivor's or her guardian's) with another "
+                             "survivor of your organization, for its supervisors to review.")
+class DuplicateReview:
+    id: strawberry.ID
+    matched_on: list[enums.PhoneMatch] = strawberry.field(
+        description="Which of the other survivor's numbers matched: PHONE, GUARDIAN_PHONE or both.")
+    created_at: datetime
+    resolution: enums.DuplicateResolution | None = strawberry.field(description="Null until reviewed.")
+    resolved_at: datetime | None
+    version: int
+    view: strawberry.Private[DuplicateReviewView]
+
+    @classmethod
+    def from_view(cls, v: DuplicateReviewView) -> DuplicateReview:
+        return cls(id=strawberry.ID(to_global_id("DuplicateReview", v.id)), matched_on=list(v.matched_on),
+                   created_at=v.created_at, resolution=v.resolution, resolved_at=v.resolved_at, version=v.version,
+                   view=v)
+
+    @strawberry.field(description="The survivor just registered.")
+    async def survivor(self, info: strawberry.Info) -> Survivor | None:
+        view = await info.context.loaders.survivor_ref.load(self.view.survivor_id)
+        return Survivor.from_view(view) if view else None
+
+    @strawberry.field(description="The survivor already on file who shares a phone with her.")
+    async def possible_duplicate(self, info: strawberry.Info) -> Survivor | None:
+        view = await info.context.loaders.survivor_ref.load(self.view.matched_survivor_id)
+        return Survivor.from_view(view) if view else None
