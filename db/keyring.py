@@ -28,7 +28,8 @@ async def rotate_master(connection: AsyncConnection, master: MasterKeys) -> dict
     survivors = 0
     rows = (await connection.execute(select(survivor_keys.c.survivor_id, survivor_keys.c.master_key_id,
                                             survivor_keys.c.wrapped_key)
-                                     .where(survivor_keys.c.master_key_id != master.current_id))).all()
+                                     .where(survivor_keys.c.master_key_id != master.current_id,
+                                            survivor_keys.c.destroyed_at.is_(None)))).all()
     for row in rows:
         plain = master.unwrap(row.master_key_id, row.wrapped_key, aad=key_aad(row.survivor_id))
         key_id, wrapped = master.wrap(plain, aad=key_aad(row.survivor_id))
@@ -53,8 +54,9 @@ async def rotate_master(connection: AsyncConnection, master: MasterKeys) -> dict
 
 async def keys_still_on(connection: AsyncConnection, master_key_id: str) -> int:
     """Rows still wrapped under a master key id: must be 0 before that key is destroyed."""
-    count = await connection.scalar(select(func.count()).select_from(survivor_keys)
-                                    .where(survivor_keys.c.master_key_id == master_key_id))
+    count = await connection.scalar(select(func.count()).select_from(survivor_keys)  # an erased key is no key
+                                    .where(survivor_keys.c.master_key_id == master_key_id,
+                                           survivor_keys.c.destroyed_at.is_(None)))
     count_signing = await connection.scalar(select(func.count()).select_from(signing_t)
                                             .where(signing_t.c.master_key_id == master_key_id))
     return int(count or 0) + int(count_signing or 0) + await idempotency.sealed_under(connection, master_key_id)

@@ -191,11 +191,11 @@ def upgrade() -> None:
           END IF;
           RETURN QUERY
             WITH closed AS (
-              SELECT s.id, s.organization_id, s.erasure_requested_at, s.legal_hold_at,
+              SELECT s.id, s.organization_id, s.erasure_requested_at, s.erasure_reason, s.legal_hold_at,
                      coalesce((SELECT max(coalesce((SELECT max(c.at) FROM referral_status_change c
                                                     WHERE c.referral_id = r.id), r.updated_at))
                                FROM referral r WHERE r.survivor_id = s.id), s.created_at) AS last_closed,
-                     EXISTS (SELECT 1 FROM referral r WHERE r.survivor_id = s.id AND r.status = ANY(p_open)) AS open
+                     EXISTS (SELECT 1 FROM referral r WHERE r.survivor_id = s.id AND r.status = ANY(p_open)) AS has_open
               FROM survivor s WHERE s.erased_at IS NULL
             )
             SELECT id, organization_id,
@@ -203,7 +203,7 @@ def upgrade() -> None:
                         ELSE 'RETENTION_EXPIRED' END,
                    last_closed, legal_hold_at
             FROM closed
-            WHERE erasure_requested_at IS NOT NULL OR (NOT open AND last_closed < p_cutoff)
+            WHERE erasure_requested_at IS NOT NULL OR (NOT has_open AND last_closed < p_cutoff)
             ORDER BY organization_id, id;
         END $$""")
     for function in ("subject_record_ids(uuid)", "subject_audit_trail(uuid)", "erase_survivor(uuid, text, text[])",

@@ -410,3 +410,18 @@ async def test_a_survivor_id_of_another_type_is_not_found(factory: Factory) -> N
     body = await factory.gql(net.token("supervisor"), ERASE, {"input": {
         "survivorId": to_global_id("Referral", "00000000-0000-0000-0000-000000000000"), "reason": "SUBJECT_REQUEST"}})
     assert [e["code"] for e in body["data"]["requestSurvivorErasure"]["userErrors"]] == ["NOT_FOUND"]
+
+
+async def test_the_readme_data_protection_examples_run_as_written(factory: Factory) -> None:
+    from tests.api.test_staff_lifecycle import readme_example
+
+    net = await network(factory)
+    story = await _story(factory, net, "Readme")
+    body = await factory.gql(net.token("supervisor"), readme_example("subject-erasure"), {"id": story.survivor_id})
+    assert body["data"]["requestSurvivorErasure"]["erasure"]["status"] == "ERASED"
+    shared = f"+2547{secrets.randbelow(10**8):08d}"
+    await register_survivor(factory, net.token("manager"), phone=shared)
+    await register_survivor(factory, net.token("manager"), guardianPhone=shared)
+    body = await factory.gql(net.token("supervisor"), readme_example("duplicate-reviews"))
+    assert body["data"]["duplicateReviews"]["totalCount"] == 1
+    assert body["data"]["duplicateReviews"]["edges"][0]["node"]["matchedOn"] == ["PHONE"]

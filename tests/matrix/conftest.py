@@ -65,7 +65,8 @@ NODE_TYPES = ("Survivor", "Consent", "Referral", "CounselingSession", "CareGoal"
 # A SHARED case also holds the other partner's consent and referral for the same survivor.
 GRAPHQL_TYPE = {**{t: t for t in NODE_TYPES}, "OtherPartnerConsent": "Consent", "OtherPartnerReferral": "Referral"}
 # One id per type that names nothing, for the whole session: a hidden record must answer like it.
-RANDOM_IDS = {t: to_global_id(t, uuid.uuid4()) for t in (*NODE_TYPES, "StaffUser", "Organization", "OAuthClient")}
+RANDOM_IDS = {t: to_global_id(t, uuid.uuid4()) for t in (*NODE_TYPES, "StaffUser", "Organization", "OAuthClient",
+                                                          "DuplicateReview")}
 MALFORMED_ID = "bm90LWFuLWlk"  # base64url of "not-an-id": decodes, names no type
 
 

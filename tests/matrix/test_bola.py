@@ -27,10 +27,11 @@ from graphql import (
     get_named_type,
 )
 from graphql import build_schema as parse_sdl
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.graphql.schema import build_schema
-from domain.ids import to_global_id
+from domain.ids import from_global_id, to_global_id
 from tests.factories import Factory
 from tests.flows import ALL_CATEGORIES, ALL_PURPOSES
 from tests.matrix.conftest import (
@@ -94,6 +95,7 @@ TARGETS: dict[str, tuple[str, str]] = {
     "org:ngo": ("", "Organization"),
     "org:partner": ("", "Organization"),
     "client:system": ("", "OAuthClient"),
+    "duplicate review": ("CONSENTED", "DuplicateReview"),
 }
 NODE_TARGETS = ("survivor", "consent", "referral", "requested referral", "draft referral", "session", "goal",
                 "milestone", "assessment", "user:counselor")
@@ -325,6 +327,35 @@ ID_USES: dict[str, IdUse] = {
         ("coordinator", "system"), ("org:partner",),
         "query($f: OAuthClientFilter) { oauthClients(filter: $f) { totalCount } }",
         lambda value, b: {"f": {"organizationId": value}}, forbidden),
+    "Mutation.correctSurvivorIdentity.input.survivorId": IdUse(
+        ("manager", "supervisor"), ("survivor", "unreferred survivor"),
+        mutation("correctSurvivorIdentity", "CorrectSurvivorIdentityInput", "survivor { id }"),
+        _input(lambda value, b: {"survivorId": value, "reason": "SPELLING", "legalName": "Probe Name"}),
+        not_found("correctSurvivorIdentity", "survivorId")),
+    "Mutation.placeLegalHold.input.survivorId": IdUse(
+        ("supervisor",), ("survivor", "unreferred survivor"),
+        mutation("placeLegalHold", "PlaceLegalHoldInput", "survivor { id }"),
+        _input(lambda value, b: {"survivorId": value, "reason": "PROSECUTION"}),
+        not_found("placeLegalHold", "survivorId")),
+    "Mutation.liftLegalHold.input.survivorId": IdUse(
+        ("supervisor",), ("survivor", "unreferred survivor"),
+        mutation("liftLegalHold", "LiftLegalHoldInput", "survivor { id }"),
+        _input(lambda value, b: {"survivorId": value, "reason": "PLACED_IN_ERROR"}),
+        not_found("liftLegalHold", "survivorId")),
+    "Mutation.requestSurvivorErasure.input.survivorId": IdUse(
+        ("supervisor",), ("survivor", "unreferred survivor"),
+        mutation("requestSurvivorErasure", "RequestSurvivorErasureInput", "survivor { id } erasure { status }"),
+        _input(lambda value, b: {"survivorId": value, "reason": "SUBJECT_REQUEST"}),
+        not_found("requestSurvivorErasure", "survivorId")),
+    "Mutation.exportSurvivorRecord.input.survivorId": IdUse(
+        ("supervisor",), ("survivor", "unreferred survivor"),
+        mutation("exportSurvivorRecord", "ExportSurvivorRecordInput", "document"),
+        _input(lambda value, b: {"survivorId": value}), not_found("exportSurvivorRecord", "survivorId")),
+    "Mutation.resolveDuplicateReview.input.reviewId": IdUse(
+        ("supervisor",), ("duplicate review",),
+        mutation("resolveDuplicateReview", "ResolveDuplicateReviewInput", "review { id }"),
+        _input(lambda value, b: {"reviewId": value, "resolution": "SAME_PERSON"}),
+        not_found("resolveDuplicateReview", "reviewId")),
     "Mutation.updateOAuthClient.input.clientId": IdUse(
         ("coordinator", "system"), ("client:system",),
         mutation("updateOAuthClient", "UpdateOAuthClientInput", "client { id }"),
@@ -362,7 +393,21 @@ async def organizations(matrix_factory: Factory, owner_engine: AsyncEngine) -> t
     """A: the records under attack. B: the attackers, each with valid records of their own."""
     a = await build_world(matrix_factory, owner_engine, STATES)
     b = await build_world(matrix_factory, owner_engine, STATES)
+    # A's supervisors have a possible duplicate to review (two of its survivors sharing a phone)
+    async with owner_engine.begin() as connection:
+        review = (await connection.execute(text(
+            "INSERT INTO duplicate_review (organization_id, survivor_id, matched_survivor_id, matched_on) "
+            "VALUES (:org, :new, :old, ARRAY['PHONE']) RETURNING id"), {
+                "org": a.cast.orgs["ngo"].id, "new": _uuid(a.cases["CONSENTED"].ids["Survivor"]),
+                "old": _uuid(a.cases["ACCEPTED"].ids["Survivor"])})).scalar_one()
+    a.cases["CONSENTED"].ids["DuplicateReview"] = to_global_id("DuplicateReview", review)
     return a, b
+
+
+def _uuid(global_id: str) -> Any:
+    decoded = from_global_id(global_id)
+    assert decoded is not None
+    return decoded[1]
 
 
 def test_every_id_taking_field_is_covered() -> None:

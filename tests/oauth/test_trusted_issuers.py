@@ -97,7 +97,7 @@ async def test_a_registered_staff_member_signs_in_with_the_ngo_identity_provider
     assert "user/AuditEvent.rs" in who["scopes"]
     # SMART scopes in the foreign token narrow the role's defaults, never widen them.
     status, body = await viewer_status(federated_app, idp.token(supervisor.email,
-                                                                scope="openid user/Referral.rs user/Survivor.d"))
+                                                                scope="openid user/Referral.rs user/StaffUser.d"))
     assert status == 200 and body["data"]["viewer"]["scopes"] == ["user/Referral.rs"]
 
 
