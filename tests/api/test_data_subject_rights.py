@@ -164,8 +164,8 @@ async def test_the_export_holds_every_category_of_her_record_and_nothing_of_anyo
     assert referral["id"] == story.referral_id and referral["reason"] == story.words["referralReason"]
     assert [h["to"] for h in referral["history"]][:3] == ["REQUESTED", "ACCEPTED", "IN_PROGRESS"]
     assert document["sessions"][0]["notes"] == story.words["notes"]
-    assert document["safeguardingConcerns"] == [{"session": story.session_id, "level": "HIGH",
-                                                  "raisedAt": document["sessions"][0]["safeguardingConcern"]["raisedAt"],
+    raised = document["sessions"][0]["safeguardingConcern"]["raisedAt"]
+    assert document["safeguardingConcerns"] == [{"session": story.session_id, "level": "HIGH", "raisedAt": raised,
                                                   "description": story.words["concern"]}]
     assert document["goals"][0]["description"] == story.words["goal"]
     assert document["milestones"][0]["title"] == story.words["milestone"]
