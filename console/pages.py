@@ -34,7 +34,7 @@ from console.session import (
     set_language,
     sign_out,
 )
-from domain.enums import ServiceType
+from domain.enums import ErasureReason, ServiceType
 
 HERE = Path(__file__).parent
 TEMPLATES = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]),
@@ -121,11 +121,17 @@ SURVIVORS = """query($search: String, $after: String) { survivors(first: 25, aft
   totalCount pageInfo { hasNextPage endCursor }
   edges { node { id pseudonym ageBand sex countyName riskLevel } } } }"""
 SURVIVOR = """query($id: ID!) { node(id: $id) { ... on Survivor { id pseudonym ageBand birthYear sex countyName
-  languages riskLevel
+  languages riskLevel version erasedAt dataProtection { legalHold { since reason } erasureRequestedAt }
   consents { id status purposes dataCategories givenBy childAssent validFrom validUntil withdrawnAt version
              recipient { id name } }
   referrals(first: 50) { edges { node { id status service priority overdue updatedAt
                                         receivingOrganization { name } } } } } } }"""
+EXPORT = """mutation($id: ID!) { exportSurvivorRecord(input: {survivorId: $id}) {
+  document userErrors { field code message } } }"""
+DUPLICATES = """query($after: String) { duplicateReviews(first: 50, after: $after, filter: {resolved: false}) {
+  totalCount pageInfo { hasNextPage endCursor }
+  edges { node { id matchedOn createdAt version survivor { id pseudonym ageBand countyName }
+                 possibleDuplicate { id pseudonym ageBand countyName } } } } }"""
 MATCHES = """query($id: ID!, $service: ServiceType!) {
   node(id: $id) { ... on Survivor { id pseudonym consents { status recipient { id } } } }
   partnerMatches(input: {survivorId: $id, service: $service}) {
@@ -205,6 +211,12 @@ ACTIONS: dict[str, Action] = {
     "reactivateStaffUser": Action("Reactivate", ("staffUserId", "expectedVersion"), "users"),
     "issuePasswordReset": Action("Password link", ("staffUserId",), "users"),
     "updateOAuthClient": Action("Change a client", ("clientId", "expectedVersion"), "clients"),
+    "correctSurvivorIdentity": Action("Correct identifying details", ("survivorId", "expectedVersion"), "survivor"),
+    "placeLegalHold": Action("Place a legal hold", ("survivorId", "expectedVersion"), "survivor"),
+    "liftLegalHold": Action("Lift the legal hold", ("survivorId", "expectedVersion"), "survivor"),
+    "requestSurvivorErasure": Action("Erase this survivor's record", ("survivorId", "expectedVersion"), "survivor"),
+    "resolveDuplicateReview": Action("Review a possible duplicate", ("reviewId", "expectedVersion", "resolution"),
+                                     "duplicates"),
 }
 SHOWN_ONCE = {"link": "Hand this link to the person (never a password); it works once, until %(until)s.",
               "webhookSecret": "The webhook signing secret, shown only now: hand it to the partner."}
@@ -227,6 +239,9 @@ async def choices_for(request: Request, signed: SignedIn, mutation: str,
                               for c in consents if c["status"] == "ACTIVE"]}
     if mutation == "recordConsent" and "recipientId" in fixed:
         return {}
+    if mutation == "requestSurvivorErasure":  # RETENTION_EXPIRED is the retention run's own
+        return {"reason": [(r.value, i18n.humanize(r.value)) for r in ErasureReason
+                           if r is not ErasureReason.RETENTION_EXPIRED]}
     if mutation in ("recordConsent", "registerStaffUser"):  # the partners consent names; any organization's staff
         answer = await gql.run(request, signed.principal, ORGANIZATIONS,
                                {"kind": "PARTNER" if mutation == "recordConsent" else None})
@@ -471,6 +486,28 @@ def mount_console(app: FastAPI) -> None:
                       clients=_edges(answer.data.get("oauthClients") if answer.data else None),
                       forbidden=answer.forbidden, status=403 if answer.forbidden else 200)
 
+    async def export(request: Request, signed: SignedIn) -> Response:
+        """The subject access export as a file download (a POST: it writes an audit row); never kept."""
+        record_id = global_id(request.path_params["record_id"])
+        answer = await gql.run(request, signed.principal, EXPORT, {"id": record_id}) if record_id else None
+        payload = (answer.data.get("exportSurvivorRecord") if answer and answer.data else None) or {}
+        if not payload.get("document"):
+            if answer is not None and answer.forbidden:
+                return render(request, "message.html", signed=signed, status=403, title="Not allowed",
+                              message="Only a supervisor of her organization may export her record.")
+            return not_found(request, signed)
+        return Response(payload["document"], media_type="application/json", headers={
+            "Content-Disposition": f'attachment; filename="subject-export-{record_id}.json"',
+            "Cache-Control": "no-store"})
+
+    async def duplicates(request: Request, signed: SignedIn) -> Response:
+        answer = await gql.run(request, signed.principal, DUPLICATES, {"after": request.query_params.get("after")})
+        found = answer.data.get("duplicateReviews") if answer.data else None
+        return render(request, "duplicates.html", signed=signed, reviews=_edges(found),
+                      total=(found or {}).get("totalCount", 0), page=(found or {}).get("pageInfo") or {},
+                      done=request.query_params.get("done"), forbidden=answer.forbidden,
+                      status=403 if answer.forbidden else 200)
+
     async def services(request: Request, signed: SignedIn) -> Response:
         answer = await gql.run(request, signed.principal, SERVICES)
         organization = ((answer.data or {}).get("viewer") or {}).get("organization") or {}
@@ -482,6 +519,7 @@ def mount_console(app: FastAPI) -> None:
         ("/referrals", referrals, ["GET"]), ("/referrals/{record_id}", referral, ["GET"]),
         ("/act/{mutation}", act, ["GET", "POST"]), ("/audit", audit, ["GET"]), ("/users", users, ["GET", "POST"]),
         ("/clients", clients, ["GET"]), ("/services", services, ["GET"]),
+        ("/survivors/{record_id}/export", export, ["POST"]), ("/duplicates", duplicates, ["GET"]),
     ):
         router.add_api_route(path, page(handler), methods=methods)
     app.include_router(router)
@@ -538,7 +576,7 @@ def usual(mutation: str, name: str) -> Any:
 
 def after(action: Action, mutation: str, payload: dict[str, Any], fixed: dict[str, str]) -> str:
     done = f"done={mutation}"
-    if action.back in {"services", "users", "clients"}:
+    if action.back in {"services", "users", "clients", "duplicates"}:
         return f"/app/{action.back}?{done}"
     if action.back == "survivor":
         survivor_id = (payload.get("survivor") or {}).get("id") or fixed.get("survivorId")
