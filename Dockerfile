@@ -10,6 +10,8 @@ COPY pyproject.toml README.md ./
 COPY api/ api/
 COPY auth/ auth/
 COPY cli/ cli/
+COPY config/ config/
+COPY console/ console/
 COPY db/ db/
 COPY domain/ domain/
 COPY migrations/ migrations/

@@ -34,7 +34,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
-	$(BIN)/mypy api auth cli console db domain partners migrations
+	$(BIN)/mypy api auth cli config console db domain partners migrations
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest

@@ -12,10 +12,10 @@ from pathlib import Path
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 
-from api.settings import Settings
 from api.state import AppState
 from auth.clients import GRAPHIQL_CLIENT_ID, ensure_graphiql_client
 from auth.resource import current_principal
+from config.settings import Settings
 from domain.principal import Principal
 
 PAGE = (Path(__file__).parent / "graphiql.html").read_text()

@@ -16,13 +16,13 @@ from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.body_size import BodySizeLimit
-from api.logging import configure_logging, get_logger
-from api.settings import Settings
 from api.state import AppState
 from auth.external import ExternalIssuers
 from auth.password_reset import mount_password_page
 from auth.resource import Authenticator, KeyCache
 from auth.routes import mount_oauth
+from config.logging import configure_logging, get_logger
+from config.settings import Settings
 from db.crypto import MasterKeys, blind_index_key
 from db.engine import make_engine, resolve_urls
 from db.migrate import head_revision

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.graphql.read_audit import RefusedReadLimit
-from api.settings import Settings
 from auth.resource import Authenticator
+from config.settings import Settings
 from db.crypto import MasterKeys
 from db.engine import DatabaseUrls
 

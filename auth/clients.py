@@ -8,8 +8,9 @@ A client's kind follows from what it was registered with, so there is no flag to
 
 Secrets are 256-bit random strings, so they are stored as a SHA-256 hash: a slow password hash
 adds nothing against guessing a random 256-bit value and would make the token endpoint an easy
-CPU sink. Webhook secrets must be readable to sign deliveries, so they are encrypted instead, in
-the format and under the URL policy of partners/webhooks.py (the one place that reads them).
+CPU sink. Webhook secrets must be readable to sign deliveries, so they are encrypted instead
+(db/webhook_secrets.py). Which webhook URLs are allowed is the delivery side's policy
+(partners/webhooks.py `webhook_url_problem`), given to the registry by whoever builds it (`UrlPolicy`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from db.cursors import fetch_page
 from db.engine import Db
 from db.oauth import AnyRow
 from db.tables import OAuthClient, Organization
+from db.webhook_secrets import new_webhook_secret, seal_webhook_secret
 from domain.enums import OrganizationKind
 from domain.errors import InvalidInput, NotFound
 from domain.ids import from_global_id, to_global_id
@@ -51,7 +53,6 @@ from domain.use_cases.oauth_clients import (
     check_allowed_scopes,
     check_redirect_uri,
 )
-from partners.webhooks import WebhookUrlRefused, check_webhook_url, new_webhook_secret, seal_webhook_secret
 
 CLIENT_ID_PREFIX = "pmj_"
 SECRET_PREFIX = "pmjs_"  # noqa: S105 (a prefix that makes leaked secrets greppable)
@@ -211,10 +212,14 @@ class RegisteredClient:
         return out
 
 
+# Why webhooks may not go to a URL (a sentence naming no value), or None: partners/webhooks.py's policy.
+UrlPolicy = Callable[[str], str | None]
+
+
 async def register_client(connection: AsyncConnection, master: MasterKeys, *, organization_gid: str, name: str,
                           scopes: Sequence[str], jwks: Any = None, webhook_url: str | None = None,
                           redirect_uris: Sequence[str] = (), confidential: bool = False,
-                          production: bool = False) -> RegisteredClient:
+                          url_policy: UrlPolicy) -> RegisteredClient:
     decoded = from_global_id(organization_gid, "Organization")
     org = None
     if decoded is not None:
@@ -233,10 +238,9 @@ async def register_client(connection: AsyncConnection, master: MasterKeys, *, or
     uris = list(dict.fromkeys(check_redirect_uri(u, fields=CLI) for u in redirect_uris))
     hook = None
     if webhook_url:
-        try:
-            check_webhook_url(webhook_url, production=production)
-        except WebhookUrlRefused as exc:
-            raise InvalidInput(f"--webhook-url: {exc}", field=("webhook-url",)) from None
+        problem = url_policy(webhook_url)
+        if problem is not None:
+            raise InvalidInput(f"--webhook-url: {problem}", field=("webhook-url",))
         hook = webhook_url.strip()
     registered_jwks = validate_jwks(jwks) if jwks is not None else None
 
@@ -261,11 +265,11 @@ class ClientRegistry:
     """The store of domain/use_cases/oauth_clients.py: reads and changes clients in the caller's
     transaction (the operator's, or an administrator's request) and audits through `audit`."""
 
-    def __init__(self, db: Db, master: MasterKeys, *, production: bool,
+    def __init__(self, db: Db, master: MasterKeys, *, url_policy: UrlPolicy,
                  audit: Callable[[str, str], Awaitable[None]]) -> None:
         self.db = db
         self.master = master
-        self.production = production
+        self.url_policy = url_policy
         self._audit = audit
 
     async def page(self, *, filter: ClientFilter, page: PageRequest) -> Page[OAuthClientView]:
@@ -287,11 +291,7 @@ class ClientRegistry:
         return {r.id: client_view(r) for r in rows}
 
     def webhook_url_problem(self, url: str) -> str | None:
-        try:
-            check_webhook_url(url, production=self.production)
-        except WebhookUrlRefused as exc:
-            return str(exc)
-        return None
+        return self.url_policy(url)
 
     async def apply(self, client: OAuthClientView, change: CheckedChange) -> str | None:
         values: dict[str, Any] = {}
@@ -332,12 +332,12 @@ def client_view(row: AnyRow) -> OAuthClientView:
 
 
 async def update_client(connection: AsyncConnection, master: MasterKeys, ident: str, *, change: ClientChange,
-                        production: bool, audit: Callable[[str, str], Awaitable[None]]) -> dict[str, str]:
+                        url_policy: UrlPolicy, audit: Callable[[str, str], Awaitable[None]]) -> dict[str, str]:
     """The operator's `pamoja client update`: the administrators' rules, with option names in messages.
     A first webhook URL's new signing secret is in the answer, once."""
     row = await find_client(connection, ident)
     updated = await oauth_clients.update_client(
-        store=ClientRegistry(Db(connection), master, production=production, audit=audit), client_row_id=row.id,
+        store=ClientRegistry(Db(connection), master, url_policy=url_policy, audit=audit), client_row_id=row.id,
         change=change, fields=CLI)
     out = {"id": to_global_id("OAuthClient", row.id), "client_id": row.client_id}
     if updated.webhook_secret is not None:

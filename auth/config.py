@@ -10,7 +10,7 @@ from auth.login import ThrottlePolicy
 from domain.scopes import ROLE_CEILING, SYSTEM_CEILING
 
 if TYPE_CHECKING:
-    from api.settings import Settings
+    from config.settings import Settings
 
 # SMART Backend Services: a system token lives at most this long.
 MAX_SYSTEM_TOKEN_SECONDS = 300

@@ -18,6 +18,7 @@ from sqlalchemy import delete, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.crypto import MasterKeys
+from db.keyring import signing_key_aad
 from db.tables import SigningKey
 
 ALGORITHM = "ES256"
@@ -39,10 +40,6 @@ class SigningMaterial:
         return {"keys": [key.as_dict(private=False) for key in self.published.keys]}
 
 
-def _aad(kid: str) -> str:
-    return f"signing_key.private_key_enc:{kid}"
-
-
 def _live(now: datetime) -> Any:
     return (key_table.c.retire_after.is_(None)) | (key_table.c.retire_after > now)
 
@@ -50,7 +47,7 @@ def _live(now: datetime) -> Any:
 async def create_key(connection: AsyncConnection, master: MasterKeys) -> str:
     kid = datetime.now(UTC).strftime("%Y%m%d%H%M%S") + "-" + secrets.token_hex(4)
     key = ECKey.generate_key("P-256", parameters={"kid": kid, "alg": ALGORITHM, "use": "sig"}, private=True)
-    master_id, wrapped = master.wrap(json.dumps(key.as_dict(private=True)).encode(), aad=_aad(kid))
+    master_id, wrapped = master.wrap(json.dumps(key.as_dict(private=True)).encode(), aad=signing_key_aad(kid))
     await connection.execute(key_table.insert().values(
         kid=kid, alg=ALGORITHM, private_key_enc=wrapped, master_key_id=master_id,
         public_jwk=key.as_dict(private=False),
@@ -96,7 +93,7 @@ async def load(connection: AsyncConnection, master: MasterKeys) -> SigningMateri
         return await load(connection, master)
     signing_row = next((r for r in rows if r.retire_after is None), rows[0])
     private: dict[str, Any] = json.loads(
-        master.unwrap(signing_row.master_key_id, signing_row.private_key_enc, aad=_aad(signing_row.kid))
+        master.unwrap(signing_row.master_key_id, signing_row.private_key_enc, aad=signing_key_aad(signing_row.kid))
     )
     current = ECKey.import_key(private)
     published = KeySet.import_key_set({"keys": [dict(r.public_jwk) for r in rows]})
@@ -119,14 +116,3 @@ async def is_live(connection: AsyncConnection, kid: str) -> bool:
     """Whether `kid` names a key that is published right now (one primary-key lookup)."""
     statement = select(exists().where(key_table.c.kid == kid, _live(datetime.now(UTC))))
     return bool(await connection.scalar(statement))
-
-
-async def rewrap_all(connection: AsyncConnection, master: MasterKeys) -> int:
-    """Re-encrypt every private key under the current master key (master-key rotation)."""
-    rows = (await connection.execute(select(key_table))).all()
-    for row in rows:
-        plain = master.unwrap(row.master_key_id, row.private_key_enc, aad=_aad(row.kid))
-        master_id, wrapped = master.wrap(plain, aad=_aad(row.kid))
-        await connection.execute(update(key_table).where(key_table.c.kid == row.kid)
-                                 .values(private_key_enc=wrapped, master_key_id=master_id))
-    return len(rows)

@@ -40,7 +40,7 @@ from domain.staff import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, password_prob
 from domain.use_cases.staff_admin import link_token_hash
 
 if TYPE_CHECKING:
-    from api.settings import Settings
+    from config.settings import Settings
 
 PATH = "/account/password"
 CSRF_COOKIE = "pamoja_password_csrf"

@@ -33,7 +33,7 @@ from db.crypto import MasterKeys
 from domain.scopes import default_scopes, narrow, parse_scope, role_ceiling
 
 if TYPE_CHECKING:
-    from api.settings import Settings
+    from config.settings import Settings
 
 T = TypeVar("T")
 MAX_FORM_BYTES = 64 * 1024

@@ -63,9 +63,9 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.settings import Settings
 from auth import keys as signing_keys
 from auth.tokens import mint_access_token
+from config.settings import Settings
 from db.crypto import MasterKeys, decrypt_field, encrypt_field, new_data_key
 from db.engine import make_engine
 from db.survivors import key_aad

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from api.settings import Settings
+from config.settings import Settings
 from db.audit import write_audit
 from db.engine import DatabaseUrls, make_engine, resolve_urls
 

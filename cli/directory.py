@@ -10,6 +10,7 @@ from cli.context import Cli, CommandError, emit
 from db import registry
 from db.directory_writes import SqlDirectoryWriter
 from db.engine import Db
+from domain.directory import OrganizationDetails
 from domain.enums import OrganizationKind, ServiceType
 from domain.errors import DomainError
 from domain.ids import to_global_id
@@ -74,7 +75,7 @@ def _org_add(args: argparse.Namespace) -> int:
 
             org_id = await directory.add_organization(
                 writer=SqlDirectoryWriter(Db(connection), audit),
-                details=directory.OrganizationDetails(
+                details=OrganizationDetails(
                     name=args.name, kind=OrganizationKind(args.kind), counties=tuple(counties),
                     languages=tuple(languages), min_age=args.min_age, max_age=args.max_age),
                 services=[ServiceType(s) for s in args.service])

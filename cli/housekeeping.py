@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.logging import get_logger
 from cli.context import Cli, CommandError, emit
+from config.logging import get_logger
 from db.engine import make_engine, worker_transaction
 from db.housekeeping import sweep
 

@@ -1,6 +1,6 @@
 """`pamoja keys generate`: fresh PAMOJA_MASTER_KEYS and PAMOJA_BLIND_INDEX_KEY values for an env file.
 
-In exactly the form api/settings.py and db/crypto.py read: 32 random bytes each, base64url, the master
+In exactly the form config/settings.py and db/crypto.py read: 32 random bytes each, base64url, the master
 key behind its id. Printed as unquoted KEY=value lines (base64url has no character a shell, Docker's
 env files or python-dotenv treat specially). It reads no configuration and opens no database, so it is
 how the first production secrets are made, before anything else is set.

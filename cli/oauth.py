@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import sys
 from datetime import UTC, datetime
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from auth import keys as signing_keys
-from auth.clients import disable_client, register_client, rotate_client_secret, update_client
+from auth.clients import UrlPolicy, disable_client, register_client, rotate_client_secret, update_client
 from auth.config import OAuthConfig
 from auth.login import StaffIdentity, normalize_email
 from auth.tokens import mint_access_token
@@ -26,8 +27,13 @@ from domain.errors import DomainError
 from domain.ids import from_global_id, to_global_id
 from domain.scopes import default_scopes, is_within, parse_scope, role_ceiling
 from domain.use_cases.oauth_clients import ClientChange
+from partners.webhooks import webhook_url_problem
 
 OPERATOR_CLIENT_ID = "pamoja-cli"
+
+
+def _url_policy(cli: Cli) -> UrlPolicy:
+    return functools.partial(webhook_url_problem, production=cli.settings.is_production)
 
 
 def register(sub: Any) -> None:
@@ -121,7 +127,7 @@ def _client_add(args: argparse.Namespace) -> int:
             registered = await register_client(
                 connection, _master(cli), organization_gid=args.org, name=args.name, scopes=args.scope, jwks=jwks,
                 webhook_url=args.webhook_url, redirect_uris=args.redirect_uri, confidential=args.confidential,
-                production=cli.settings.is_production,
+                url_policy=_url_policy(cli),
             )
             await cli.audit(connection, action="create", record_type="OAuthClient", record_id=registered.id)
             return registered.as_output()
@@ -177,7 +183,7 @@ def _client_update(args: argparse.Namespace) -> int:
             change = ClientChange(name=args.name, scopes=args.scope, webhook_url=args.webhook_url,
                                   remove_webhook=args.no_webhook_url, redirect_uris=args.redirect_uri)
             return await update_client(connection, _master(cli), args.client, change=change,
-                                       production=cli.settings.is_production, audit=audit)
+                                       url_policy=_url_policy(cli), audit=audit)
 
     out = _run(run())
     human = f"client {out['client_id']} updated"

@@ -12,9 +12,9 @@ from typing import Any
 
 from sqlalchemy import text
 
-from api.logging import configure_logging
 from cli.context import Cli, CommandError
 from cli.startup import log_database_in_use
+from config.logging import configure_logging
 
 
 def register(sub: Any) -> None:

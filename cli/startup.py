@@ -11,9 +11,9 @@ import asyncio
 
 from sqlalchemy.exc import ArgumentError
 
-from api.logging import get_logger
-from api.settings import Settings
 from cli.context import CommandError
+from config.logging import get_logger
+from config.settings import Settings
 from db.migrate import current_revision, head_revision
 from db.urls import to_async_url
 

@@ -22,8 +22,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from api.logging import get_logger
 from cli.context import Cli, CommandError, emit
+from config.logging import get_logger
 from db.audit import write_audit
 from db.crypto import MasterKeys, blind_index_key
 from db.engine import Db, worker_transaction

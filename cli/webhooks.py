@@ -9,16 +9,17 @@ import signal
 import uuid
 from typing import Any
 
-from api.logging import configure_logging
 from cli.context import Cli, CommandError, emit
 from cli.housekeeping import sweep_forever
 from cli.startup import log_database_in_use
 from cli.subject import retention_forever
+from config.logging import configure_logging
 from db import outbox
 from db.crypto import MasterKeys
 from db.engine import make_engine
+from domain.events import DeliveryStatus
 from domain.ids import from_global_id, to_global_id
-from partners.webhooks import DeliveryPolicy, DeliveryStatus
+from partners.webhooks import DeliveryPolicy
 from partners.worker import WorkerCounts, run_forever, run_once
 
 

@@ -1,4 +1,4 @@
-"""SQL for the partner directory (partners.directory.DirectoryStore)."""
+"""SQL for the partner directory (the store of partners.directory.DirectoryStore)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from db.cursors import fetch_page
 from db.engine import Db
 from db.tables import Organization, OrganizationService
+from domain.directory import OrganizationFilter
 from domain.enums import CapacityStatus, OrganizationKind, ServiceType
 from domain.paging import Page, PageRequest
 from domain.policy import DirectoryScope
 from domain.views import OrganizationView
-from partners.directory import OrganizationFilter
 
 org = Organization.__table__  # type: ignore[attr-defined]
 svc = OrganizationService.__table__  # type: ignore[attr-defined]

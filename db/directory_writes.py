@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from db.engine import Db
 from db.tables import Organization, OrganizationService
-from partners.directory import OrganizationDetails, ServiceDetails
+from domain.directory import OrganizationDetails, ServiceDetails
 
 orgs = Organization.__table__  # type: ignore[attr-defined]
 services = OrganizationService.__table__  # type: ignore[attr-defined]

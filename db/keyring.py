@@ -11,16 +11,31 @@ from __future__ import annotations
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from auth import keys as signing_keys
 from db import idempotency
 from db.crypto import MasterKeys
 from db.survivors import key_aad
 from db.tables import OAuthClient, SigningKey, SurvivorKey
-from partners.webhooks import open_webhook_secret, seal_webhook_secret, webhook_secret_key_id
+from db.webhook_secrets import open_webhook_secret, seal_webhook_secret, webhook_secret_key_id
 
 survivor_keys = SurvivorKey.__table__  # type: ignore[attr-defined]
 signing_t = SigningKey.__table__  # type: ignore[attr-defined]
 clients_t = OAuthClient.__table__  # type: ignore[attr-defined]
+
+
+def signing_key_aad(kid: str) -> str:
+    """The associated data binding a token-signing private key to its row (auth/keys.py seals with it)."""
+    return f"signing_key.private_key_enc:{kid}"
+
+
+async def _rewrap_signing_keys(connection: AsyncConnection, master: MasterKeys) -> int:
+    """Re-encrypt every token-signing private key under the current master key."""
+    rows = (await connection.execute(select(signing_t))).all()
+    for row in rows:
+        plain = master.unwrap(row.master_key_id, row.private_key_enc, aad=signing_key_aad(row.kid))
+        master_id, wrapped = master.wrap(plain, aad=signing_key_aad(row.kid))
+        await connection.execute(update(signing_t).where(signing_t.c.kid == row.kid)
+                                 .values(private_key_enc=wrapped, master_key_id=master_id))
+    return len(rows)
 
 
 async def rotate_master(connection: AsyncConnection, master: MasterKeys) -> dict[str, int]:
@@ -36,7 +51,7 @@ async def rotate_master(connection: AsyncConnection, master: MasterKeys) -> dict
         await connection.execute(update(survivor_keys).where(survivor_keys.c.survivor_id == row.survivor_id)
                                  .values(master_key_id=key_id, wrapped_key=wrapped))
         survivors += 1
-    signing = await signing_keys.rewrap_all(connection, master)
+    signing = await _rewrap_signing_keys(connection, master)
     secrets = 0
     for row in (await connection.execute(select(clients_t.c.client_id, clients_t.c.webhook_secret_enc)
                                          .where(clients_t.c.webhook_secret_enc.is_not(None)))).all():

@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db.engine import Db
 from db.tables import OAuthClient, Organization, OutboxEvent, WebhookDelivery, WebhookDeliveryAttempt
 from domain.enums import OrganizationKind
+from domain.events import NGO_ONLY_EVENTS, REFERRAL_OVERDUE, DeliveryStatus, iso_utc, validate_event
 from domain.ids import to_global_id
-from partners.webhooks import NGO_ONLY_EVENTS, REFERRAL_OVERDUE, DeliveryStatus, iso_utc, validate_event
 
 Connection = AsyncConnection | Db
 

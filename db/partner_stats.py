@@ -21,8 +21,8 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.engine import Db
+from domain.directory import PartnerCandidate, ServiceOffer, TrackRecord
 from domain.enums import CapacityStatus, OrganizationKind, ServiceStatus, ServiceType, Sex
-from partners.matching import PartnerCandidate, ServiceOffer, TrackRecord
 
 Connection = AsyncConnection | Db
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 from domain import policy
-from domain.enums import CapacityStatus, OrganizationKind, ServiceStatus, ServiceType, Sex
+from domain.directory import OrganizationDetails, OrganizationFilter, ServiceDetails
+from domain.enums import ServiceType, Sex
 from domain.errors import Duplicate, Forbidden, InvalidInput, NotFound, VersionConflict
 from domain.ids import to_global_id
 from domain.kenya import county_code, normalize_language, normalize_phone
@@ -17,14 +17,6 @@ from domain.principal import Principal
 from domain.scopes import Action, Resource
 from domain.use_cases.common import text
 from domain.views import OrganizationView
-
-
-@dataclass(frozen=True, slots=True)
-class OrganizationFilter:
-    kind: OrganizationKind | None = None
-    service: ServiceType | None = None
-    county: str | None = None
-    language: str | None = None
 
 
 class DirectoryStore(Protocol):
@@ -57,36 +49,6 @@ async def organizations_by_id(*, store: DirectoryStore, principal: Principal, id
 
 
 # ----------------------------------------------------------------------------- registering and updating
-
-
-@dataclass(frozen=True, slots=True)
-class OrganizationDetails:
-    """What an administrator registers or changes about an organization (HSDS: organization)."""
-
-    name: str | None = None
-    kind: OrganizationKind | None = None
-    description: str | None = None
-    counties: tuple[str, ...] | None = None
-    languages: tuple[str, ...] | None = None
-    sexes_served: tuple[str, ...] | None = None
-    min_age: int | None = None
-    max_age: int | None = None
-    referral_email: str | None = None
-    referral_phone: str | None = None
-    active: bool | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceDetails:
-    """One service offer (HSDS: service; Gravity capacity codes; eligibility by age)."""
-
-    service_type: ServiceType
-    status: ServiceStatus | None = None
-    capacity_status: CapacityStatus | None = None
-    open_slots: int | None = None
-    eligibility_description: str | None = None
-    min_age: int | None = None
-    max_age: int | None = None
 
 
 AUDIT_PURPOSE = "DIRECTORY"

@@ -12,13 +12,14 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import date
 
 from domain import policy
+from domain.directory import PartnerCandidate, TrackRecord
 from domain.enums import ServiceType
 from domain.errors import Forbidden, NotFound
 from domain.ports import Unit
 from domain.principal import Principal
 from domain.scopes import Action, Resource
 from domain.use_cases import refused_reads
-from partners.matching import PartnerCandidate, PartnerMatch, SurvivorFacts, TrackRecord, rank_partners
+from partners.matching import PartnerMatch, SurvivorFacts, rank_partners
 
 Candidates = Callable[[ServiceType], Awaitable[list[PartnerCandidate]]]
 TrackRecords = Callable[[Iterable[uuid.UUID]], Awaitable[Mapping[uuid.UUID, TrackRecord]]]

@@ -40,6 +40,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 
+from domain.directory import PartnerCandidate, ServiceOffer, TrackRecord
 from domain.enums import CapacityStatus, ServiceStatus, ServiceType, Sex
 from domain.kenya import COUNTIES, KNOWN_LANGUAGES
 
@@ -52,43 +53,6 @@ class SurvivorFacts:
     sex: Sex
     county: str | None
     languages: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceOffer:
-    status: ServiceStatus
-    capacity_status: CapacityStatus
-    open_slots: int | None
-    min_age: int | None
-    max_age: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class PartnerCandidate:
-    organization_id: uuid.UUID
-    name: str
-    active: bool
-    counties: tuple[str, ...]
-    languages: tuple[str, ...]
-    sexes_served: tuple[Sex, ...]  # empty: all sexes
-    services: Mapping[ServiceType, ServiceOffer]
-    min_age: int | None
-    max_age: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class TrackRecord:
-    """A partner's history as a receiving organization (see db.partner_stats for the definitions)."""
-
-    referrals_received: int
-    accepted: int
-    rejected: int
-    median_hours_to_accept: float | None
-    median_hours_to_first_attended_session: float | None
-
-    @property
-    def answered(self) -> int:
-        return self.accepted + self.rejected
 
 
 NO_HISTORY = TrackRecord(0, 0, 0, None, None)

@@ -7,17 +7,7 @@ a survivor. Requests follow Standard Webhooks 1.0 (`webhook-id`, `webhook-timest
 client's `whsec_` secret. `webhook-id` is the outbox event id: the same on every retry and every
 redelivery, so receivers deduplicate on it (delivery is at least once).
 
-Event types (README table):
-
-| type | sent to | meaning |
-|---|---|---|
-| `referral.requested` | receiving partner | a referral was sent to the partner and awaits an answer |
-| `referral.updated` | both sides | a referral's status or assignment changed; fetch it for the new state |
-| `referral.cancelled` | receiving partner | the referring organization (or a consent withdrawal) cancelled a referral |
-| `referral.overdue` | both sides | a referral is still REQUESTED after its respond-by deadline (sent once) |
-| `consent.withdrawn` | the consent's recipient | a consent was withdrawn; access through it has ended |
-| `safeguarding.raised` | the referring NGO only | a safeguarding concern was recorded on a session |
-| `survivor.erased` | the NGO and every partner she was referred to | her record was erased: delete your copy |
+Event types, what a body may carry and the delivery statuses are domain/events.py.
 
 Retry schedule (`DeliveryPolicy`): after failed attempt n the next attempt waits
 base x 2.6^(n-1), times a random factor in [0.8, 1.2]. With the default base of 30 s and 8
@@ -29,12 +19,10 @@ attempt comes about 4.2 h after the first, then the delivery is DEAD (like Shopi
 from __future__ import annotations
 
 import asyncio
-import base64
 import ipaddress
 import json
 import random
 import re
-import secrets
 import socket
 import time
 import unicodedata
@@ -42,7 +30,6 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -50,60 +37,13 @@ import httpcore
 import httpx
 from standardwebhooks.webhooks import Webhook
 
-from api.settings import Settings
-from db.crypto import DecryptionFailed, MasterKeys
-from domain.ids import from_global_id
-
-REFERRAL_REQUESTED = "referral.requested"
-REFERRAL_UPDATED = "referral.updated"
-REFERRAL_CANCELLED = "referral.cancelled"
-REFERRAL_OVERDUE = "referral.overdue"
-CONSENT_WITHDRAWN = "consent.withdrawn"
-SAFEGUARDING_RAISED = "safeguarding.raised"
-SURVIVOR_ERASED = "survivor.erased"
-
-EVENT_TYPES: Mapping[str, str] = MappingProxyType({
-    REFERRAL_REQUESTED: "A referral was sent to the partner and awaits an answer.",
-    REFERRAL_UPDATED: "A referral's status or assignment changed; fetch it for the new state.",
-    REFERRAL_CANCELLED: "A referral was cancelled by the referring organization or a consent withdrawal.",
-    REFERRAL_OVERDUE: "A referral is still REQUESTED after its respond-by deadline (sent once).",
-    CONSENT_WITHDRAWN: "A consent was withdrawn; access through it has ended.",
-    SAFEGUARDING_RAISED: "A safeguarding concern was recorded; sent to the referring NGO only.",
-    SURVIVOR_ERASED: "The survivor's record was erased (data subject request or retention): delete your copy.",
-})
-
-# Events only the referring NGO may receive: db.outbox.enqueue refuses them for a partner.
-NGO_ONLY_EVENTS = frozenset({SAFEGUARDING_RAISED})
-
-# What `data` may carry. Id keys must hold a global id of the named type; the rest are instants or
-# enum-like codes. Anything else is refused so that no free text (a name, a note) can slip in.
-ID_KEYS: Mapping[str, str] = MappingProxyType({
-    "referralId": "Referral",
-    "consentId": "Consent",
-    "survivorId": "Survivor",
-    "sessionId": "CounselingSession",
-    "goalId": "CareGoal",
-    "milestoneId": "Milestone",
-    "assessmentId": "Assessment",
-    "organizationId": "Organization",
-    "receivingOrganizationId": "Organization",
-    "referringOrganizationId": "Organization",
-})
-TIME_KEYS = frozenset({"occurredAt", "respondBy"})
-CODE_KEYS = frozenset({"status", "previousStatus", "reason", "priority", "service", "concernLevel"})
-_CODE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
-MAX_DATA_KEYS = 12
+from config.settings import Settings
+from domain.events import iso_utc
 
 USER_AGENT = "Pamoja-Webhooks/1"
 GROWTH_FACTOR = 2.6
 JITTER = 0.2
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-
-
-class DeliveryStatus(StrEnum):
-    PENDING = "PENDING"
-    DELIVERED = "DELIVERED"
-    DEAD = "DEAD"
 
 
 class ErrorKind(StrEnum):
@@ -117,39 +57,6 @@ class ErrorKind(StrEnum):
     DNS = "dns"
     SECRET_UNAVAILABLE = "secret_unavailable"  # noqa: S105 (a label, not a secret)
     CLIENT_DISABLED = "client_disabled"
-
-
-def validate_event(event_type: str, data: Mapping[str, Any]) -> dict[str, str]:
-    """Refuse unknown event types and any data that is not an id, an instant or a short code."""
-    if event_type not in EVENT_TYPES:
-        raise ValueError("Unknown webhook event type.")
-    if len(data) > MAX_DATA_KEYS:
-        raise ValueError("Too many webhook data fields.")
-    clean: dict[str, str] = {}
-    for key, value in data.items():
-        if not isinstance(value, str):
-            raise ValueError(f"Webhook data field {key!r} must be a string.")
-        if key in ID_KEYS:
-            if from_global_id(value, ID_KEYS[key]) is None:
-                raise ValueError(f"Webhook data field {key!r} must be a global {ID_KEYS[key]} id.")
-        elif key in TIME_KEYS:
-            try:
-                instant = datetime.fromisoformat(value)
-            except ValueError:
-                raise ValueError(f"Webhook data field {key!r} must be an ISO 8601 instant.") from None
-            if instant.tzinfo is None:
-                raise ValueError(f"Webhook data field {key!r} must include a UTC offset.")
-        elif key in CODE_KEYS:
-            if not _CODE.fullmatch(value):
-                raise ValueError(f"Webhook data field {key!r} must be an upper-case code.")
-        else:
-            raise ValueError(f"Webhook data field {key!r} is not allowed: bodies carry ids only.")
-        clean[key] = value
-    return clean
-
-
-def iso_utc(instant: datetime) -> str:
-    return instant.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def build_body(*, event_id: str, event_type: str, created_at: datetime, data: Mapping[str, Any]) -> bytes:
@@ -169,43 +76,6 @@ def signed_headers(*, secret: str, message_id: str, body: bytes, now: datetime |
         "content-type": "application/json",
         "user-agent": USER_AGENT,
     }
-
-
-# ----------------------------------------------------------------------------- secrets
-
-
-def webhook_secret_aad(client_id: str) -> str:
-    """The associated data binding a sealed secret to its client row (db.crypto convention)."""
-    return f"oauth_client.webhook_secret_enc:{client_id}"
-
-
-def new_webhook_secret() -> str:
-    """A Standard Webhooks secret: `whsec_` and 32 random bytes in base64."""
-    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
-
-
-def seal_webhook_secret(master_keys: MasterKeys, *, client_id: str, secret: str) -> bytes:
-    """What goes in oauth_client.webhook_secret_enc: MasterKeys.wrap of the whsec_ string's bytes."""
-    return master_keys.wrap(secret.encode(), aad=webhook_secret_aad(client_id))[1]
-
-
-def _open(master_keys: MasterKeys, client_id: str, sealed: bytes) -> tuple[str, str]:
-    for key_id, _ in master_keys.keys:
-        try:
-            return key_id, master_keys.unwrap(key_id, bytes(sealed), aad=webhook_secret_aad(client_id)).decode()
-        except DecryptionFailed:
-            continue
-    raise DecryptionFailed("webhook secret does not open with any master key")
-
-
-def open_webhook_secret(master_keys: MasterKeys, *, client_id: str, sealed: bytes) -> str:
-    """The column stores no key id, so try each master key (current first); rotation keeps working."""
-    return _open(master_keys, client_id, sealed)[1]
-
-
-def webhook_secret_key_id(master_keys: MasterKeys, *, client_id: str, sealed: bytes) -> str:
-    """Which master key wraps a sealed secret, so a rotation can re-wrap only those not yet current."""
-    return _open(master_keys, client_id, sealed)[0]
 
 
 # ----------------------------------------------------------------------------- URL policy
@@ -334,6 +204,16 @@ def check_webhook_url(url: str, *, production: bool) -> None:
     except OSError:
         raise WebhookHostUnresolvable("The webhook host does not resolve.") from None
     _check_addresses(str(info[4][0]) for info in infos)
+
+
+def webhook_url_problem(url: str, *, production: bool) -> str | None:
+    """Why webhooks may not go to `url` (a sentence naming no value), or None: the URL policy that the
+    client registry (auth/clients.py) and the administrators' rules are given."""
+    try:
+        check_webhook_url(url, production=production)
+    except WebhookUrlRefused as exc:
+        return str(exc)
+    return None
 
 
 async def resolve_host(host: str, port: int) -> list[str]:

@@ -23,18 +23,18 @@ from dataclasses import asdict, dataclass
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.logging import get_logger
+from config.logging import get_logger
 from db import outbox
 from db.crypto import DecryptionFailed, MasterKeys
 from db.engine import worker_transaction
+from db.webhook_secrets import open_webhook_secret
+from domain.events import DeliveryStatus
 from partners.webhooks import (
     AttemptResult,
     DeliveryPolicy,
-    DeliveryStatus,
     ErrorKind,
     build_body,
     http_client,
-    open_webhook_secret,
     post_webhook,
     signed_headers,
 )

@@ -24,7 +24,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.main import create_app
-from api.settings import Settings
+from config.settings import Settings
 from db.engine import DatabaseUrls, make_engine
 from db.migrate import upgrade
 from db.urls import plain, with_database, with_role

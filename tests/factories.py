@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 import uuid
 from collections.abc import Sequence
@@ -12,18 +13,20 @@ import httpx
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.settings import Settings
 from auth import keys as signing_keys
 from auth.clients import RegisteredClient, register_client
 from auth.tokens import mint_access_token
+from config.settings import Settings
 from db.crypto import MasterKeys
 from db.directory_writes import SqlDirectoryWriter
 from db.engine import Db
 from db.staff import users as staff_users
+from domain.directory import OrganizationDetails
 from domain.enums import OrganizationKind, Role, ServiceType
 from domain.ids import to_global_id
 from domain.scopes import SYSTEM_CEILING, default_scopes
 from partners import directory
+from partners.webhooks import webhook_url_problem
 
 
 def unique(prefix: str) -> str:
@@ -72,7 +75,7 @@ class Factory:
         async with self.engine.begin() as connection:
             org_id = await directory.add_organization(
                 writer=SqlDirectoryWriter(Db(connection), unaudited),
-                details=directory.OrganizationDetails(name=name, kind=kind, counties=tuple(counties),
+                details=OrganizationDetails(name=name, kind=kind, counties=tuple(counties),
                                                       languages=tuple(languages), min_age=min_age, max_age=max_age),
                 services=[ServiceType(s) for s in services])
         return Org(id=org_id, name=name, kind=kind)
@@ -130,6 +133,7 @@ class Factory:
             return await register_client(
                 connection, master, organization_gid=org.gid, name=name or unique("System"), scopes=scopes,
                 jwks=jwks, webhook_url=webhook_url, redirect_uris=redirect_uris, confidential=confidential,
+                url_policy=functools.partial(webhook_url_problem, production=False),
             )
 
     async def gql(self, token: str, query: str, variables: dict[str, Any] | None = None,

@@ -11,7 +11,7 @@ from strawberry.types.graphql import OperationType
 
 from api.graphql.echoes import SentValues, allowed_values, without_suggestions
 from api.graphql.errors import ForbiddenError, InvalidArgumentError, should_mask
-from api.logging import get_logger
+from config.logging import get_logger
 from db.audit import AuditRow, LaterAudit, write_audit_rows
 from db.engine import transaction
 from domain.errors import DomainError, Forbidden

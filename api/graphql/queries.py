@@ -28,14 +28,15 @@ from db import partner_stats
 from db.audit_read import SqlAuditTrail
 from db.directory import SqlDirectory
 from db.staff_admin import SqlStaffAccounts
+from domain import directory as directory_records
 from domain import enums
+from domain.directory import PartnerCandidate, TrackRecord
 from domain.errors import InvalidInput
 from domain.kenya import county_code
 from domain.ports import ReferralFilter as ReferralQuery
 from domain.ports import SurvivorFilter as SurvivorQuery
 from domain.use_cases import audit, care, oauth_clients, referrals, refused_reads, staff_admin, survivors
 from partners import directory, finding
-from partners.matching import PartnerCandidate, TrackRecord
 
 
 @strawberry.input
@@ -104,7 +105,7 @@ class Query:
         check_input(f, ("filter",))
         page = await directory.list_organizations(
             store=SqlDirectory(info.context.db), principal=info.context.principal,
-            filter=directory.OrganizationFilter(
+            filter=directory_records.OrganizationFilter(
                 kind=f.kind, service=f.service,
                 county=county_code(f.county, field=("filter", "county")) if f.county else None,
                 language=f.language,

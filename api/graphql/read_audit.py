@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from limits import parse
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.logging import get_logger
+from config.logging import get_logger
 from db.audit import AuditRow, write_audit_rows
 from db.engine import RowSecurityContext, transaction
 

@@ -12,8 +12,8 @@ from strawberry.types import ExecutionResult
 
 from api.graphql.context import Context
 from api.graphql.schema import build_schema
-from api.settings import Settings
 from auth.resource import current_principal
+from config.settings import Settings
 from domain.principal import Principal
 
 

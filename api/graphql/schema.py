@@ -43,7 +43,7 @@ from api.graphql.types.referral import Referral
 from api.graphql.types.staff import StaffUser
 from api.graphql.types.survivor import Consent, Survivor
 from api.graphql.types.webhooks import RedeliverWebhookInput, RedeliverWebhookPayload
-from api.logging import get_logger
+from config.logging import get_logger
 
 MAX_DEPTH = 12
 MAX_ALIASES = 30

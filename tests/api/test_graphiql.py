@@ -16,8 +16,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.main import create_app
-from api.settings import Settings
 from auth.clients import GRAPHIQL_CLIENT_ID
+from config.settings import Settings
 from domain.enums import Role
 from tests.factories import Factory
 from tests.oauth.test_staff_login import HASH, PASSWORD

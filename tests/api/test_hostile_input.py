@@ -49,7 +49,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from api.graphql.schema import schema_sdl
-from api.settings import Settings
+from config.settings import Settings
 from domain.enums import Role
 from tests.factories import Factory
 from tests.flows import (

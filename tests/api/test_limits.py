@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from api.main import create_app
-from api.settings import Settings
+from config.settings import Settings
 from domain.enums import Role
 from tests.factories import Factory
 

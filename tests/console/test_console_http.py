@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.main import create_app
-from api.settings import Settings
+from config.settings import Settings
 from domain.enums import Role
 from tests.console.helpers import csrf_of, hidden_fields, sign_in
 from tests.factories import Factory

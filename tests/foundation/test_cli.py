@@ -398,7 +398,7 @@ async def test_keys_generate_prints_fresh_keys_that_production_accepts_from_an_e
 
     env_file = tmp_path / "pamoja.env"
     env_file.write_text(first.stdout)
-    from api.settings import Settings
+    from config.settings import Settings
     from db.crypto import MasterKeys
 
     settings = Settings(_env_file=env_file, env="production",

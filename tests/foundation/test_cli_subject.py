@@ -14,9 +14,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.settings import Settings
 from cli.context import Cli
 from cli.subject import retention_once
+from config.settings import Settings
 from db.engine import DatabaseUrls, make_engine
 from tests.api.test_data_subject_rights import ERASE, HOLD, LIFT, _story, _uuid
 from tests.factories import Factory

@@ -26,9 +26,9 @@ import yaml
 from packaging.requirements import Requirement
 from sqlalchemy.engine import make_url
 
-from api.settings import Settings
 from auth.ratelimit import RateLimits
 from cli.main import build_parser
+from config.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)[^}]*\}")

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from api.main import create_app
-from api.settings import Settings
+from config.settings import Settings
 from db.embedded import start_embedded, stop_embedded
 from db.migrate import head_revision, upgrade
 from db.urls import plain, to_async_url

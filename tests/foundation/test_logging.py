@@ -22,9 +22,9 @@ import pytest
 import structlog
 from alembic.script import ScriptDirectory
 
-from api.logging import HANDLER_NAME, configure_logging, get_logger
-from api.settings import Settings
 from cli.startup import database_in_use, log_database_in_use
+from config.logging import HANDLER_NAME, configure_logging, get_logger
+from config.settings import Settings
 from db.engine import DatabaseUrls
 from db.migrate import alembic_config, head_revision, upgrade
 from tests.conftest import create_database, drop_database

@@ -12,7 +12,7 @@ import secrets
 import pytest
 from pydantic import ValidationError
 
-from api.settings import DEV_BLIND_INDEX_KEY, DEV_MASTER_KEYS, Settings
+from config.settings import DEV_BLIND_INDEX_KEY, DEV_MASTER_KEYS, Settings
 from db.urls import to_async_url, with_role
 
 PROBLEM_NAMES = ("PAMOJA_MASTER_KEYS", "PAMOJA_BLIND_INDEX_KEY", "PAMOJA_GRAPHIQL", "DATABASE_URL",

@@ -25,7 +25,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.settings import Settings
+from config.settings import Settings
 from domain.enums import Role
 from domain.ids import from_global_id, to_global_id
 from domain.kenya import EAT

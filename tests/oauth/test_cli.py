@@ -18,11 +18,11 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.settings import Settings
+from config.settings import Settings
 from db.crypto import MasterKeys
 from db.engine import DatabaseUrls
+from db.webhook_secrets import open_webhook_secret
 from domain.enums import Role
-from partners.webhooks import open_webhook_secret
 from tests.factories import Factory
 from tests.oauth_helpers import VIEWER, ec_key, http_from, public_jwks
 

@@ -20,8 +20,8 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, RSAKey
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.settings import Settings
 from auth import keys as signing_keys
+from config.settings import Settings
 from db.crypto import MasterKeys
 from domain.enums import Role
 from tests.factories import Factory, User

@@ -9,8 +9,8 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.settings import Settings
 from auth import keys as signing_keys
+from config.settings import Settings
 from db.crypto import MasterKeys
 from domain.enums import Role
 from tests.factories import Factory

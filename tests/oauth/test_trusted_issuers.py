@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from api.settings import Settings
+from config.settings import Settings
 from domain.enums import Role
 from tests.factories import Factory
 from tests.oauth_helpers import VIEWER, extra_app, http_from

@@ -12,14 +12,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.partner_stats import candidates, track_records
+from domain.directory import PartnerCandidate, ServiceOffer, TrackRecord
 from domain.enums import CapacityStatus, Role, ServiceStatus, ServiceType, Sex
 from partners.matching import (
     DEFAULT_WEIGHTS,
     MatchWeights,
-    PartnerCandidate,
-    ServiceOffer,
     SurvivorFacts,
-    TrackRecord,
     duration_text,
     rank_partners,
 )

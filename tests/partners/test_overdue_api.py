@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.settings import Settings
+from config.settings import Settings
 from db.crypto import MasterKeys
 from domain.ids import from_global_id
 from partners.webhooks import DeliveryPolicy

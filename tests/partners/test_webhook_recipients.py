@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.settings import Settings
+from config.settings import Settings
 from db import outbox
 from db.crypto import MasterKeys
 from db.engine import worker_transaction

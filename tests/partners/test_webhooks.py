@@ -22,30 +22,23 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from api.settings import Settings
 from cli.main import main as cli_main
+from config.settings import Settings
 from db import outbox
 from db.crypto import DecryptionFailed, MasterKeys
 from db.engine import DatabaseUrls, RowSecurityContext, make_engine, transaction
+from db.webhook_secrets import new_webhook_secret, open_webhook_secret, seal_webhook_secret, webhook_secret_key_id
+from domain.events import CONSENT_WITHDRAWN, REFERRAL_OVERDUE, REFERRAL_REQUESTED, SAFEGUARDING_RAISED, DeliveryStatus
 from domain.ids import to_global_id
 from partners.webhooks import (
-    CONSENT_WITHDRAWN,
-    REFERRAL_OVERDUE,
-    REFERRAL_REQUESTED,
-    SAFEGUARDING_RAISED,
     DeliveryPolicy,
-    DeliveryStatus,
     ErrorKind,
     PublicAddressesOnly,
     WebhookHostUnresolvable,
     WebhookUrlRefused,
     check_webhook_url,
     http_client,
-    new_webhook_secret,
-    open_webhook_secret,
     post_webhook,
-    seal_webhook_secret,
-    webhook_secret_key_id,
 )
 from partners.worker import run_once
 from tests.factories import Factory, Org

@@ -17,12 +17,13 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.settings import Settings
 from cli.housekeeping import sweep_once
+from config.settings import Settings
 from db.crypto import MasterKeys
 from db.engine import DatabaseUrls, make_engine, worker_transaction
+from domain.events import REFERRAL_OVERDUE
 from domain.ids import to_global_id
-from partners.webhooks import REFERRAL_OVERDUE, DeliveryPolicy
+from partners.webhooks import DeliveryPolicy
 from partners.worker import run_once
 from tests.factories import Factory
 from tests.partners.receiver import Receiver

@@ -19,7 +19,8 @@ import httpx
 import pytest
 
 from db.engine import DatabaseUrls
-from partners.webhooks import build_body, new_webhook_secret, signed_headers
+from db.webhook_secrets import new_webhook_secret
+from partners.webhooks import build_body, signed_headers
 from tests.factories import Factory
 from tests.flows import network, referred_case
 

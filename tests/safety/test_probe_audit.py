@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.settings import Settings
+from config.settings import Settings
 from domain.ids import to_global_id
 from tests.factories import Factory
 from tests.flows import Network, care_network, network

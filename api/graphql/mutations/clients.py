@@ -4,6 +4,7 @@ secret and disabling stay with the operator's `pamoja client` commands: they han
 
 from __future__ import annotations
 
+import functools
 import uuid
 
 import strawberry
@@ -16,6 +17,7 @@ from auth.clients import ClientRegistry
 from domain.use_cases import oauth_clients
 from domain.use_cases.oauth_clients import ClientChange
 from domain.use_cases.staff_admin import AUDIT_PURPOSE
+from partners.webhooks import webhook_url_problem
 
 
 def client_registry(context: Context) -> ClientRegistry:
@@ -25,7 +27,8 @@ def client_registry(context: Context) -> ClientRegistry:
                                  purpose=AUDIT_PURPOSE)
 
     state = context.state
-    return ClientRegistry(context.db, state.master_keys, production=state.settings.is_production, audit=audit)
+    return ClientRegistry(context.db, state.master_keys, audit=audit,
+                          url_policy=functools.partial(webhook_url_problem, production=state.settings.is_production))
 
 
 async def load_client(context: Context, client_row_id: uuid.UUID) -> OAuthClient | None:

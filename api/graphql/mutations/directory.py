@@ -14,8 +14,8 @@ from api.graphql.types.organization import Organization
 from db.directory import SqlDirectory
 from db.directory_writes import SqlDirectoryWriter
 from domain import enums
+from domain.directory import OrganizationDetails, ServiceDetails
 from partners import directory
-from partners.directory import OrganizationDetails, ServiceDetails
 
 ServiceStatus = strawberry.enum(enums.ServiceStatus)
 
