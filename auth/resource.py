@@ -9,7 +9,10 @@ before the account was last signed out (deactivated, or its password set) stays 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
+from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth import keys as signing_keys
 from auth.external import ExternalIssuers, TrustedIssuer
-from auth.tokens import InvalidToken, UnknownKey, validate_access_token
+from auth.tokens import LEEWAY_SECONDS, InvalidToken, UnknownKey, unverified_parts, validate_access_token
 from db.crypto import MasterKeys
 from db.tables import OAuthClient, Organization, RevokedToken, StaffUser
 from domain.enums import OrganizationKind, Role
@@ -82,6 +85,51 @@ class KeyCache:
         return await self.get(force=True) if live else None
 
 
+class ValidatedTokens:
+    """Tokens whose signature and claims were checked once, kept until they expire (bounded, least
+    recently used first out), so a partner system polling with one token pays the ES256 check once.
+
+    Keyed by the SHA-256 of the whole token, never by its `jti` alone: a forgery reusing a real `jti`
+    is a different token and is checked in full. A hit is honoured only while the token's signing key
+    is still published (a retired key stops validating at once) and before `exp` (with the leeway the
+    full check allows). Revocation, the account and the client are checked on every request as before
+    (Authenticator.principal_from_claims): only the cryptography is remembered.
+    """
+
+    def __init__(self, max_size: int = 10_000) -> None:
+        self.max_size = max_size
+        self._claims: OrderedDict[bytes, tuple[str, float, dict[str, Any]]] = OrderedDict()
+
+    @staticmethod
+    def _key(token: str) -> bytes:
+        return hashlib.sha256(token.encode()).digest()
+
+    def get(self, token: str, *, published: Iterable[str], now: float) -> dict[str, Any] | None:
+        key = self._key(token)
+        found = self._claims.get(key)
+        if found is None:
+            return None
+        kid, expires, claims = found
+        if now >= expires or kid not in published:
+            del self._claims[key]
+            return None
+        self._claims.move_to_end(key)
+        return dict(claims)
+
+    def put(self, token: str, claims: dict[str, Any]) -> None:
+        parts = unverified_parts(token)  # already verified: the header is the signed one
+        kid = parts[0].get("kid") if parts else None
+        if not isinstance(kid, str):
+            return
+        self._claims[self._key(token)] = (kid, float(claims["exp"]) + LEEWAY_SECONDS, claims)
+        self._claims.move_to_end(self._key(token))
+        while len(self._claims) > self.max_size:
+            self._claims.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._claims)
+
+
 @dataclass
 class Authenticator:
     engine: AsyncEngine
@@ -89,19 +137,26 @@ class Authenticator:
     issuer: str
     audience: str
     external: ExternalIssuers = field(default_factory=lambda: ExternalIssuers([]))
+    validated: ValidatedTokens = field(default_factory=ValidatedTokens)
 
     async def validate(self, token: str) -> dict[str, Any]:
         """Claims of a token Pamoja issued, checked cryptographically and by claim (no database state)."""
         material = await self.key_cache.get()
+        known = self.validated.get(token, published={k.kid for k in material.published.keys if k.kid},
+                                   now=time.time())
+        if known is not None:
+            return known
         try:
-            return validate_access_token(token, keys=material.published, issuer=self.issuer,
-                                         audience=self.audience)
+            claims = validate_access_token(token, keys=material.published, issuer=self.issuer,
+                                           audience=self.audience)
         except UnknownKey as exc:
             refreshed = await self.key_cache.refresh_for(exc.kid)
             if refreshed is None:
                 raise
-            return validate_access_token(token, keys=refreshed.published, issuer=self.issuer,
-                                         audience=self.audience)
+            claims = validate_access_token(token, keys=refreshed.published, issuer=self.issuer,
+                                           audience=self.audience)
+        self.validated.put(token, claims)
+        return claims
 
     async def authenticate(self, token: str, *, request_id: str | None = None) -> Principal:
         if self.external:

@@ -18,15 +18,14 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, any_, bindparam, func, insert, or_, select, tuple_, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import bindparam, func, insert, select, tuple_, update
 from sqlalchemy.types import Uuid
 
 from db import values
 from db.crypto import MasterKeys, decrypt_field, encrypt_field
 from db.cursors import after_values
 from db.engine import Db
-from db.scopes import care_visible, consent_in_force, referral_visible
+from db.scopes import care_under_params, care_under_shown, care_visible, consent_in_force, referral_visible
 from db.sealed import ERASED, KEY_COLUMNS, DataKeys, with_key
 from db.survivors import SqlSurvivors, key_aad, referral_access
 from db.tables import (
@@ -192,31 +191,13 @@ def _assessment_view(row: Any) -> AssessmentView:
 # so a request pays neither SQLAlchemy's statement building nor PostgreSQL's EXISTS per row. Their
 # sealed text opens with the survivor's key those referrals' statements brought (db/sealed.py).
 
-_IDS = ARRAY(Uuid())
-
-
-def _under(table: Any) -> Any:
-    """All listed referrals first (one index scan on referral_id), then the owner test per row: written
-    as an OR of two ANYs, PostgreSQL ANDs in the whole organization's index (12,000 rows) instead."""
-    return and_(
-        table.c.referral_id == any_(bindparam("referral_ids", type_=_IDS)),
-        or_(table.c.organization_id == bindparam("organization_id", type_=Uuid()),
-            table.c.referral_id == any_(bindparam("feedback", type_=_IDS))),
-    )
-
-
-def _under_params(rows: CareRows) -> dict[str, Any]:
-    return {"referral_ids": [*rows.own, *rows.feedback], "feedback": list(rows.feedback),
-            "organization_id": rows.organization_id}
-
-
 def _sessions_under(after: bool) -> Any:
     s = session_t.c
     counted = select(
         s.id, s.referral_id, s.survivor_id, s.organization_id, s.counselor_id, s.started_at, s.duration_minutes,
         s.modality, s.session_type, s.attendance, s.notes_enc.is_not(None).label("has_notes"), s.concern_level,
         s.concern_raised_at, s.version, func.count().over(partition_by=s.referral_id).label("_count"),
-    ).where(_under(session_t)).subquery()
+    ).where(care_under_shown(session_t)).subquery()
     ranked = select(counted, func.row_number().over(
         partition_by=counted.c.referral_id, order_by=(counted.c.started_at.desc(), counted.c.id.desc()),
     ).label("_rank"))
@@ -230,8 +211,8 @@ def _sessions_under(after: bool) -> Any:
 
 SESSIONS_UNDER = _sessions_under(after=False)
 SESSIONS_UNDER_AFTER = _sessions_under(after=True)
-GOALS_UNDER = select(*_GOAL_COLUMNS).where(_under(goal_t)).order_by(goal_t.c.created_at, goal_t.c.id)
-MILESTONES_UNDER = select(*_MILESTONE_COLUMNS).where(_under(milestone_t)).order_by(
+GOALS_UNDER = select(*_GOAL_COLUMNS).where(care_under_shown(goal_t)).order_by(goal_t.c.created_at, goal_t.c.id)
+MILESTONES_UNDER = select(*_MILESTONE_COLUMNS).where(care_under_shown(milestone_t)).order_by(
     milestone_t.c.achieved_on, milestone_t.c.created_at, milestone_t.c.id)
 
 
@@ -304,7 +285,7 @@ class SqlCare:
         the referral the caller sees, the rank only those after the cursor."""
         if rows.is_empty:
             return {}
-        params = {**_under_params(rows), "limit": page.first + 1}
+        params = {**care_under_params(rows), "limit": page.first + 1}
         statement = SESSIONS_UNDER
         if page.after_key is not None:
             statement = SESSIONS_UNDER_AFTER
@@ -396,7 +377,7 @@ class SqlCare:
     async def goals_under(self, rows: CareRows) -> Mapping[uuid.UUID, Sequence[GoalView]]:
         if rows.is_empty:
             return {}
-        found = await self.db.all(GOALS_UNDER, _under_params(rows))
+        found = await self.db.all(GOALS_UNDER, care_under_params(rows))
         return _grouped(self._goals(found, with_keys=False), "referral_id", lambda view: view)
 
     async def goals_by_survivor(self, scope: RowScope,
@@ -469,7 +450,7 @@ class SqlCare:
     async def milestones_under(self, rows: CareRows) -> Mapping[uuid.UUID, Sequence[MilestoneView]]:
         if rows.is_empty:
             return {}
-        found = await self.db.all(MILESTONES_UNDER, _under_params(rows))
+        found = await self.db.all(MILESTONES_UNDER, care_under_params(rows))
         return _grouped(self._milestones(found, with_keys=False), "referral_id", lambda view: view)
 
     # ------------------------------------------------------------------ assessments

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, literal, or_, select
+from sqlalchemy import ColumnElement, and_, any_, bindparam, false, literal, or_, select
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.types import Text
+from sqlalchemy.types import Text, Uuid
 
 from db.tables import Consent, Referral, Survivor
 from domain.enums import ConsentPurpose, DataCategory, ReferralStatus
-from domain.policy import RowScope, Side
+from domain.policy import CareRows, RowScope, Side
 
 consent_t = Consent.__table__  # type: ignore[attr-defined]
 referral_t = Referral.__table__  # type: ignore[attr-defined]
@@ -126,3 +126,26 @@ def care_visible(scope: RowScope, row: Any, category: DataCategory) -> ColumnEle
         )
         return visible_referral.where(feedback.exists()).exists()
     return false()
+
+
+# ----------------------------------------------------------------------------- care under shown referrals
+
+_IDS = ARRAY(Uuid())
+
+
+def care_under_shown(table: Any) -> ColumnElement[bool]:
+    """Care records under referrals the caller was already shown in this request, as policy.care_rows
+    decided: its own records on `own` and `feedback` referrals, the partner's on `feedback` ones. Bind
+    parameters only (care_under_params), so the statement is built once. All listed referrals first (one
+    index scan on referral_id), then the owner test per row: written as an OR of two ANYs, PostgreSQL ANDs
+    in the whole organization's index (12,000 rows) instead."""
+    return and_(
+        table.c.referral_id == any_(bindparam("referral_ids", type_=_IDS)),
+        or_(table.c.organization_id == bindparam("organization_id", type_=Uuid()),
+            table.c.referral_id == any_(bindparam("feedback", type_=_IDS))),
+    )
+
+
+def care_under_params(rows: CareRows) -> dict[str, Any]:
+    return {"referral_ids": [*rows.own, *rows.feedback], "feedback": list(rows.feedback),
+            "organization_id": rows.organization_id}

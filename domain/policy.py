@@ -343,3 +343,38 @@ def may_review_duplicates(principal: Principal) -> bool:
     return (not principal.is_system and principal.has_role(Role.SUPERVISOR)
             and principal.organization_kind is OrganizationKind.REFERRING_NGO
             and principal.allows(Resource.SURVIVOR, Action.SEARCH))
+
+
+# ----------------------------------------------------------------------------- ownership (use cases ask here)
+
+
+def may_record_care_on(principal: Principal, *, receiving_organization_id: uuid.UUID) -> bool:
+    """Care (sessions, goals, milestones, assessments) is recorded by the partner a referral is addressed to,
+    on its own referrals only, by its counselors, coordinators and system."""
+    return may_record_care(principal) and principal.organization_id == receiving_organization_id
+
+
+def care_read_purpose(principal: Principal, *, authoring_organization_id: uuid.UUID) -> str:
+    """Why a care record is read: its author serves the survivor; anyone else (the referrer) gets feedback."""
+    return "SERVICE_DELIVERY" if principal.organization_id == authoring_organization_id else "FEEDBACK_TO_REFERRER"
+
+
+def is_referrer(principal: Principal, *, referring_organization_id: uuid.UUID) -> bool:
+    """The caller speaks for the organization that made the referral (a concern shown to it is disclosed)."""
+    return principal.organization_id == referring_organization_id
+
+
+def may_look_up_colleague(principal: Principal, *, staff_organization_id: uuid.UUID) -> bool:
+    """Staff looked up by id: one's own organization's people (the administrator: everyone, with e-mail)."""
+    return principal.organization_id == staff_organization_id or may_administer_staff(principal, Action.READ)
+
+
+def keeps_own_admin_role(principal: Principal, *, staff_user_id: uuid.UUID | None, roles: Iterable[Role]) -> bool:
+    """An administrator cannot take away her own ADMIN role (another one, or the operator, can): the NGO
+    never ends up with nobody to run accounts by a slip."""
+    return staff_user_id != principal.user_id or Role.ADMIN in set(roles)
+
+
+def may_deactivate_account(principal: Principal, *, staff_user_id: uuid.UUID | None) -> bool:
+    """An administrator cannot deactivate herself (another one, or the operator, can)."""
+    return staff_user_id != principal.user_id

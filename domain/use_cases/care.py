@@ -133,7 +133,8 @@ async def _care_referral(unit: Unit, principal: Principal, referral_id: uuid.UUI
         raise Forbidden("Only the receiving partner's counselors, coordinators and system record care.")
     scope = policy.rows(principal, unit.now())
     referral = await unit.referrals.lock(scope, referral_id) if referral_id else None
-    if referral is None or referral.receiving_organization_id != principal.organization_id:
+    if referral is None or not policy.may_record_care_on(
+            principal, receiving_organization_id=referral.receiving_organization_id):
         raise NotFound(field=field)
     if referral.status not in CARE_STATUSES:
         raise InvalidTransition(f"Care cannot be recorded on a referral in status {referral.status.value}; "
@@ -142,8 +143,7 @@ async def _care_referral(unit: Unit, principal: Principal, referral_id: uuid.UUI
 
 
 def _read_purpose(principal: Principal, organization_id: uuid.UUID) -> str:
-    """Why a care record is read: the author serves the survivor, anyone else (the referrer) gets feedback."""
-    return "SERVICE_DELIVERY" if principal.organization_id == organization_id else "FEEDBACK_TO_REFERRER"
+    return policy.care_read_purpose(principal, authoring_organization_id=organization_id)
 
 
 # ----------------------------------------------------------------------------- sessions
@@ -246,7 +246,7 @@ async def session_notes(*, unit: Unit, principal: Principal,
 async def _disclosed(unit: Unit, principal: Principal, concerns: Sequence[ConcernView]) -> None:
     """Rule 7: every concern shown to the referring organization leaves a disclosure audit row."""
     record_ids = [to_global_id("CounselingSession", c.session_id) for c in concerns
-                  if principal.organization_id == c.access.referring_organization_id]
+                  if policy.is_referrer(principal, referring_organization_id=c.access.referring_organization_id)]
     if record_ids:
         await unit.audit_many(action="disclose", record_type="SafeguardingConcern", record_ids=record_ids,
                               outcome="allowed", purpose=SAFEGUARDING_PURPOSE)
@@ -322,7 +322,7 @@ async def update_goal_progress(*, unit: Unit, principal: Principal, goal_id: uui
         raise Forbidden("Only the receiving partner's counselors, coordinators and system record care.")
     cleaned_note = _clinical_text(note, field=_field("note"), max_length=MAX_NOTE)
     goal = await unit.care.lock_goal(policy.rows(principal, unit.now()), goal_id) if goal_id else None
-    if goal is None or goal.organization_id != principal.organization_id:
+    if goal is None or not policy.may_record_care_on(principal, receiving_organization_id=goal.organization_id):
         raise NotFound(field=_field("goalId"))
     referral = await _care_referral(unit, principal, goal.referral_id, field=_field("goalId"))
     if expected_version is not None and expected_version != goal.version:

@@ -29,4 +29,5 @@ async def staff_by_id(*, store: StaffStore, principal: Principal, ids: Sequence[
     shown = {k: dataclasses.replace(v, email=None, deactivation_reason=None) for k, v in found.items()}
     if not direct:
         return shown
-    return {k: v for k, v in shown.items() if v.organization_id == principal.organization_id}
+    return {k: v for k, v in shown.items()
+            if policy.may_look_up_colleague(principal, staff_organization_id=v.organization_id)}

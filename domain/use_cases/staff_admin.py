@@ -258,7 +258,7 @@ async def register_staff(*, store: StaffAccounts, principal: Principal, new: New
 async def set_roles(*, store: StaffAccounts, principal: Principal, staff_user_id: uuid.UUID | None,
                     roles: tuple[Role, ...], expected_version: int | None) -> uuid.UUID:
     _require(principal, Action.UPDATE)
-    if staff_user_id == principal.user_id and Role.ADMIN not in roles:
+    if not policy.keeps_own_admin_role(principal, staff_user_id=staff_user_id, roles=roles):
         raise InvalidInput("roles must keep your own ADMIN role: another administrator (or the operator's "
                            "`pamoja user roles`) can take it away.", field=GRAPHQL.roles)
     account = await change_roles(store=store, staff_user_id=staff_user_id, roles=roles,
@@ -276,7 +276,7 @@ async def update_details(*, store: StaffAccounts, principal: Principal, staff_us
 async def deactivate(*, store: StaffAccounts, principal: Principal, staff_user_id: uuid.UUID | None,
                      reason: str | None, expected_version: int | None) -> Deactivation:
     _require(principal, Action.UPDATE)
-    if staff_user_id == principal.user_id:
+    if not policy.may_deactivate_account(principal, staff_user_id=staff_user_id):
         raise InvalidInput("staffUserId must not be your own account: another administrator (or the operator's "
                            "`pamoja user deactivate`) can deactivate it.", field=GRAPHQL.user)
     return await deactivate_account(store=store, staff_user_id=staff_user_id, reason=reason,
