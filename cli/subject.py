@@ -196,7 +196,7 @@ def _erase(args: argparse.Namespace) -> int:
 
 
 def _listed(candidate: RetentionCandidate, *, held: bool) -> dict[str, Any]:
-    return {"survivor": to_global_id("Survivor", candidate.survivor_id),
+    return {"survivor": to_global_id("Survivor", candidate.survivor_id), "survivorUuid": str(candidate.survivor_id),
             "organization": to_global_id("Organization", candidate.organization_id),
             "reason": "LEGAL_HOLD" if held else candidate.reason.value,
             "lastClosedAt": candidate.last_closed_at.isoformat() if candidate.last_closed_at else None}
@@ -226,8 +226,8 @@ def _retention(args: argparse.Namespace) -> int:
     lines = [f"{'erased' if args.apply else 'would erase'} {len(plan.erase)}, skipped {len(plan.held)} "
              f"under legal hold (retention {years:g} years: last referral closed before "
              f"{plan.cutoff.date().isoformat()})"]
-    lines += [f"  {item['survivor']}  {item['reason']}" for item in data["erase"]]
-    lines += [f"  {item['survivor']}  skipped: LEGAL_HOLD" for item in data["skipped"]]
+    lines += [f"  {item['survivor']} ({item['survivorUuid']})  {item['reason']}" for item in data["erase"]]
+    lines += [f"  {item['survivor']} ({item['survivorUuid']})  skipped: LEGAL_HOLD" for item in data["skipped"]]
     emit(data, as_json=args.json, human="\n".join(lines))
     return 0
 

@@ -130,7 +130,8 @@ async def test_retention_lists_exactly_what_is_due_and_applies_only_with_apply(
     assert listed == {never_referred["id"]: "RETENTION_EXPIRED", closed_long_ago: "RETENTION_EXPIRED",
                       waited["id"]: "SUBJECT_REQUEST"}
     assert {i["survivor"]: i["reason"] for i in plan["skipped"] if i["survivor"] in mine} == {held["id"]: "LEGAL_HOLD"}
-    assert set(plan["erase"][0]) == {"survivor", "organization", "reason", "lastClosedAt"}  # ids and reasons only
+    assert set(plan["erase"][0]) == {"survivor", "survivorUuid", "organization", "reason",
+                                     "lastClosedAt"}  # ids and reasons only
     assert await _sql(owner_engine, "SELECT count(*) FROM survivor WHERE erased_at IS NULL") == before
 
     code, stdout, stderr = await _run(operator, "retention", "run", "--years", "5", "--apply", "--json")
