@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, any_, bindparam, false, literal, or_, select
+from sqlalchemy import ColumnElement, and_, any_, bindparam, false, literal, or_, select, true
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import Text, Uuid
 
 from db.tables import Consent, Referral, Survivor
 from domain.enums import ConsentPurpose, DataCategory, ReferralStatus
-from domain.policy import CareRows, RowScope, Side
+from domain.policy import ACCEPTED_OR_LATER, CATEGORY_GRANTS, CareRows, Condition, RowScope, Side
 
 consent_t = Consent.__table__  # type: ignore[attr-defined]
 referral_t = Referral.__table__  # type: ignore[attr-defined]
@@ -109,6 +109,36 @@ def consent_visible(scope: RowScope, consent: Any = consent_t) -> ColumnElement[
     return false()
 
 
+def _condition(condition: Condition, consent: Any, referral_status: Any, at: Any) -> ColumnElement[bool]:
+    if condition is Condition.IN_FORCE:
+        return and_(consent.c.status == "ACTIVE",
+                     or_(consent.c.withdrawn_at.is_(None), consent.c.withdrawn_at > at),
+                     consent.c.valid_from <= at,
+                     or_(consent.c.valid_until.is_(None), consent.c.valid_until > at))
+    rendered: ColumnElement[bool]
+    if condition is Condition.FEEDBACK:
+        rendered = consent.c.purposes.any_() == ConsentPurpose.FEEDBACK_TO_REFERRER.value
+    else:
+        rendered = referral_status.in_([s.value for s in ACCEPTED_OR_LATER])
+    return rendered
+
+
+def category_visible(side: Side, category: DataCategory, *, consent: Any, referral_status: Any,
+                     at: Any) -> ColumnElement[bool]:
+    """domain.policy.CATEGORY_GRANTS rendered to SQL: whether `side` of a referral (its status column and
+    its consent's row) sees `category` at instant `at`. The Python rendering is policy.visible_categories;
+    tests/safety/test_policy_renderings.py compares the two on every case."""
+    options: list[ColumnElement[bool]] = []
+    for grant in CATEGORY_GRANTS:
+        if grant.side is not side or category not in grant.categories:
+            continue
+        parts = [_condition(c, consent, referral_status, at) for c in sorted(grant.when)]
+        if grant.consented:
+            parts.append(consent.c.data_categories.any_() == category.value)
+        options.append(and_(true(), *parts))
+    return or_(false(), *options)
+
+
 def care_visible(scope: RowScope, row: Any, category: DataCategory) -> ColumnElement[bool]:
     """Care records (sessions, goals, milestones, assessments) of visible referrals.
 
@@ -122,7 +152,8 @@ def care_visible(scope: RowScope, row: Any, category: DataCategory) -> ColumnEle
     if scope.side is Side.REFERRER:
         c = FEEDBACK_CONSENT
         feedback = select(c.c.id).where(
-            c.c.id == r.c.consent_id, consent_in_force(c, scope, (ConsentPurpose.FEEDBACK_TO_REFERRER,), category)
+            c.c.id == r.c.consent_id,
+            category_visible(Side.REFERRER, category, consent=c, referral_status=r.c.status, at=scope.at),
         )
         return visible_referral.where(feedback.exists()).exists()
     return false()

@@ -145,30 +145,71 @@ class ReferralAccess:
     consent_in_force: bool
 
 
-def visible_categories(organization_id: uuid.UUID, access: ReferralAccess) -> frozenset[DataCategory]:
-    """Which categories of the survivor's data this caller may see through this referral.
+class Condition(StrEnum):
+    """What must hold of a referral and its consent for a grant to apply."""
 
-    The referring NGO sees identity, contact and case summary of its own survivors always (it
-    collected them) and feedback categories only as the consent allows; the receiving partner sees
-    what the consent names, identity and contact only once the referral is accepted.
-    """
-    if not access.consent_in_force and organization_id != access.referring_organization_id:
-        return frozenset()
+    IN_FORCE = "IN_FORCE"  # the consent is active, not withdrawn, within its validity at the instant
+    FEEDBACK = "FEEDBACK"  # the consent names FEEDBACK_TO_REFERRER
+    ACCEPTED = "ACCEPTED"  # the referral is ACCEPTED or later (ACCEPTED_OR_LATER)
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """One way a side of a referral sees some categories of the survivor's data: `categories` (only those
+    the consent names, when `consented`) once every condition holds."""
+
+    side: Side
+    categories: frozenset[DataCategory]
+    consented: bool
+    when: frozenset[Condition] = frozenset()
+
+
+_C = DataCategory
+_IDENTIFYING = frozenset({_C.IDENTITY, _C.CONTACT})
+# Which categories each side of a referral sees, as data: evaluated here (visible_categories) and rendered
+# to SQL by db/scopes.py (category_visible); tests/safety/test_policy_renderings.py runs every case through
+# both and fails on any difference.
+CATEGORY_GRANTS: tuple[Grant, ...] = (
+    # The referring NGO collected identity, contact and case summary: its own, always.
+    Grant(Side.REFERRER, frozenset({_C.IDENTITY, _C.CONTACT, _C.CASE_SUMMARY}), consented=False),
+    # Feedback from the partner's care, as far as an in-force consent names feedback and the category.
+    Grant(Side.REFERRER, frozenset({_C.SESSION_ATTENDANCE, _C.SESSION_NOTES, _C.ASSESSMENTS}), consented=True,
+          when=frozenset({Condition.IN_FORCE, Condition.FEEDBACK})),
+    # The partner: what the consent in force names; identity and contact once it accepted the referral.
+    Grant(Side.RECEIVER, frozenset(DataCategory) - _IDENTIFYING, consented=True,
+          when=frozenset({Condition.IN_FORCE})),
+    Grant(Side.RECEIVER, _IDENTIFYING, consented=True, when=frozenset({Condition.IN_FORCE, Condition.ACCEPTED})),
+    # Its own care records are its own: attendance and assessments it keeps.
+    Grant(Side.RECEIVER, frozenset({_C.SESSION_ATTENDANCE, _C.ASSESSMENTS}), consented=False,
+          when=frozenset({Condition.IN_FORCE})),
+)
+
+
+def side_of(organization_id: uuid.UUID, access: ReferralAccess) -> Side:
     if organization_id == access.referring_organization_id:
-        base = {DataCategory.IDENTITY, DataCategory.CONTACT, DataCategory.CASE_SUMMARY}
-        if access.consent_in_force and ConsentPurpose.FEEDBACK_TO_REFERRER in access.consent_purposes:
-            base |= access.consent_categories & {
-                DataCategory.SESSION_ATTENDANCE, DataCategory.SESSION_NOTES, DataCategory.ASSESSMENTS,
-            }
-        return frozenset(base)
+        return Side.REFERRER
     if organization_id == access.receiving_organization_id:
-        categories = set(access.consent_categories)
-        if access.status not in ACCEPTED_OR_LATER:
-            categories -= {DataCategory.IDENTITY, DataCategory.CONTACT}
-        # The partner's own care records are its own: it always sees attendance and assessments it keeps.
-        categories |= {DataCategory.SESSION_ATTENDANCE, DataCategory.ASSESSMENTS}
-        return frozenset(categories)
-    return frozenset()
+        return Side.RECEIVER
+    return Side.NONE
+
+
+def _holds(condition: Condition, access: ReferralAccess) -> bool:
+    if condition is Condition.IN_FORCE:
+        return access.consent_in_force
+    if condition is Condition.FEEDBACK:
+        return ConsentPurpose.FEEDBACK_TO_REFERRER in access.consent_purposes
+    return access.status in ACCEPTED_OR_LATER
+
+
+def visible_categories(organization_id: uuid.UUID, access: ReferralAccess) -> frozenset[DataCategory]:
+    """Which categories of the survivor's data this caller may see through this referral: the union of the
+    CATEGORY_GRANTS of its side whose conditions hold (the Python rendering of the rule)."""
+    side = side_of(organization_id, access)
+    seen: set[DataCategory] = set()
+    for grant in CATEGORY_GRANTS:
+        if grant.side is side and all(_holds(c, access) for c in grant.when):
+            seen |= grant.categories & access.consent_categories if grant.consented else grant.categories
+    return frozenset(seen)
 
 
 @dataclass(frozen=True, slots=True)
