@@ -15,8 +15,20 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import Text, Uuid
 
 from db.tables import Consent, Referral, Survivor
-from domain.enums import ConsentPurpose, DataCategory, ReferralStatus
-from domain.policy import ACCEPTED_OR_LATER, CATEGORY_GRANTS, CareRows, Condition, RowScope, Side
+from domain.enums import ConsentPurpose, DataCategory, ReferralStatus, Role
+from domain.policy import (
+    ACCEPTED_OR_LATER,
+    CATEGORY_GRANTS,
+    CONCERN_SIDES,
+    NOTE_GRANTS,
+    CareRows,
+    Condition,
+    Reader,
+    RowScope,
+    Side,
+)
+from domain.principal import Principal
+from domain.scopes import Action, Resource
 
 consent_t = Consent.__table__  # type: ignore[attr-defined]
 referral_t = Referral.__table__  # type: ignore[attr-defined]
@@ -137,6 +149,41 @@ def category_visible(side: Side, category: DataCategory, *, consent: Any, referr
             parts.append(consent.c.data_categories.any_() == category.value)
         options.append(and_(true(), *parts))
     return or_(false(), *options)
+
+
+def notes_visible(principal: Principal, *, session: Any, referral: Any, consent: Any, at: Any) -> ColumnElement[bool]:
+    """domain.policy.NOTE_GRANTS rendered to SQL for one principal: whether it may read the clinical notes of
+    `session` (under `referral` and its `consent`) at `at`. Python: policy.may_read_session_notes."""
+    if not principal.allows(Resource.SESSION_NOTE, Action.READ):
+        return false()
+    org = literal(principal.organization_id, type_=Uuid())
+    options: list[ColumnElement[bool]] = []
+    for grant in NOTE_GRANTS:
+        parts: list[ColumnElement[bool]] = [
+            session.c.organization_id == org if grant.at_author else session.c.organization_id != org]
+        if grant.reader is Reader.SYSTEM:
+            parts.append(true() if principal.is_system else false())
+        elif grant.reader is Reader.ASSIGNED_COUNSELOR:
+            parts.append(referral.c.assigned_counselor_id == literal(principal.user_id, type_=Uuid())
+                         if principal.has_role(Role.COUNSELOR) and principal.user_id is not None else false())
+        parts += [_condition(c, consent, referral.c.status, at) for c in sorted(grant.when)]
+        if grant.names_notes:
+            parts.append(consent.c.data_categories.any_() == DataCategory.SESSION_NOTES.value)
+        if grant.by_category:
+            parts.append(or_(*[
+                and_(column == org, category_visible(side, DataCategory.SESSION_NOTES, consent=consent,
+                                                     referral_status=referral.c.status, at=at))
+                for side, column in ((Side.REFERRER, referral.c.referring_organization_id),
+                                     (Side.RECEIVER, referral.c.receiving_organization_id))]))
+        options.append(and_(*parts))
+    return or_(false(), *options)
+
+
+def concern_visible(principal: Principal, referral: Any) -> ColumnElement[bool]:
+    """domain.policy.CONCERN_SIDES rendered to SQL: rule 7 for the concerns under `referral`."""
+    org = literal(principal.organization_id, type_=Uuid())
+    columns = {Side.REFERRER: referral.c.referring_organization_id, Side.RECEIVER: referral.c.receiving_organization_id}
+    return or_(false(), *[columns[side] == org for side in sorted(CONCERN_SIDES)])
 
 
 def care_visible(scope: RowScope, row: Any, category: DataCategory) -> ColumnElement[bool]:

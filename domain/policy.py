@@ -246,17 +246,60 @@ def _assigned_counselor(principal: Principal, assigned_counselor_id: uuid.UUID |
         principal.user_id == assigned_counselor_id
 
 
+class Reader(StrEnum):
+    """Who a note grant is for (at the authoring partner, or elsewhere)."""
+
+    SYSTEM = "SYSTEM"  # the organization's partner system
+    ASSIGNED_COUNSELOR = "ASSIGNED_COUNSELOR"  # the counselor the referral is assigned to (the role alone: no)
+    ANYONE = "ANYONE"  # anyone the category grants show SESSION_NOTES to
+
+
+@dataclass(frozen=True, slots=True)
+class NoteGrant:
+    """One way clinical notes are read: by `reader`, at the authoring partner or not, when the conditions hold,
+    the consent names SESSION_NOTES (`names_notes`) or the side's category grants show SESSION_NOTES."""
+
+    at_author: bool
+    reader: Reader
+    when: frozenset[Condition] = frozenset()
+    names_notes: bool = False
+    by_category: bool = False
+
+
+# Clinical notes, as data (evaluated by may_read_session_notes, rendered to SQL by db.scopes.notes_visible):
+# at the authoring partner the referral's assigned counselor, and its system when the consent in force names
+# SESSION_NOTES; elsewhere (the referrer) only as the category grants allow. Another role held beside the
+# counselor's (coordinator) never widens this.
+NOTE_GRANTS: tuple[NoteGrant, ...] = (
+    NoteGrant(at_author=True, reader=Reader.SYSTEM, when=frozenset({Condition.IN_FORCE}), names_notes=True),
+    NoteGrant(at_author=True, reader=Reader.ASSIGNED_COUNSELOR),
+    NoteGrant(at_author=False, reader=Reader.ANYONE, by_category=True),
+)
+# Rule 7, as data: the sides of a referral that see its safeguarding concerns, whatever the consent.
+CONCERN_SIDES = frozenset({Side.REFERRER, Side.RECEIVER})
+
+
+def is_reader(reader: Reader, principal: Principal, assigned_counselor_id: uuid.UUID | None) -> bool:
+    if reader is Reader.SYSTEM:
+        return principal.is_system
+    if reader is Reader.ASSIGNED_COUNSELOR:
+        return _assigned_counselor(principal, assigned_counselor_id)
+    return True
+
+
 def may_read_session_notes(principal: Principal, access: ReferralAccess, *, authoring_org: uuid.UUID) -> bool:
-    """Clinical notes: at the authoring partner the referral's assigned counselor, and its system when
-    the consent in force names SESSION_NOTES; the referrer only as consented feedback. Another role
-    held beside the counselor's (coordinator) never widens this."""
+    """NOTE_GRANTS evaluated for one session (needs the SessionNote read scope besides)."""
     if not principal.allows(Resource.SESSION_NOTE, Action.READ):
         return False
-    if principal.organization_id == authoring_org:
-        if principal.is_system:
-            return DataCategory.SESSION_NOTES in access.consent_categories and access.consent_in_force
-        return _assigned_counselor(principal, access.assigned_counselor_id)
-    return DataCategory.SESSION_NOTES in visible_categories(principal.organization_id, access)
+    at_author = principal.organization_id == authoring_org
+    for grant in NOTE_GRANTS:
+        if (grant.at_author is at_author and is_reader(grant.reader, principal, access.assigned_counselor_id)
+                and all(_holds(c, access) for c in grant.when)
+                and (not grant.names_notes or DataCategory.SESSION_NOTES in access.consent_categories)
+                and (not grant.by_category
+                     or DataCategory.SESSION_NOTES in visible_categories(principal.organization_id, access))):
+            return True
+    return False
 
 
 def may_write_session_notes(principal: Principal, *, assigned_counselor_id: uuid.UUID | None) -> bool:
@@ -269,7 +312,7 @@ def may_write_session_notes(principal: Principal, *, assigned_counselor_id: uuid
 
 def sees_safeguarding(principal: Principal, access: ReferralAccess) -> bool:
     """Rule 7: the referring NGO always sees concerns, whatever the consent; the partner sees its own."""
-    return principal.organization_id in (access.referring_organization_id, access.receiving_organization_id)
+    return side_of(principal.organization_id, access) in CONCERN_SIDES
 
 
 # ----------------------------------------------------------------------------- actions
