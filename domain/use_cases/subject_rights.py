@@ -123,8 +123,14 @@ def _corrector(principal: Principal, organization_id: uuid.UUID) -> bool:
     return policy.may_correct_identity(principal, survivor_organization_id=organization_id)
 
 
+SUPERVISORS_ONLY = "Only a supervisor of the organization that registered the survivor may do this."
+CORRECTORS_ONLY = "Only the case managers and supervisors of the organization that registered the survivor " \
+    "correct her identifying details."
+
+
 async def _subject(store: SubjectRecords, principal: Principal | None, survivor_id: uuid.UUID | None, *,
-                   may: Callable[[Principal, uuid.UUID], bool] = _supervisor, lock: bool = True) -> SubjectState:
+                   may: Callable[[Principal, uuid.UUID], bool] = _supervisor, refusal: str = SUPERVISORS_ONLY,
+                   lock: bool = True) -> SubjectState:
     """The survivor's state, locked; NotFound for a survivor the caller may not see (or that does not exist),
     Forbidden for one it sees but may not act on (say a case manager asking for an erasure)."""
     state = await store.state(survivor_id, lock=lock) if survivor_id else None
@@ -134,7 +140,7 @@ async def _subject(store: SubjectRecords, principal: Principal | None, survivor_
         if not await store.visible(principal, state.survivor_id, store.now()):
             raise NotFound(field=_field("survivorId"))
         if not may(principal, state.organization_id):
-            raise Forbidden("Only a supervisor of the organization that registered the survivor may do this.")
+            raise Forbidden(refusal)
     return state
 
 
@@ -189,7 +195,7 @@ async def correct_identity(*, store: SubjectRecords, principal: Principal | None
     if principal is not None:
         policy.require(principal, Resource.SURVIVOR_IDENTITY, Action.UPDATE)
     fixed = validate_correction(correction)
-    state = await _subject(store, principal, survivor_id, may=_corrector)
+    state = await _subject(store, principal, survivor_id, may=_corrector, refusal=CORRECTORS_ONLY)
     _not_erased(state)
     _check_version(state, expected_version)
     await store.correct_identity(state.survivor_id, fixed.changes())
