@@ -15,9 +15,14 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from config.settings import Settings
+from db.crypto import MasterKeys
 from domain.enums import Role
 from domain.ids import from_global_id, to_global_id
+from partners.webhooks import DeliveryPolicy
+from partners.worker import run_once
 from tests.api.test_care import MIXED, RECORD_ASSESSMENT, _scores
+from tests.api.test_staff_lifecycle import readme_example
 from tests.factories import Factory
 from tests.flows import (
     LOG_SESSION,
@@ -31,6 +36,8 @@ from tests.flows import (
     register_survivor,
     survivor_input,
 )
+from tests.partners.receiver import Receiver
+from tests.partners.test_webhooks import add_client
 
 EXPORT = """mutation($input: ExportSurvivorRecordInput!) { exportSurvivorRecord(input: $input) {
   document userErrors { field code message } } }"""
@@ -413,8 +420,6 @@ async def test_a_survivor_id_of_another_type_is_not_found(factory: Factory) -> N
 
 
 async def test_the_readme_data_protection_examples_run_as_written(factory: Factory) -> None:
-    from tests.api.test_staff_lifecycle import readme_example
-
     net = await network(factory)
     story = await _story(factory, net, "Readme")
     body = await factory.gql(net.token("supervisor"), readme_example("subject-erasure"), {"id": story.survivor_id})
@@ -425,3 +430,25 @@ async def test_the_readme_data_protection_examples_run_as_written(factory: Facto
     body = await factory.gql(net.token("supervisor"), readme_example("duplicate-reviews"))
     assert body["data"]["duplicateReviews"]["totalCount"] == 1
     assert body["data"]["duplicateReviews"]["edges"][0]["node"]["matchedOn"] == ["PHONE"]
+
+
+async def test_the_partners_system_receives_survivor_erased_with_ids_only(
+        factory: Factory, owner_engine: AsyncEngine, settings: Settings) -> None:
+    net = await network(factory)
+    story = await _story(factory, net, "Hook")
+    master = MasterKeys.parse(settings.master_keys.get_secret_value())
+    with Receiver() as receiver:
+        await add_client(owner_engine, master, net.partner, receiver.url + "/partner")
+        body = await factory.gql(net.token("supervisor"), ERASE, {"input": {"survivorId": story.survivor_id,
+                                                                            "reason": "GUARDIAN_REQUEST"}})
+        assert body["data"]["requestSurvivorErasure"]["erasure"]["status"] == "ERASED"
+        await run_once(owner_engine, policy=DeliveryPolicy.from_settings(settings), master_keys=master)
+        bodies = [json.loads(r.body) for r in receiver.received if r.path == "/hook/partner"]
+    erased = [b for b in bodies if b["type"] == "survivor.erased"]
+    assert [b["data"]["survivorId"] for b in erased] == [story.survivor_id]
+    assert set(erased[0]["data"]) == {"survivorId", "occurredAt"}
+    cancelled = [b for b in bodies if b["type"] == "referral.cancelled"]
+    assert [(b["data"]["referralId"], b["data"]["reason"]) for b in cancelled] == [(story.referral_id,
+                                                                                   "SURVIVOR_ERASED")]
+    for word in story.words.values():
+        assert word not in json.dumps(bodies)
