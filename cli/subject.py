@@ -146,7 +146,7 @@ def _export(args: argparse.Namespace) -> int:
     try:  # O_EXCL: never overwrite a file (another child's export, say); 0600: the operator's eyes only
         descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        raise CommandError(f"--out: {target} already exists; name a new file") from None
+        raise CommandError("--out: that file already exists; name a new file") from None
     except OSError as exc:
         raise CommandError(f"--out: cannot create the file ({exc.strerror})") from None
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:

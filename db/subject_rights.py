@@ -21,10 +21,9 @@ from db.engine import Db
 from db.scopes import survivor_visible
 from db.survivors import IDENTITY_COLUMNS, SqlSurvivors
 from db.tables import Survivor, SurvivorIdentity
-from domain import policy
 from domain.enums import ErasureReason, LegalHoldReason
 from domain.ids import to_global_id
-from domain.principal import Principal
+from domain.policy import RowScope
 from domain.use_cases.subject_rights import ErasedReferral, RetentionCandidate, SubjectState
 
 survivor_t = Survivor.__table__  # type: ignore[attr-defined]
@@ -84,9 +83,9 @@ class SqlSubjectRecords:
             erasure_requested_at=row.erasure_requested_at,
             erasure_reason=ErasureReason(row.erasure_reason) if row.erasure_reason else None, erased_at=row.erased_at)
 
-    async def visible(self, principal: Principal, survivor_id: uuid.UUID, at: datetime) -> bool:
+    async def visible(self, scope: RowScope, survivor_id: uuid.UUID) -> bool:
         found = await self.db.scalar(select(survivor_t.c.id).where(
-            survivor_t.c.id == survivor_id, survivor_visible(policy.rows(principal, at))))
+            survivor_t.c.id == survivor_id, survivor_visible(scope)))
         return found is not None
 
     # ------------------------------------------------------------------ hold and erasure

@@ -263,6 +263,9 @@ class SqlSurvivors:
             statement = statement.where(survivor_t.c.county == filter.county)
         if filter.risk_level:
             statement = statement.where(survivor_t.c.risk_level == filter.risk_level)
+        if filter.under_legal_hold is not None:
+            statement = statement.where(survivor_t.c.legal_hold_at.is_not(None) if filter.under_legal_hold
+                                        else survivor_t.c.legal_hold_at.is_(None))
         if filter.pseudonym_prefix:
             escaped = filter.pseudonym_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             statement = statement.where(survivor_t.c.pseudonym.ilike(escaped + "%", escape="\\"))

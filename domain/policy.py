@@ -421,6 +421,13 @@ def may_exercise_subject_rights(principal: Principal, *, survivor_organization_i
             and principal.organization_id == survivor_organization_id)
 
 
+def sees_data_protection(principal: Principal) -> bool:
+    """A legal hold or a waiting erasure request is the registering organization's business: those who see
+    its survivors as their own (the referrer side of the row scope), never a partner."""
+    return principal.organization_kind is OrganizationKind.REFERRING_NGO and (
+        principal.is_system or bool(principal.roles & CASE_ROLES))
+
+
 def may_review_duplicates(principal: Principal) -> bool:
     """Possible duplicate registrations of an organization, including survivors its case managers may not
     see: that organization's supervisors."""

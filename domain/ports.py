@@ -57,6 +57,7 @@ class SurvivorFilter:
     pseudonym_prefix: str | None = None
     phone: str | None = None  # E.164, matched through the blind index within phone_organization_id
     phone_organization_id: uuid.UUID | None = None
+    under_legal_hold: bool | None = None  # the survivor's own organization only (policy.sees_data_protection)
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,6 +55,9 @@ class SurvivorFilter:
         default=None, description="The start of a pseudonym (at least 2 characters, case does not matter), or a "
                                   "phone number such as +254712345678 or 0712345678 (exact; the survivor's or "
                                   "guardian's; your own organization's survivors only).")
+    under_legal_hold: bool | None = strawberry.field(
+        default=None, description="true: only records under a legal hold; false: only those without (your own "
+                                  "organization's survivors; a partner is refused).")
 
 
 @strawberry.input
@@ -125,6 +128,7 @@ class Query:
                 county=county_code(f.county, field=("filter", "county")) if f.county else None,
                 risk_level=f.risk_level.value if f.risk_level else None,
                 referral_statuses=tuple(f.referral_status or ()), search=f.search,
+                under_legal_hold=f.under_legal_hold,
             ),
             request=page_request(first, after),
         )

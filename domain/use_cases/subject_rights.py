@@ -10,6 +10,7 @@ the audit trail keeps the fact of a correction or an erasure, not the data.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -87,15 +88,21 @@ class ErasureOutcome:
 
     @property
     def explanation(self) -> str:
-        if self.status is ErasureStatus.ERASED:
-            return "Erased: the data key is destroyed and every free-text field cleared."
-        return ("The survivor's record is under a legal hold: the erasure request is recorded and waits until a "
-                "supervisor lifts the hold; the next retention run then erases the record.")
+        return explain(self.status)
+
+
+def explain(status: ErasureStatus) -> str:
+    """What became of an erasure request, in words (the GraphQL payload and the operator's command)."""
+    if status is ErasureStatus.ERASED:
+        return ("Erased: the survivor's data key is destroyed and every free-text field cleared; partners were "
+                "told (survivor.erased).")
+    return ("The record is under a legal hold: the request is recorded and waits until a supervisor lifts the "
+            "hold; the next retention run then erases the record.")
 
 
 class SubjectRecords(Protocol):
     async def state(self, survivor_id: uuid.UUID, *, lock: bool = False) -> SubjectState | None: ...
-    async def visible(self, principal: Principal, survivor_id: uuid.UUID, at: datetime) -> bool: ...
+    async def visible(self, scope: policy.RowScope, survivor_id: uuid.UUID) -> bool: ...
     async def set_legal_hold(self, survivor_id: uuid.UUID, *, reason: LegalHoldReason | None,
                              by: uuid.UUID | None) -> None: ...
     async def request_erasure(self, survivor_id: uuid.UUID, *, reason: ErasureReason, by: uuid.UUID | None) -> None: ...
@@ -137,7 +144,7 @@ async def _subject(store: SubjectRecords, principal: Principal | None, survivor_
     if state is None:
         raise NotFound(field=_field("survivorId"))
     if principal is not None:
-        if not await store.visible(principal, state.survivor_id, store.now()):
+        if not await store.visible(policy.rows(principal, store.now()), state.survivor_id):
             raise NotFound(field=_field("survivorId"))
         if not may(principal, state.organization_id):
             raise Forbidden(refusal)
@@ -160,7 +167,11 @@ def _not_erased(state: SubjectState) -> None:
 
 
 def validate_correction(correction: IdentityCorrection) -> IdentityCorrection:
-    """Every refused field at once; the refused value is never repeated."""
+    """Every refused field at once; the refused value is never repeated. An empty or blank text clears a field
+    (spaces alone are no value), however it is spelled."""
+    correction = IdentityCorrection(**{
+        name: ("" if value is not None and name != "legal_name" and not value.strip() else value)
+        for name, value in dataclasses.asdict(correction).items()})
     checks = FieldChecks()
     legal_name = None
     if correction.legal_name is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -106,6 +107,9 @@ async def of_referrals(*, unit: Unit, principal: Principal,
 async def page(*, unit: Unit, principal: Principal, filter: SurvivorFilter,
                request: PageRequest) -> Page[SurvivorView]:
     policy.require(principal, Resource.SURVIVOR, Action.SEARCH)
+    if filter.under_legal_hold is not None and not policy.sees_data_protection(principal):
+        raise Forbidden("Only the organization that registered a survivor sees whether her record is under a "
+                        "legal hold.")
     if filter.search is not None:
         filter = _searched(principal, filter)
     return await unit.survivors.page(policy.rows(principal, unit.now()), filter, request)
@@ -123,17 +127,12 @@ def _searched(principal: Principal, filter: SurvivorFilter) -> SurvivorFilter:
     if typed is None or len(typed) < MIN_SEARCH:
         raise InvalidInput(f"filter.search must be at least {MIN_SEARCH} characters: the start of a pseudonym, "
                            "or a phone number such as +254712345678.", field=SEARCH_FIELD)
-    base = SurvivorFilter(county=filter.county, risk_level=filter.risk_level,
-                          referral_statuses=filter.referral_statuses)
     if typed[0] == "+" or typed[0].isdigit():
         phone = normalize_phone(typed, field=SEARCH_FIELD)
         if principal.organization_id is None:
             raise Forbidden("Only the organization that registered a survivor finds her by phone.")
-        return SurvivorFilter(county=base.county, risk_level=base.risk_level,
-                              referral_statuses=base.referral_statuses, phone=phone,
-                              phone_organization_id=principal.organization_id)
-    return SurvivorFilter(county=base.county, risk_level=base.risk_level, referral_statuses=base.referral_statuses,
-                          pseudonym_prefix=typed)
+        return dataclasses.replace(filter, search=None, phone=phone, phone_organization_id=principal.organization_id)
+    return dataclasses.replace(filter, search=None, pseudonym_prefix=typed)
 
 
 async def identities(*, unit: Unit, principal: Principal,
@@ -185,6 +184,13 @@ async def duplicate_reviews(*, unit: Unit, principal: Principal, resolved: bool 
     _reviewer(principal)
     return await unit.survivors.duplicate_reviews(organization_id=principal.organization_id, resolved=resolved,
                                                   page=request)
+
+
+async def duplicate_review(*, unit: Unit, principal: Principal,
+                           review_id: uuid.UUID) -> DuplicateReviewView | None:
+    """One review of the caller's organization (a mutation's payload, re-read), for its supervisors only."""
+    _reviewer(principal)
+    return await unit.survivors.duplicate_review(review_id=review_id, organization_id=principal.organization_id)
 
 
 async def resolve_duplicate_review(*, unit: Unit, principal: Principal, review_id: uuid.UUID | None,

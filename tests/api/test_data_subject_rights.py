@@ -218,7 +218,7 @@ async def test_a_correction_changes_the_identity_and_leaves_only_an_audited_fact
     new_name, new_phone = f"Corrected Name {secrets.token_hex(4)}", f"+2547{secrets.randbelow(10**8):08d}"
     body = await factory.gql(net.token("manager"), CORRECT, {"input": {
         "survivorId": survivor["id"], "reason": "SPELLING", "legalName": new_name, "phone": new_phone,
-        "location": "", "idempotencyKey": secrets.token_hex(8)}})
+        "location": " \t ", "idempotencyKey": secrets.token_hex(8)}})  # blank, however spelled, clears
     payload = body["data"]["correctSurvivorIdentity"]
     assert payload["userErrors"] == [], payload
     assert payload["survivor"]["identity"]["legalName"] == new_name
@@ -285,6 +285,13 @@ async def test_a_legal_hold_makes_erasure_wait_and_erasure_leaves_only_the_skele
     held = (await factory.gql(supervisor, HOLD, {"input": {"survivorId": story.survivor_id,
                                                            "reason": "PROSECUTION"}}))["data"]["placeLegalHold"]
     assert held["userErrors"] == [] and held["survivor"]["dataProtection"]["legalHold"]["reason"] == "PROSECUTION"
+    held_list = await factory.gql(supervisor, """query { survivors(first: 100, filter: {underLegalHold: true}) {
+        edges { node { id } } } }""")
+    listed = [e["node"]["id"] for e in held_list["data"]["survivors"]["edges"]]
+    assert story.survivor_id in listed and keep.survivor_id not in listed
+    refused = await factory.gql(net.token("coordinator"), """query { survivors(filter: {underLegalHold: true}) {
+        totalCount } }""", expect_errors=True)
+    assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     waiting = (await factory.gql(supervisor, ERASE, {"input": {"survivorId": story.survivor_id,
                                                                "reason": "SUBJECT_REQUEST"}}))["data"]
     waiting = waiting["requestSurvivorErasure"]

@@ -59,6 +59,8 @@ def test_a_correction_refuses_every_bad_field_at_once(given: IdentityCorrection,
 @pytest.mark.parametrize(("given", "changes"), [
     (IdentityCorrection(phone="0712345678"), {"phone": "+254712345678"}),
     (IdentityCorrection(location="", guardian_name=""), {"location": None, "guardian_name": None}),
+    (IdentityCorrection(location="   ", guardian_name=" \u3000", phone=" "),
+     {"location": None, "guardian_name": None, "phone": None}),  # blank, however spelled, clears
     (IdentityCorrection(legal_name="  Amina  Wanjiru "), {"legal_name": "Amina  Wanjiru"}),
 ])
 def test_a_correction_normalises_and_an_empty_text_clears(given: IdentityCorrection,

@@ -88,8 +88,7 @@ class DuplicateReviewPayload:
 
 
 async def load_review(context: Context, review_id: uuid.UUID) -> DuplicateReview | None:
-    found = await context.unit.survivors.duplicate_review(review_id=review_id,
-                                                          organization_id=context.principal.organization_id)
+    found = await survivors.duplicate_review(unit=context.unit, principal=context.principal, review_id=review_id)
     return DuplicateReview.from_view(found) if found else None
 
 
@@ -99,11 +98,7 @@ class SurvivorErasure:
 
     @strawberry.field(description="Why it waits, or what was done, in words.")
     def explanation(self) -> str:
-        if self.status is enums.ErasureStatus.ERASED:
-            return "Erased: the survivor's data key is destroyed and every free-text field cleared; partners " \
-                   "were told (survivor.erased)."
-        return "The record is under a legal hold: the request is recorded and waits until a supervisor lifts " \
-               "the hold (liftLegalHold); the next retention run then erases the record."
+        return subject_rights.explain(self.status)
 
 
 @strawberry.type
