@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from config.settings import Settings
 from db.audit import write_audit
 from db.engine import DatabaseUrls, make_engine, resolve_urls
+from domain.ids import from_global_id
 
 
 class CommandError(Exception):
@@ -68,6 +70,19 @@ def configuration_problem(exc: ValidationError) -> str:
         field = ".".join(str(part) for part in error["loc"])
         problems.append(f"PAMOJA_{field.upper()}: {message}" if field else message)
     return "invalid configuration: " + "; ".join(problems)
+
+
+def record_id(value: str, type_name: str) -> uuid.UUID | None:
+    """What an operator pastes for a record: its global id (as GraphQL shows it) or its UUID, with any
+    surrounding whitespace; None when it is neither."""
+    typed = value.strip()
+    decoded = from_global_id(typed, type_name)
+    if decoded is not None:
+        return decoded[1]
+    try:
+        return uuid.UUID(typed)
+    except ValueError:
+        return None
 
 
 def emit(data: dict[str, Any], *, as_json: bool, human: str) -> None:

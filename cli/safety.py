@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from cli.context import Cli, CommandError, emit
+from cli.context import Cli, CommandError, emit, record_id
 from db.crypto import MasterKeys
 from db.keyring import keys_still_on, rotate_master
 from domain.ids import from_global_id, to_global_id
@@ -118,13 +118,9 @@ def _since(value: str | None) -> datetime | None:
 
 
 async def _actor_id(connection: Any, value: str) -> str:
-    decoded = from_global_id(value.strip(), "StaffUser")
-    if decoded is not None:
-        return to_global_id("StaffUser", decoded[1])
-    try:
-        return to_global_id("StaffUser", uuid.UUID(value.strip()))
-    except ValueError:
-        pass
+    known = record_id(value, "StaffUser")
+    if known is not None:
+        return to_global_id("StaffUser", known)
     found = (await connection.execute(text("SELECT id FROM staff_user WHERE lower(email) = lower(:email)"),
                                       {"email": value.strip()})).scalar()
     if found is None:
@@ -136,8 +132,8 @@ async def _survivors_of(connection: Any, record_ids: set[str]) -> list[str]:
     """The survivors the records belong to, by type: ids only, looked up by primary key."""
     survivors: set[str] = set()
     by_table: dict[str, list[uuid.UUID]] = {}
-    for record_id in record_ids:
-        decoded = from_global_id(record_id)
+    for audited in record_ids:
+        decoded = from_global_id(audited)
         if decoded is None:
             continue
         kind, key = decoded

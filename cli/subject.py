@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from cli.context import Cli, CommandError, emit
+from cli.context import Cli, CommandError, emit, record_id
 from config.logging import get_logger
 from db.audit import write_audit
 from db.crypto import MasterKeys, blind_index_key
@@ -32,7 +32,7 @@ from db.subject_rights import SqlSubjectRecords
 from db.survivors import SqlSurvivors
 from domain.enums import ErasureReason, LegalHoldReason, LegalHoldRelease
 from domain.errors import DomainError, Forbidden
-from domain.ids import from_global_id, to_global_id
+from domain.ids import to_global_id
 from domain.use_cases import subject_rights
 from domain.use_cases.subject_rights import RetentionCandidate, RetentionPlan
 
@@ -84,13 +84,10 @@ def _survivor_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def survivor_id(value: str) -> uuid.UUID:
-    decoded = from_global_id(value.strip(), "Survivor")
-    if decoded is not None:
-        return decoded[1]
-    try:
-        return uuid.UUID(value.strip())
-    except ValueError:
-        raise CommandError("--survivor takes a Survivor's global id (as GraphQL shows it) or its UUID") from None
+    found = record_id(value, "Survivor")
+    if found is None:
+        raise CommandError("--survivor takes a Survivor's global id (as GraphQL shows it) or its UUID")
+    return found
 
 
 def store(cli: Cli, connection: AsyncConnection, *, now: datetime, actor: str = "operator:cli") -> SqlSubjectRecords:

@@ -9,7 +9,7 @@ import signal
 import uuid
 from typing import Any
 
-from cli.context import Cli, CommandError, emit
+from cli.context import Cli, CommandError, emit, record_id
 from cli.housekeeping import sweep_forever
 from cli.startup import log_database_in_use
 from cli.subject import retention_forever
@@ -106,13 +106,10 @@ def _organization(value: str | None) -> uuid.UUID | None:
 
 
 def _event_id(value: str) -> uuid.UUID:
-    decoded = from_global_id(value, "OutboxEvent")
-    if decoded is not None:
-        return decoded[1]
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise CommandError("EVENT_ID must be the event's id (the webhook-id header) or its global id") from None
+    found = record_id(value, "OutboxEvent")
+    if found is None:
+        raise CommandError("EVENT_ID must be the event's id (the webhook-id header) or its global id")
+    return found
 
 
 def _iso(value: Any) -> str | None:

@@ -70,8 +70,8 @@ async def test_the_operator_exports_a_survivor_to_a_private_file_and_the_export_
 async def test_the_operator_holds_releases_and_erases(factory: Factory, operator: dict[str, Any]) -> None:
     net = await network(factory)
     story = await _story(factory, net, "CliErase")
-    code, stdout, stderr = await _run(operator, "subject", "hold", "--survivor", story.survivor_id,
-                                      "--reason", "COURT_ORDER", "--json")
+    code, stdout, stderr = await _run(operator, "subject", "hold", "--survivor", f" {story.survivor_id}\n",
+                                      "--reason", "COURT_ORDER", "--json")  # pasted with its whitespace
     assert code == 0, stderr
     code, stdout, stderr = await _run(operator, "subject", "erase", "--survivor", story.survivor_id,
                                       "--reason", "GUARDIAN_REQUEST", "--json")
