@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
@@ -77,11 +78,16 @@ class SqlUnit:
         self.referrals = SqlReferrals(db, keys=keys, now=self._now)
         self.directory = SqlDirectoryPort(db)
         self.care = SqlCare(db, survivors=self.survivors, keys=keys, master=master, now=self._now)
-        self.subjects = SqlSubjectRecords(db, survivors=self.survivors, master=master, index_key=index_key,
-                                          now=self._now, audit=self.audit, emit=self.emit)
+        self._master, self._index_key = master, index_key
 
     def now(self) -> datetime:
         return self._now
+
+    @functools.cached_property
+    def subjects(self) -> SqlSubjectRecords:
+        """A survivor's rights (hold, erasure, export, correction): built only by the requests that use them."""
+        return SqlSubjectRecords(self.db, survivors=self.survivors, master=self._master, index_key=self._index_key,
+                                 now=self._now, audit=self.audit, emit=self.emit)
 
     @property
     def actor_id(self) -> str:
