@@ -1125,6 +1125,7 @@ class OperationCost:
     db_ms: float
     gc_ms: float
     statement_texts: list[str]
+    paths: str = ""  # which engine answered: the read compiler, planned execution, graphql-core
 
 
 class GcClock:
@@ -1167,6 +1168,9 @@ async def measure_in_process(app: Any, counter: SqlCounter, make: Callable[[int]
     checkouts: list[int] = []
     db_seconds = 0.0
     texts: list[str] = []
+    schema = app.state.graphql_schema
+    before = (schema.compiler.completed, schema.compiler.stepped_aside, schema.planner.completed,
+              schema.planner.stepped_aside)
     with GcClock() as clock:
         started = time.perf_counter()
         for i in range(repeats):
@@ -1179,10 +1183,16 @@ async def measure_in_process(app: Any, counter: SqlCounter, make: Callable[[int]
             db_seconds += counter.db_seconds
             texts = list(counter.texts)
         wall = time.perf_counter() - started
+    compiled, compiled_aside, planned, planned_aside = (
+        now - then for now, then in zip((schema.compiler.completed, schema.compiler.stepped_aside,
+                                         schema.planner.completed, schema.planner.stepped_aside), before, strict=True))
+    core = repeats - compiled - planned
+    paths = (f"{compiled} compiled ({compiled_aside} compiled then stepped aside), {planned} planned, "
+             f"{core} graphql-core, of {repeats}")
     return OperationCost(statements=statistics.median(statements), transactions=statistics.median(transactions),
                          checkouts=statistics.median(checkouts), wall_ms=wall * 1000 / repeats,
                          db_ms=db_seconds * 1000 / repeats, gc_ms=clock.seconds * 1000 / repeats,
-                         statement_texts=texts)
+                         statement_texts=texts, paths=paths)
 
 
 def _package_of(filename: str) -> str:
@@ -1371,7 +1381,10 @@ async def prepare(args: argparse.Namespace) -> tuple[str, BenchState, float | No
     if args.reuse and stored and await database_exists(server, name):
         state = BenchState(**stored)
         current = await current_revision(owner_url)
-        if state.loaded and abs(state.scale - args.scale) < 1e-9 and current == head_revision():
+        if state.loaded and abs(state.scale - args.scale) < 1e-9 and current is not None:
+            if current != head_revision():  # migrations keep data: bring the loaded network up to date
+                log(f"reusing database {name}: migrating it from revision {current}")
+                await asyncio.to_thread(upgrade, owner_url, app_role=APP_ROLE)
             log(f"reusing database {name} (scale {state.scale}, loaded earlier in {state.load_seconds} s)")
             return owner_url, state, None
         log(f"database {name} exists but was loaded at scale {state.scale}, schema revision {current}: reloading")
@@ -1581,6 +1594,9 @@ def print_report(args: argparse.Namespace, results: list[ScenarioResult], load_s
               f"connections held per worker {r.cpu['connections_per_worker']}")
         if r.cpu["top_others"]:
             report(f"  {r.name}: other processes that took CPU during the window: {'; '.join(r.cpu['top_others'])}")
+    report("Which engine answered the in-process requests (the same documents as under load):")
+    for name, cost in costs.items():
+        report(f"  {name:<12} {cost.paths}")
     dashboard = costs.get("dashboard")
     if dashboard:
         report("\nSQL of one dashboard request (in order, with its time seen from the app):")

@@ -146,6 +146,16 @@ class Db:
 
         return await self._serialised(run)
 
+    async def json_text(self, sql: str, parameters: Sequence[Any]) -> str:
+        """A compiled read's one value (db/compiled_reads.py): SQL already in PostgreSQL's `$n` form, so
+        nothing is compiled here; asyncpg prepares it once per connection."""
+        async def run() -> str:
+            self.statements += 1
+            result = await self.connection.exec_driver_sql(sql, tuple(parameters))
+            return str(result.scalar_one())
+
+        return await self._serialised(run)
+
     async def all(self, statement: Executable, params: Mapping[str, Any] | None = None) -> Sequence[Row[Any]]:
         return (await self.execute(statement, params)).all()
 

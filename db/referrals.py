@@ -41,15 +41,15 @@ staff_t = StaffUser.__table__  # type: ignore[attr-defined]
 _STATUS = values.members(ReferralStatus)
 
 
-def _needs_assignment() -> Any:
+def needs_assignment_of(referral: Any = referral_t) -> Any:
     """Under way (domain.referrals.UNDER_WAY) and without an active counselor of the receiving
     partner: never assigned, or assigned to someone since deactivated or no longer counseling there."""
     counselor = staff_t.alias("counselor")
     carried = select(counselor.c.id).where(
-        counselor.c.id == referral_t.c.assigned_counselor_id, counselor.c.active.is_(True),
-        counselor.c.organization_id == referral_t.c.receiving_organization_id,
+        counselor.c.id == referral.c.assigned_counselor_id, counselor.c.active.is_(True),
+        counselor.c.organization_id == referral.c.receiving_organization_id,
         counselor.c.roles.any_() == Role.COUNSELOR.value).exists()
-    return and_(referral_t.c.status.in_([s.value for s in UNDER_WAY]), ~carried)
+    return and_(referral.c.status.in_([s.value for s in UNDER_WAY]), ~carried)
 _SERVICE = values.members(ServiceType)
 _PRIORITY = values.members(ReferralPriority)
 
@@ -160,7 +160,7 @@ class SqlReferrals:
         if filter.updated_since is not None:
             statement = statement.where(referral_t.c.last_activity_at >= filter.updated_since)
         if filter.needs_assignment is not None:
-            statement = statement.where(_needs_assignment() if filter.needs_assignment else ~_needs_assignment())
+            statement = statement.where(needs_assignment_of() if filter.needs_assignment else ~needs_assignment_of())
         return statement
 
     async def page(self, scope: RowScope, filter: ReferralFilter, page: PageRequest) -> Page[ReferralView]:

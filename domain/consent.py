@@ -132,14 +132,16 @@ def is_child(*, birth_year: int, at: date) -> bool:
     return at.year - birth_year <= AGE_OF_MAJORITY
 
 
-# (oldest conservative age in the band, band label)
-_AGE_BANDS: tuple[tuple[int, str], ...] = (
+# (oldest conservative age in the band, band label); db/compiled_reads.py renders the same table to SQL
+AGE_BANDS: tuple[tuple[int, str], ...] = (
     (4, "0-4"),
     (9, "5-9"),
     (14, "10-14"),
     (17, "15-17"),
     (24, "18-24"),
 )
+
+OLDEST_BAND = "25+"
 
 
 def age_band(birth_year: int | None, at: date) -> str | None:
@@ -151,7 +153,7 @@ def age_band(birth_year: int | None, at: date) -> str | None:
     if birth_year is None:
         return None
     age = max(at.year - birth_year - 1, 0)
-    for upper, band in _AGE_BANDS:
+    for upper, band in AGE_BANDS:
         if age <= upper:
             return band
-    return "25+"
+    return OLDEST_BAND

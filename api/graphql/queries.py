@@ -35,6 +35,7 @@ from domain.errors import InvalidInput
 from domain.kenya import county_code
 from domain.ports import ReferralFilter as ReferralQuery
 from domain.ports import SurvivorFilter as SurvivorQuery
+from domain.principal import Principal
 from domain.use_cases import audit, care, oauth_clients, referrals, refused_reads, staff_admin, survivors
 from partners import directory, finding
 
@@ -78,6 +79,22 @@ class ReferralFilter:
 
 
 NOTHING = uuid.UUID(int=0)
+
+
+def referral_query(filter: ReferralFilter | None, principal: Principal) -> ReferralQuery:
+    """`referrals(filter:)` as the use case takes it (the resolver's and the compiled read's)."""
+    f = filter or ReferralFilter()
+    check_input(f, ("filter",))
+    return ReferralQuery(
+        statuses=tuple(f.status or ()),
+        receiving_organization_id=(decode_id(f.receiving_organization_id, "Organization") or NOTHING)
+        if f.receiving_organization_id is not None else None,
+        survivor_id=(decode_id(f.survivor_id, "Survivor") or NOTHING) if f.survivor_id is not None else None,
+        assigned_to=(principal.user_id or NOTHING) if f.assigned_to_me else None,
+        overdue=f.overdue,
+        updated_since=f.updated_since,
+        needs_assignment=f.needs_assignment,
+    )
 
 MAX_NODES = 100
 
@@ -137,19 +154,8 @@ class Query:
     @strawberry.field(description="Referrals the caller may see, oldest first; with updatedSince, in change order.")
     async def referrals(self, info: strawberry.Info, first: int | None = None, after: str | None = None,
                         filter: ReferralFilter | None = None) -> Connection[Referral]:
-        f = filter or ReferralFilter()
-        check_input(f, ("filter",))
         principal = info.context.principal
-        query = ReferralQuery(
-            statuses=tuple(f.status or ()),
-            receiving_organization_id=(decode_id(f.receiving_organization_id, "Organization") or NOTHING)
-            if f.receiving_organization_id is not None else None,
-            survivor_id=(decode_id(f.survivor_id, "Survivor") or NOTHING) if f.survivor_id is not None else None,
-            assigned_to=(principal.user_id or NOTHING) if f.assigned_to_me else None,
-            overdue=f.overdue,
-            updated_since=f.updated_since,
-            needs_assignment=f.needs_assignment,
-        )
+        query = referral_query(filter, principal)
         page = await referrals.page(unit=info.context.unit, principal=principal, filter=query,
                                     request=page_request(first, after))
         named = query.survivor_id

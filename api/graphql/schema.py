@@ -21,6 +21,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 from strawberry.utils.await_maybe import await_maybe
 
+from api.graphql.compiler import CompiledOperation, ReadCompiler, StepAside
 from api.graphql.cost import CostLimit
 from api.graphql.errors import should_mask
 from api.graphql.extensions import OneOperationNamed, ReadableDomainErrors, ReadAudit, RequestTransaction
@@ -59,23 +60,42 @@ class PamojaSchema(strawberry.Schema):
         super().__init__(*args, **kwargs)
         describe_inputs(self._schema)
         self.planner = Planner(self._schema)
+        self.compiler = ReadCompiler(self)
 
     def _get_execute_function(self) -> Callable[..., Any]:
-        """graphql-core's execute, preceded by planned execution for the read operations it can run.
+        """graphql-core's execute, preceded by the read compiler and then planned execution for the read
+        operations they can run.
 
         Only the async path is served (the app never executes synchronously); the function returns
         an awaitable whenever a plan exists.
         """
         core_execute = super()._get_execute_function()
         planner = self.planner
+        compiler = self.compiler
 
         def execute(schema: Any, document: Any, *args: Any, **kwargs: Any) -> Any:
+            compiled = compiler.compile(document, kwargs.get("operation_name"))
+            if compiled is not None:
+                return self._run_compiled(compiled, resolve, schema, document, args, kwargs)
+            return resolve(schema, document, *args, **kwargs)
+
+        def resolve(schema: Any, document: Any, *args: Any, **kwargs: Any) -> Any:
             planned = planner.plan(document, kwargs.get("operation_name"))
             if planned is None:
                 return core_execute(schema, document, *args, **kwargs)
             return self._run_planned(planned, core_execute, schema, document, args, kwargs)
 
         return execute
+
+    async def _run_compiled(self, compiled: CompiledOperation, resolve: Callable[..., Any], schema: Any,
+                            document: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        try:
+            data = await self.compiler.run(compiled, kwargs.get("context_value"), kwargs.get("variable_values"))
+        except StepAside:
+            self.compiler.stepped_aside += 1
+            return await await_maybe(resolve(schema, document, *args, **kwargs))
+        self.compiler.completed += 1
+        return GraphQLExecutionResult(data=data, errors=None)
 
     async def _run_planned(self, planned: OperationPlan, core_execute: Callable[..., Any], schema: Any,
                            document: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -1,0 +1,335 @@
+"""The read compiler: a query operation over referrals becomes one SQL statement whose result is the
+response's `data`, built as JSON text inside PostgreSQL (db/compiled_reads.py renders the SQL).
+
+Why: the resolver path spends ~40 ms of Python per counselor dashboard (views, loaders, graphql-core's
+per-field work) for what PostgreSQL answers in a few ms. Here the document is walked once per
+(document, operation name); per run, the arguments are read as the resolvers read them (the same
+parsing functions), and the statement text is made once per (document, operation, shape: the scope's
+side and persons, which arguments were given) with every principal value and argument bound.
+
+It steps aside (returns None; planned execution or graphql-core then answer, from the same REPEATABLE
+READ snapshot) whenever it is not certain to give the resolver path's answer byte for byte:
+- at compile time: a mutation, a directive, a field outside db/compiled_reads.RENDERABLE (every
+  audited read is outside), two selections under one key that are not the same leaf;
+- at run time: invalid variables, an argument a resolver would refuse (bad cursor, `first` out of
+  range, a filter it checks), a scope the caller lacks for any field (graphql-core reports and audits
+  the refusal), `referrals(filter: {survivorId})` (an unseen survivor is audited) and `node` for an id
+  that is not a visible referral (an unseen id is audited).
+Sealed free text comes out of PostgreSQL as a marker and is opened here with the survivor's key.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLField,
+    GraphQLInterfaceType,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLSchema,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+)
+from graphql.execution.values import get_argument_values, get_variable_values
+from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.types.arguments import convert_arguments
+from strawberry.types.field import StrawberryField
+
+from api.graphql.relay import page_request
+from db.compiled_reads import RENDERABLE, Pick, Renderer, RunValues, Shape, Statement
+from db.crypto import MasterKeys, open_sealed
+from db.cursors import after_values
+from db.survivors import key_aad
+from domain import policy
+from domain.ids import from_global_id
+from domain.principal import Principal
+from domain.scopes import Action, Resource
+
+MAX_OPERATIONS = 256
+MAX_STATEMENTS = 512
+
+# The scope each compiled field's resolver asks of its use case (policy.require): lacking one, the
+# operation goes to graphql-core, which refuses the field and audits the refusal.
+REQUIRES: dict[tuple[str, str], tuple[Resource, Action]] = {
+    ("Query", "referrals"): (Resource.REFERRAL, Action.SEARCH),
+    ("Query", "node"): (Resource.REFERRAL, Action.READ),
+    ("Referral", "survivor"): (Resource.SURVIVOR, Action.READ),
+    ("Referral", "sessions"): (Resource.COUNSELING_SESSION, Action.SEARCH),
+    ("Referral", "goals"): (Resource.CARE_GOAL, Action.SEARCH),
+    ("Referral", "milestones"): (Resource.MILESTONE, Action.SEARCH),
+}
+# A sealed value as db/compiled_reads._sealed writes it: PostgreSQL's json_build_object spacing.
+MARKER = re.compile(r'\{"\\u0001" : (?:null|"([^"]*)")\}')
+
+
+class StepAside(Exception):
+    """The resolver path must answer this operation."""
+
+
+@dataclass(frozen=True, slots=True)
+class Arguments:
+    """A field's arguments, read at run time as its resolver reads them."""
+
+    kind: str  # "referrals", "sessions" or "node"
+    graphql_field: GraphQLField
+    strawberry_field: StrawberryField
+    node: FieldNode
+
+
+@dataclass(eq=False, slots=True)
+class CompiledOperation:
+    operation: OperationDefinitionNode
+    roots: tuple[Pick, ...]
+    arguments: dict[str, Arguments]
+    requires: frozenset[tuple[Resource, Action]]
+
+
+class ReadCompiler:
+    """Compiles operations (cached per document and operation name) and runs them."""
+
+    def __init__(self, schema: Any) -> None:
+        self.strawberry_schema = schema
+        self.schema: GraphQLSchema = schema._schema
+        self.enabled = True  # tests switch it off to compare with the resolver path
+        self.completed = 0  # operations answered by a compiled statement
+        self.stepped_aside = 0  # compiled operations handed to the resolver path at run time
+        self._operations: OrderedDict[tuple[int, str | None], tuple[DocumentNode, CompiledOperation | None]] = \
+            OrderedDict()
+        self._statements: OrderedDict[tuple[int, tuple[Any, ...]], Statement] = OrderedDict()
+
+    # ------------------------------------------------------------------ compile
+
+    def compile(self, document: DocumentNode, operation_name: str | None) -> CompiledOperation | None:
+        if not self.enabled:
+            return None
+        key = (id(document), operation_name)
+        cached = self._operations.get(key)
+        if cached is not None and cached[0] is document:
+            self._operations.move_to_end(key)
+            return cached[1]
+        try:
+            compiled: CompiledOperation | None = _Walk(self.schema).operation(document, operation_name)
+        except StepAside:
+            compiled = None
+        self._operations[key] = (document, compiled)
+        if len(self._operations) > MAX_OPERATIONS:
+            self._operations.popitem(last=False)
+        return compiled
+
+    # ------------------------------------------------------------------ run
+
+    async def run(self, compiled: CompiledOperation, context: Any, variables: dict[str, Any] | None) -> Any:
+        """The operation's `data` (parsed from the statement's JSON text), or StepAside."""
+        principal: Principal = context.principal
+        if not all(principal.allows(resource, action) for resource, action in compiled.requires):
+            raise StepAside
+        coerced = get_variable_values(self.schema, compiled.operation.variable_definitions or (), variables or {})
+        if isinstance(coerced, list):
+            raise StepAside
+        args = {path: self._arguments(spec, coerced, principal) for path, spec in compiled.arguments.items()}
+        values = RunValues(scope=policy.rows(principal, datetime.now(UTC)), args=args)
+        statement = self._statement(compiled, values)
+        text = await context.db.json_text(statement.sql, statement.parameters(values))
+        data = json.loads(_opened(text, context.state.master_keys))
+        for pick in compiled.roots:
+            if pick.name == "node" and data[pick.key] is None:
+                raise StepAside  # null: graphql-core answers, and audits the id that showed nothing
+        return data
+
+    def _statement(self, compiled: CompiledOperation, values: RunValues) -> Statement:
+        key = (id(compiled), Shape.of(values))
+        found = self._statements.get(key)
+        if found is None:
+            found = self._statements[key] = Renderer(values).statement(compiled.roots)
+            if len(self._statements) > MAX_STATEMENTS:
+                self._statements.popitem(last=False)
+        else:
+            self._statements.move_to_end(key)
+        return found
+
+    def _arguments(self, spec: Arguments, variables: Any, principal: Principal) -> dict[str, Any]:
+        raw = get_argument_values(spec.graphql_field, spec.node, variables)
+        given = convert_arguments(raw, spec.strawberry_field.arguments,
+                                  scalar_registry=self.strawberry_schema.schema_converter.scalar_registry,
+                                  config=self.strawberry_schema.config)
+        try:
+            return _READERS[spec.kind](given, principal)
+        except StepAside:
+            raise
+        except Exception:
+            raise StepAside from None  # the resolver refuses it, with its own error
+
+
+def _referrals_arguments(given: dict[str, Any], principal: Principal) -> dict[str, Any]:
+    from api.graphql.queries import referral_query  # the Query module imports every type module
+
+    query = referral_query(given.get("filter"), principal)
+    if query.survivor_id is not None:
+        raise StepAside
+    request = page_request(given.get("first"), given.get("after"))
+    found: dict[str, Any] = {
+        "first": request.first, "statuses": [s.value for s in query.statuses] or None,
+        "receiving_organization_id": query.receiving_organization_id, "assigned_to": query.assigned_to,
+        "overdue": query.overdue, "updated_since": query.updated_since, "needs_assignment": query.needs_assignment,
+    }
+    if request.after_key is not None:
+        found["after_sort"], found["after_id"] = after_values(request.after_key, [datetime.fromisoformat, uuid.UUID])
+    return found
+
+
+def _sessions_arguments(given: dict[str, Any], _principal: Principal) -> dict[str, Any]:
+    request = page_request(given.get("first"), given.get("after"))
+    found: dict[str, Any] = {"first": request.first}
+    if request.after_key is not None:
+        found["after_started"], found["after_id"] = after_values(request.after_key,
+                                                                 [datetime.fromisoformat, uuid.UUID])
+    return found
+
+
+def _node_arguments(given: dict[str, Any], _principal: Principal) -> dict[str, Any]:
+    decoded = from_global_id(str(given["id"]))
+    if decoded is None or decoded[0] != "Referral":
+        raise StepAside
+    return {"id": decoded[1]}
+
+
+_READERS = {"referrals": _referrals_arguments, "sessions": _sessions_arguments, "node": _node_arguments}
+
+
+def _opened(text: str, master: MasterKeys) -> str:
+    """The statement's JSON with every sealed marker replaced by its opened value (JSON text)."""
+    if "\\u0001" not in text:
+        return text
+    keys: dict[str, bytes] = {}
+
+    def open_marker(match: re.Match[str]) -> str:
+        sealed = match.group(1)
+        if sealed is None:
+            return "null"  # the survivor's key is destroyed: as SealedField.reveal, nothing to show
+        master_id, wrapped, survivor, aad, blob = sealed.split(" ")
+        key = keys.get(survivor)
+        if key is None:
+            key = keys[survivor] = master.unwrap(master_id, base64.b64decode(wrapped),
+                                                 aad=key_aad(uuid.UUID(survivor)))
+        return json.dumps(open_sealed(key, base64.b64decode(blob), aad=aad).decode())
+
+    return MARKER.sub(open_marker, text)
+
+
+# ----------------------------------------------------------------------------- walking the document
+
+
+def _named(type_: GraphQLOutputType) -> GraphQLOutputType:
+    while isinstance(type_, (GraphQLNonNull, GraphQLList)):
+        type_ = type_.of_type
+    return type_
+
+
+class _Walk:
+    def __init__(self, schema: GraphQLSchema) -> None:
+        self.schema = schema
+        self.fragments: dict[str, FragmentDefinitionNode] = {}
+        self.arguments: dict[str, Arguments] = {}
+        self.requires: set[tuple[Resource, Action]] = set()
+
+    def operation(self, document: DocumentNode, operation_name: str | None) -> CompiledOperation:
+        operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+        self.fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+        matching = [o for o in operations if operation_name is None or (o.name and o.name.value == operation_name)]
+        if len(matching) != 1 or matching[0].operation is not OperationType.QUERY or matching[0].directives:
+            raise StepAside
+        operation = matching[0]
+        query = self.schema.query_type
+        assert query is not None
+        roots = self._picks(query, [operation.selection_set], "")
+        if not roots or any(p.name == "__typename" for p in roots):
+            raise StepAside
+        return CompiledOperation(operation=operation, roots=roots, arguments=self.arguments,
+                                 requires=frozenset(self.requires))
+
+    def _picks(self, type_: GraphQLObjectType, sets: list[SelectionSetNode], path: str) -> tuple[Pick, ...]:
+        grouped: OrderedDict[str, list[FieldNode]] = OrderedDict()
+        for selection_set in sets:
+            self._collect(type_, selection_set, grouped, set())
+        picks: list[Pick] = []
+        for key, nodes in grouped.items():
+            name = nodes[0].name.value
+            if any(n.name.value != name for n in nodes) or (len(nodes) > 1 and (
+                    any(n.selection_set is not None or n.arguments for n in nodes))):
+                raise StepAside  # merging selections or arguments is graphql-core's business
+            picks.append(self._pick(type_, key, nodes[0], f"{path}.{key}" if path else key))
+        return tuple(picks)
+
+    def _collect(self, type_: GraphQLObjectType, selection_set: SelectionSetNode,
+                 grouped: OrderedDict[str, list[FieldNode]], seen: set[str]) -> None:
+        for selection in selection_set.selections:
+            if selection.directives:
+                raise StepAside
+            if isinstance(selection, FieldNode):
+                grouped.setdefault(selection.alias.value if selection.alias else selection.name.value,
+                                   []).append(selection)
+            elif isinstance(selection, InlineFragmentNode):
+                if self._applies(selection.type_condition.name.value if selection.type_condition else None, type_):
+                    self._collect(type_, selection.selection_set, grouped, seen)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                fragment = self.fragments.get(name)
+                if fragment is None or name in seen or fragment.directives:
+                    raise StepAside
+                if self._applies(fragment.type_condition.name.value, type_):
+                    self._collect(type_, fragment.selection_set, grouped, seen | {name})
+
+    def _applies(self, condition: str | None, type_: GraphQLObjectType) -> bool:
+        """Whether a fragment's selections apply to an object of `type_` (its own type or an interface)."""
+        if condition is None or condition == type_.name:
+            return True
+        named = self.schema.get_type(condition)
+        if isinstance(named, GraphQLInterfaceType):
+            return named in type_.interfaces
+        return False  # another object type: never this one
+
+    def _pick(self, parent: GraphQLObjectType, key: str, node: FieldNode, path: str) -> Pick:
+        name = node.name.value
+        if name == "__typename":
+            return Pick(key=key, name=name)
+        if name not in RENDERABLE.get(parent.name, frozenset()):
+            raise StepAside
+        field = parent.fields[name]
+        required = REQUIRES.get((parent.name, name))
+        if required is not None:
+            self.requires.add(required)
+        target: Any = _named(field.type)
+        if parent.name == "Query" and name == "node":
+            target = self.schema.get_type("Referral")  # other ids step aside at run time
+        kind = {("Query", "referrals"): "referrals", ("Query", "node"): "node",
+                ("Referral", "sessions"): "sessions"}.get((parent.name, name))
+        if kind is not None:
+            definition = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+            if not isinstance(definition, StrawberryField):
+                raise StepAside
+            self.arguments[path] = Arguments(kind=kind, graphql_field=field, strawberry_field=definition, node=node)
+        elif node.arguments:
+            raise StepAside
+        if isinstance(target, GraphQLObjectType):
+            if node.selection_set is None:
+                raise StepAside
+            return Pick(key=key, name=name, path=path, picks=self._picks(target, [node.selection_set], path))
+        if node.selection_set is not None:
+            raise StepAside
+        return Pick(key=key, name=name, path=path)

@@ -1,0 +1,475 @@
+"""Compiled reads: a read of referrals and their care becomes ONE statement that builds the response's
+`data` as JSON text inside PostgreSQL (json_build_object per object, a correlated sub-select with
+ORDER BY / LIMIT per list or connection, keyset cursors, totalCount and pageInfo only when asked).
+
+Nothing here decides who sees what: the conditions come from db/scopes.py, the SQL rendering of
+domain/policy.py's row scopes and CATEGORY_GRANTS (`referral_visible`, `category_visible`), the very
+functions the stores use, compiled once per shape with the principal's values left as parameters.
+Care rows follow policy.care_rows (the category decides; under the partner's own referrals only its
+own rows), goals and milestones only while the survivor's data key lives (db/care.py).
+
+Sealed free text cannot be opened in PostgreSQL (the master key never goes there): it leaves as a
+marker object `{"\\u0001" : "<master key id> <wrapped key> <survivor> <aad> <ciphertext>"}`, which
+api/graphql/compiler.py replaces in the text by the opened value. No response key can start with
+U+0001 (GraphQL names cannot), and a string value is always quoted, so a marker cannot be forged.
+
+Statement text is made once per (document, operation, shape) by the caller: every principal value
+and every argument is a `$name` token here, numbered into a bind parameter by `Renderer.statement`.
+"""
+# S608: the text built here holds names of this module and GraphQL response keys (names by the
+# grammar, quoted as SQL strings all the same); every value the client or the principal brings is bound.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, literal_column, or_, select, tuple_
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.types import DateTime, Uuid
+
+from db.referrals import needs_assignment_of
+from db.scopes import category_visible, referral_visible
+from db.tables import Consent, Referral, SurvivorKey
+from domain.consent import AGE_BANDS, OLDEST_BAND
+from domain.enums import DataCategory, ReferralStatus
+from domain.kenya import COUNTIES
+from domain.policy import ACCEPTED_OR_LATER, RowScope, Side
+
+DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
+MARKER_KEY = "\x01"
+KEY = SurvivorKey.__table__.alias("k")  # type: ignore[attr-defined]
+_TOKEN = re.compile(r"\$([a-z][a-z0-9_]*)")
+
+# What this module can render, by GraphQL type: everything else goes to the resolver path. Audited reads
+# (identity, notes, assessments, concerns) are absent on purpose (README, "Compiled reads").
+RENDERABLE: Mapping[str, frozenset[str]] = {
+    "Query": frozenset({"referrals", "node"}),
+    "ReferralConnection": frozenset({"edges", "pageInfo", "totalCount"}),
+    "ReferralEdge": frozenset({"cursor", "node"}),
+    "CounselingSessionConnection": frozenset({"edges", "pageInfo", "totalCount"}),
+    "CounselingSessionEdge": frozenset({"cursor", "node"}),
+    "PageInfo": frozenset({"hasNextPage", "hasPreviousPage", "startCursor", "endCursor"}),
+    "Referral": frozenset({"id", "service", "priority", "status", "statusReason", "reason", "respondBy", "overdue",
+                           "outcome", "createdAt", "updatedAt", "version", "survivor", "sessions", "goals",
+                           "milestones"}),
+    "Survivor": frozenset({"id", "pseudonym", "birthYear", "ageBand", "sex", "county", "countyName", "languages",
+                           "riskLevel", "version", "erasedAt"}),
+    "CounselingSession": frozenset({"id", "startedAt", "durationMinutes", "modality", "sessionType", "attendance",
+                                    "version"}),
+    "CareGoal": frozenset({"id", "domain", "description", "targetDate", "lifecycleStatus", "achievementStatus",
+                           "version"}),
+    "Milestone": frozenset({"id", "title", "achievedOn", "note"}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Pick:
+    """One key of a response object: `name` of the read model under `key`, its own picks if an object.
+    `path` names where its arguments are found at run time (RunValues.args)."""
+
+    key: str
+    name: str
+    path: str = ""
+    picks: tuple[Pick, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RunValues:
+    """What one run binds: the caller's row scope (values, never text) and each field's arguments."""
+
+    scope: RowScope
+    args: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """SQL text with `$1..$n`, and how to get each parameter from a run's values."""
+
+    sql: str
+    getters: tuple[Callable[[RunValues], Any], ...]
+
+    def parameters(self, values: RunValues) -> list[Any]:
+        return [get(values) for get in self.getters]
+
+
+class Shape:
+    """The parts of a run that change the statement's text: the scope's side and which of its persons
+    are set, and which arguments were given (their values are parameters)."""
+
+    @staticmethod
+    def of(values: RunValues) -> tuple[Any, ...]:
+        s = values.scope
+        args = tuple(sorted((path, tuple(sorted(
+            f"{k}={v}" if isinstance(v, bool) else k for k, v in given.items() if v is not None)))
+            for path, given in values.args.items()))
+        return s.side, s.case_manager_id is not None, s.counselor_id is not None, s.purposes, args
+
+
+# ----------------------------------------------------------------------------- rendering
+
+
+_SCOPE_GETTERS: Mapping[str, Callable[[RunValues], Any]] = {
+    "org": lambda v: v.scope.organization_id,
+    "case_manager": lambda v: v.scope.case_manager_id,
+    "counselor": lambda v: v.scope.counselor_id,
+    "at": lambda v: v.scope.at,
+}
+
+
+def _token_scope(scope: RowScope) -> RowScope:
+    """The scope with its values as tokens, for db/scopes.py's conditions."""
+    return RowScope(
+        side=scope.side,
+        organization_id=literal_column("$org::uuid", Uuid()) if scope.organization_id is not None else None,  # type: ignore[arg-type]
+        case_manager_id=literal_column("$case_manager::uuid", Uuid()) if scope.case_manager_id else None,  # type: ignore[arg-type]
+        counselor_id=literal_column("$counselor::uuid", Uuid()) if scope.counselor_id else None,  # type: ignore[arg-type]
+        at=literal_column("$at::timestamptz", DateTime(timezone=True)),  # type: ignore[arg-type]
+        purposes=scope.purposes,
+    )
+
+
+def _sql(element: Any) -> str:
+    return str(element.compile(dialect=DIALECT, compile_kwargs={"literal_binds": True}))
+
+
+def _json_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+class Renderer:
+    """Renders one operation's picks for one shape; `statement()` numbers the tokens."""
+
+    def __init__(self, values: RunValues) -> None:
+        self.values = values
+        self.scope = _token_scope(values.scope)
+        self.args: dict[str, Callable[[RunValues], Any]] = {}
+        self.ctes: list[str] = []
+
+    def given(self, path: str, name: str) -> bool:
+        value = self.values.args.get(path, {}).get(name)
+        return value is not None
+
+    def arg(self, path: str, name: str, cast: str) -> str:
+        token = "a" + str(len(self.args))
+        key = (path, name)
+        for existing, getter in self.args.items():
+            if getattr(getter, "key", None) == key:
+                return f"${existing}::{cast}"
+
+        def get(values: RunValues) -> Any:
+            return values.args[path][name]
+
+        get.key = key  # type: ignore[attr-defined]
+        self.args[token] = get
+        return f"${token}::{cast}"
+
+    def statement(self, roots: tuple[Pick, ...]) -> Statement:
+        body = "json_build_object(" + ", ".join(
+            f"{_json_text(p.key)}, {self._root(p, i)}" for i, p in enumerate(roots)) + ")::text"
+        sql = ("WITH " + ", ".join(self.ctes) + " " if self.ctes else "") + "SELECT " + body
+        names: list[str] = []
+
+        def number(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in names:
+                names.append(name)
+            return f"${names.index(name) + 1}"
+
+        numbered = _TOKEN.sub(number, sql)
+        getters = tuple(_SCOPE_GETTERS[n] if n in _SCOPE_GETTERS else self.args[n] for n in names)
+        return Statement(sql=numbered, getters=getters)
+
+    # ------------------------------------------------------------------ roots
+
+    def _root(self, pick: Pick, index: int) -> str:
+        if pick.name == "referrals":
+            return self._referral_connection(pick, index)
+        if pick.name == "node":
+            return self._referral_node(pick, index)
+        raise ValueError(pick.name)
+
+    def _referral_rows(self, path: str, *, by_id: bool) -> tuple[Any, Any, list[ColumnElement[bool]], Any]:
+        """The visible referrals (and their consents) a root reads, with the root's filters."""
+        r = Referral.__table__.alias("r")  # type: ignore[attr-defined]
+        c = Consent.__table__.alias("c")  # type: ignore[attr-defined]
+        conditions: list[ColumnElement[bool]] = [referral_visible(self.scope, r)]
+        if by_id:
+            conditions.append(r.c.id == literal_column(self.arg(path, "id", "uuid")))
+        if self.given(path, "statuses"):
+            conditions.append(r.c.status == func.any(literal_column(self.arg(path, "statuses", "text[]"))))
+        if self.given(path, "receiving_organization_id"):
+            conditions.append(r.c.receiving_organization_id == literal_column(
+                self.arg(path, "receiving_organization_id", "uuid")))
+        if self.given(path, "assigned_to"):
+            conditions.append(r.c.assigned_counselor_id == literal_column(self.arg(path, "assigned_to", "uuid")))
+        overdue = self.values.args.get(path, {}).get("overdue")
+        if overdue is not None:
+            late = and_(r.c.status == ReferralStatus.REQUESTED.value, r.c.respond_by < self.scope.at)
+            conditions.append(late if overdue else ~late)
+        if self.given(path, "updated_since"):
+            conditions.append(r.c.last_activity_at >= literal_column(
+                self.arg(path, "updated_since", "timestamptz")))
+        unassigned = self.values.args.get(path, {}).get("needs_assignment")
+        if unassigned is not None:
+            condition = needs_assignment_of(r)
+            conditions.append(condition if unassigned else ~condition)
+        sort = r.c.last_activity_at if self.given(path, "updated_since") else r.c.created_at
+        return r, c, conditions, sort
+
+    def _referral_columns(self, r: Any, c: Any) -> list[Any]:
+        """The referral's columns, its survivor's live key and the category decisions the fields need."""
+        org = self.scope.organization_id
+        at = self.scope.at
+
+        def sees(category: DataCategory) -> ColumnElement[bool]:
+            return or_(*[and_(column == org, category_visible(side, category, consent=c, referral_status=r.c.status,
+                                                               at=at))
+                         for side, column in ((Side.REFERRER, r.c.referring_organization_id),
+                                              (Side.RECEIVER, r.c.receiving_organization_id))])
+
+        return [
+            r.c.id, r.c.survivor_id, r.c.referring_organization_id, r.c.receiving_organization_id, r.c.service,
+            r.c.priority, r.c.status, r.c.status_reason_enc, r.c.reason_enc, r.c.outcome_enc, r.c.respond_by,
+            r.c.created_at, r.c.last_activity_at, r.c.version,
+            sees(DataCategory.CASE_SUMMARY).label("sees_summary"),
+            sees(DataCategory.SESSION_ATTENDANCE).label("sees_sessions"),
+            sees(DataCategory.ASSESSMENTS).label("sees_assessments"),
+            KEY.c.master_key_id.label("k_master"), KEY.c.wrapped_key.label("k_wrapped"),
+        ]
+
+    def _rows(self, r: Any, c: Any, columns: list[Any], conditions: list[ColumnElement[bool]]) -> Any:
+        """The referral `r` joined to its consent `c` and its survivor's live key `k` (a whole SELECT, so
+        that SQLAlchemy correlates the scope's sub-selects with `r`)."""
+        joined = r.join(c, c.c.id == r.c.consent_id).outerjoin(
+            KEY, and_(KEY.c.survivor_id == r.c.survivor_id, KEY.c.destroyed_at.is_(None)))
+        return select(*columns).select_from(joined).where(*conditions)
+
+    def _referral_connection(self, pick: Pick, index: int) -> str:
+        path = pick.path
+        r, c, conditions, sort = self._referral_rows(path, by_id=False)
+        after = self.given(path, "after_sort")
+        shown = list(conditions)
+        if after:
+            shown.append(tuple_(sort, r.c.id) > tuple_(
+                literal_column(self.arg(path, "after_sort", "timestamptz")),
+                literal_column(self.arg(path, "after_id", "uuid"))))
+        first = self.arg(path, "first", "int")
+        counted = not after and any(sub.name == "totalCount" for sub in pick.picks)
+        columns = [*self._referral_columns(r, c), sort.label("_sort"),
+                   func.row_number().over(order_by=(sort, r.c.id)).label("_n")]
+        if counted:
+            columns.append(func.count().over().label("_total"))
+        name = f"page{index}"
+        page = self._rows(r, c, columns, shown).order_by(sort, r.c.id).limit(literal_column(f"{first} + 1"))
+        self.ctes.append(f"{name} AS ({_sql(page)})")
+
+        def cursor(a: str) -> str:
+            return f"pamoja_cursor(pamoja_instant({a}._sort, ' '), {a}.id::text)"
+
+        parts: list[str] = []
+        for sub in pick.picks:
+            if sub.name == "edges":
+                edge = self._object(sub.picks, {
+                    "cursor": lambda _p: cursor("p"),
+                    "node": lambda p: self._referral(p.picks, "p"),
+                    "__typename": lambda _p: "'ReferralEdge'::text",
+                })
+                parts.append(f"{_json_text(sub.key)}, coalesce((SELECT json_agg({edge} ORDER BY p._n) "
+                             f"FROM {name} p WHERE p._n <= {first}), '[]'::json)")
+            elif sub.name == "pageInfo":
+                parts.append(f"{_json_text(sub.key)}, " + self._page_info(
+                    sub.picks, rows=name, first=first, cursor=cursor, previous="true" if after else "false"))
+            elif sub.name == "totalCount":
+                if after:
+                    count = f"({_sql(self._rows(r, c, [func.count()], conditions))})"
+                else:
+                    count = f"coalesce((SELECT p._total FROM {name} p WHERE p._n = 1), 0)"
+                parts.append(f"{_json_text(sub.key)}, {count}")
+            elif sub.name == "__typename":
+                parts.append(f"{_json_text(sub.key)}, 'ReferralConnection'::text")
+        return "json_build_object(" + ", ".join(parts) + ")"
+
+    def _referral_node(self, pick: Pick, index: int) -> str:
+        r, c, conditions, _sort = self._referral_rows(pick.path, by_id=True)
+        name = f"page{index}"
+        self.ctes.append(f"{name} AS ({_sql(self._rows(r, c, self._referral_columns(r, c), conditions))})")
+        return f"(SELECT {self._referral(pick.picks, 'p')} FROM {name} p)"
+
+    @staticmethod
+    def _page_info(picks: tuple[Pick, ...], *, rows: str, first: str, cursor: Callable[[str], str],
+                   previous: str) -> str:
+        """pageInfo of the rows `rows` (a CTE or a sub-select: the page and one row more, numbered `_n`)."""
+        fields = {
+            "hasNextPage": f"(SELECT count(*) FROM {rows} n_) > {first}",
+            "hasPreviousPage": previous,
+            "startCursor": f"(SELECT {cursor('e_')} FROM {rows} e_ WHERE e_._n = 1)",
+            "endCursor": f"(SELECT {cursor('e_')} FROM {rows} e_ WHERE e_._n <= {first} ORDER BY e_._n DESC LIMIT 1)",
+            "__typename": "'PageInfo'::text",
+        }
+        return "json_build_object(" + ", ".join(f"{_json_text(p.key)}, {fields[p.name]}" for p in picks) + ")"
+
+    @staticmethod
+    def _object(picks: tuple[Pick, ...], fields: Mapping[str, Callable[[Pick], str]]) -> str:
+        return "json_build_object(" + ", ".join(f"{_json_text(p.key)}, {fields[p.name](p)}" for p in picks) + ")"
+
+    # ------------------------------------------------------------------ records
+
+    def _referral(self, picks: tuple[Pick, ...], p: str) -> str:
+        def sealed(column: str, shown: str = "") -> Callable[[Pick], str]:
+            marker = _sealed(f"{p}.{column}_enc", p, "referral", column, f"{p}.id")
+            return lambda _pick: f"CASE WHEN {shown} THEN {marker} END" if shown else marker
+
+        plain: dict[str, Callable[[Pick], str]] = {
+            "__typename": lambda _p: "'Referral'::text",
+            "id": lambda _p: f"pamoja_global_id('Referral', {p}.id)",
+            "service": lambda _p: f"{p}.service", "priority": lambda _p: f"{p}.priority",
+            "status": lambda _p: f"{p}.status", "version": lambda _p: f"{p}.version",
+            "statusReason": sealed("status_reason"), "reason": sealed("reason", f"{p}.sees_summary"),
+            "outcome": sealed("outcome"),
+            "respondBy": lambda _p: f"pamoja_instant({p}.respond_by)",
+            "overdue": lambda _p: f"({p}.status = 'REQUESTED' AND {p}.respond_by IS NOT NULL AND "
+                                  f"$at::timestamptz > {p}.respond_by)",
+            "createdAt": lambda _p: f"pamoja_instant({p}.created_at)",
+            "updatedAt": lambda _p: f"pamoja_instant({p}.last_activity_at)",
+            "survivor": lambda pick: f"(SELECT {self._survivor(pick.picks, 's')} FROM survivor s "
+                                     f"WHERE s.id = {p}.survivor_id)",
+            "sessions": lambda pick: self._sessions(pick, p),
+            "goals": lambda pick: self._care_list(pick, p, "care_goal", "g", "g.created_at, g.id", self._goal),
+            "milestones": lambda pick: self._care_list(pick, p, "milestone", "m",
+                                                       "m.achieved_on, m.created_at, m.id", self._milestone),
+        }
+        return self._object(picks, plain)
+
+    def _survivor(self, picks: tuple[Pick, ...], s: str) -> str:
+        if self.values.scope.side is Side.REFERRER:
+            birth_year = f"{s}.birth_year"
+        else:
+            r2 = Referral.__table__.alias("r2")  # type: ignore[attr-defined]
+            c2 = Consent.__table__.alias("c2")  # type: ignore[attr-defined]
+            accepted = _sql(select(r2.c.survivor_id).select_from(r2.join(c2, c2.c.id == r2.c.consent_id)).where(
+                referral_visible(self.scope, r2), r2.c.status.in_(sorted(x.value for x in ACCEPTED_OR_LATER)),
+                _in_force(c2, self.scope.at)))
+            birth_year = f"CASE WHEN EXISTS (SELECT 1 FROM ({accepted}) shown WHERE shown.survivor_id = {s}.id) " \
+                         f"THEN {s}.birth_year END"
+        fields: dict[str, Callable[[Pick], str]] = {
+            "__typename": lambda _p: "'Survivor'::text",
+            "id": lambda _p: f"pamoja_global_id('Survivor', {s}.id)",
+            "pseudonym": lambda _p: f"{s}.pseudonym", "birthYear": lambda _p: birth_year,
+            "ageBand": lambda _p: _age_band(f"{s}.birth_year"), "sex": lambda _p: f"{s}.sex",
+            "county": lambda _p: f"{s}.county", "countyName": lambda _p: _county_name(f"{s}.county"),
+            "languages": lambda _p: f"to_json({s}.languages)", "riskLevel": lambda _p: f"{s}.risk_level",
+            "version": lambda _p: f"{s}.version", "erasedAt": lambda _p: f"pamoja_instant({s}.erased_at)",
+        }
+        return self._object(picks, fields)
+
+    def _care_rows(self, p: str, alias: str, sees: str) -> str:
+        """policy.care_rows: the category decides; under the partner's own referrals, its own rows only."""
+        return f"{alias}.referral_id = {p}.id AND {p}.{sees} AND " \
+               f"({alias}.organization_id = $org::uuid OR {p}.receiving_organization_id <> $org::uuid)"
+
+    def _sessions(self, pick: Pick, p: str) -> str:
+        path = pick.path
+        first = self.arg(path, "first", "int")
+        after = ""
+        if self.given(path, "after_started"):
+            after = f" AND (x.started_at, x.id) < ({self.arg(path, 'after_started', 'timestamptz')}, " \
+                    f"{self.arg(path, 'after_id', 'uuid')})"
+        visible = self._care_rows(p, "x", "sees_sessions")
+        rows = f"(SELECT x.id, x.started_at, x.duration_minutes, x.modality, x.session_type, x.attendance, " \
+               f"x.version, row_number() OVER (ORDER BY x.started_at DESC, x.id DESC) AS _n " \
+               f"FROM counseling_session x WHERE {visible}{after} " \
+               f"ORDER BY x.started_at DESC, x.id DESC LIMIT {first} + 1)"
+
+        def cursor(a: str) -> str:
+            return f"pamoja_cursor(pamoja_instant({a}.started_at), {a}.id::text)"
+
+        parts: list[str] = []
+        for sub in pick.picks:
+            if sub.name == "edges":
+                edge = self._object(sub.picks, {
+                    "cursor": lambda _p: cursor("q"),
+                    "node": lambda n: self._session(n.picks, "q"),
+                    "__typename": lambda _p: "'CounselingSessionEdge'::text",
+                })
+                parts.append(f"{_json_text(sub.key)}, coalesce((SELECT json_agg({edge} ORDER BY q._n) "
+                             f"FROM {rows} q WHERE q._n <= {first}), '[]'::json)")
+            elif sub.name == "pageInfo":
+                previous = f"{p}.sees_sessions" if after else "false"
+                parts.append(f"{_json_text(sub.key)}, " + self._page_info(
+                    sub.picks, rows=rows, first=first, cursor=cursor, previous=previous))
+            elif sub.name == "totalCount":
+                count = f"(SELECT count(*) FROM counseling_session x WHERE {visible})"
+                if after:  # as db/care.py: past the last session, the page counts none
+                    count = f"CASE WHEN EXISTS (SELECT 1 FROM {rows} e_) THEN {count} ELSE 0 END"
+                parts.append(f"{_json_text(sub.key)}, {count}")
+            elif sub.name == "__typename":
+                parts.append(f"{_json_text(sub.key)}, 'CounselingSessionConnection'::text")
+        return "json_build_object(" + ", ".join(parts) + ")"
+
+    def _session(self, picks: tuple[Pick, ...], x: str) -> str:
+        return self._object(picks, {
+            "__typename": lambda _p: "'CounselingSession'::text",
+            "id": lambda _p: f"pamoja_global_id('CounselingSession', {x}.id)",
+            "startedAt": lambda _p: f"pamoja_instant({x}.started_at)",
+            "durationMinutes": lambda _p: f"{x}.duration_minutes", "modality": lambda _p: f"{x}.modality",
+            "sessionType": lambda _p: f"{x}.session_type", "attendance": lambda _p: f"{x}.attendance",
+            "version": lambda _p: f"{x}.version",
+        })
+
+    def _care_list(self, pick: Pick, p: str, table: str, alias: str, order: str,
+                   render: Callable[[tuple[Pick, ...], str, str], str]) -> str:
+        visible = self._care_rows(p, alias, "sees_assessments")
+        return f"coalesce((SELECT json_agg({render(pick.picks, alias, p)} ORDER BY {order}) FROM {table} {alias} " \
+               f"WHERE {visible} AND {p}.k_wrapped IS NOT NULL), '[]'::json)"
+
+    def _goal(self, picks: tuple[Pick, ...], g: str, p: str) -> str:
+        return self._object(picks, {
+            "__typename": lambda _p: "'CareGoal'::text",
+            "id": lambda _p: f"pamoja_global_id('CareGoal', {g}.id)", "domain": lambda _p: f"{g}.domain",
+            "description": lambda _p: _sealed(f"{g}.description_enc", p, "care_goal", "description", f"{g}.id"),
+            "targetDate": lambda _p: f"{g}.target_date", "lifecycleStatus": lambda _p: f"{g}.lifecycle_status",
+            "achievementStatus": lambda _p: f"{g}.achievement_status", "version": lambda _p: f"{g}.version",
+        })
+
+    def _milestone(self, picks: tuple[Pick, ...], m: str, p: str) -> str:
+        return self._object(picks, {
+            "__typename": lambda _p: "'Milestone'::text",
+            "id": lambda _p: f"pamoja_global_id('Milestone', {m}.id)",
+            "title": lambda _p: _sealed(f"{m}.title_enc", p, "milestone", "title", f"{m}.id"),
+            "achievedOn": lambda _p: f"{m}.achieved_on",
+            "note": lambda _p: _sealed(f"{m}.note_enc", p, "milestone", "note", f"{m}.id"),
+        })
+
+
+def _in_force(consent: Any, at: Any) -> ColumnElement[bool]:
+    """A consent in force at `at` (domain.consent.covers without the purpose: ReferralAccess.consent_in_force)."""
+    return and_(consent.c.status == "ACTIVE", or_(consent.c.withdrawn_at.is_(None), consent.c.withdrawn_at > at),
+                consent.c.valid_from <= at, or_(consent.c.valid_until.is_(None), consent.c.valid_until > at))
+
+
+def _sealed(column: str, p: str, table: str, name: str, row_id: str) -> str:
+    """A sealed column as a marker for api/graphql/compiler.py to open (NULL stays null)."""
+    def b64(value: str) -> str:
+        return f"translate(encode({value}, 'base64'), E'\\n', '')"
+
+    return (f"CASE WHEN {column} IS NULL THEN NULL ELSE json_build_object(chr(1), CASE WHEN {p}.k_wrapped IS NOT NULL "
+            f"THEN {p}.k_master || ' ' || {b64(f'{p}.k_wrapped')} || ' ' || {p}.survivor_id::text || ' ' || "
+            f"'{table}.{name}:' || {row_id}::text || ' ' || {b64(column)} END) END")
+
+
+def _age_band(birth_year: str) -> str:
+    """domain.consent.age_band in SQL, from the same table of bands, at the scope's day (UTC)."""
+    age = f"greatest(extract(year FROM $at::timestamptz AT TIME ZONE 'UTC')::int - {birth_year} - 1, 0)"
+    cases = " ".join(f"WHEN {age} <= {upper} THEN {_json_text(band)}" for upper, band in AGE_BANDS)
+    return f"CASE WHEN {birth_year} IS NULL THEN NULL {cases} ELSE {_json_text(OLDEST_BAND)} END"
+
+
+def _county_name(code: str) -> str:
+    """domain.kenya.county_name in SQL, from the same table."""
+    cases = " ".join(f"WHEN {_json_text(c)} THEN {_json_text(n)}" for c, n in COUNTIES.items())
+    return f"CASE {code} {cases} END"
+
