@@ -142,5 +142,5 @@ async def app_engine(database_urls: DatabaseUrls) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture
-def factory(owner_engine: AsyncEngine, settings: Settings, client: httpx.AsyncClient) -> Factory:
-    return Factory(engine=owner_engine, settings=settings, client=client)
+def factory(owner_engine: AsyncEngine, settings: Settings, client: httpx.AsyncClient, app: FastAPI) -> Factory:
+    return Factory(engine=owner_engine, settings=settings, client=client, app=app)

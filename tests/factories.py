@@ -62,6 +62,7 @@ class Factory:
     engine: AsyncEngine
     settings: Settings
     client: httpx.AsyncClient
+    app: Any = None  # the application behind `client`, for tests that switch its engines
     _tokens: dict[str, str] = field(default_factory=dict)
 
     async def org(self, *, kind: OrganizationKind = OrganizationKind.PARTNER, name: str | None = None,

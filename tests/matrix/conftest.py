@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -131,6 +132,7 @@ class Cast:
     users: dict[str, User]
     clients: dict[str, str]
     client_gids: dict[str, str]  # the OAuthClient global ids of the systems' clients
+    compiled: int = 0  # reads the read compiler answered (each compared with the resolver path)
     _tokens: dict[str, tuple[str, float]] = field(default_factory=dict)
 
     async def token(self, actor: str) -> str:
@@ -148,7 +150,21 @@ class Cast:
         return self.orgs[SYSTEMS[actor]] if actor in SYSTEMS else self.users[actor].org
 
     async def gql(self, actor: str, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        return await self.factory.gql(await self.token(actor), query, variables, expect_errors=True)
+        """The answer; when the read compiler gave it, the resolver path must give the same, byte for byte
+        (so every read of the access and BOLA matrices compares the two engines)."""
+        token = await self.token(actor)
+        compiler = self.factory.app.state.graphql_schema.compiler
+        answered = compiler.completed
+        body = await self.factory.gql(token, query, variables, expect_errors=True)
+        if compiler.completed > answered:
+            self.compiled += 1
+            compiler.enabled = False
+            try:
+                resolved = await self.factory.gql(token, query, variables, expect_errors=True)
+            finally:
+                compiler.enabled = True
+            assert json.dumps(body) == json.dumps(resolved), (actor, query, variables, body, resolved)
+        return body
 
     async def done(self, actor: str, name: str, query: str, data: dict[str, Any]) -> dict[str, Any]:
         """Run a mutation that must succeed; the payload."""
@@ -369,8 +385,9 @@ async def build_world(factory: Factory, engine: AsyncEngine, specs: dict[str, Ca
 
 
 @pytest.fixture(scope="session")
-def matrix_factory(owner_engine: AsyncEngine, settings: Settings, client: httpx.AsyncClient) -> Factory:
-    return Factory(engine=owner_engine, settings=settings, client=client)
+def matrix_factory(owner_engine: AsyncEngine, settings: Settings, client: httpx.AsyncClient,
+                   app: FastAPI) -> Factory:
+    return Factory(engine=owner_engine, settings=settings, client=client, app=app)
 
 
 @pytest.fixture(scope="session")

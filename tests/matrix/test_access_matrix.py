@@ -245,6 +245,12 @@ REFERRAL_NODE = """query($id: ID!) { node(id: $id) { id ... on Referral { reason
 SESSION_NODE = """query($id: ID!) { node(id: $id) { id ... on CounselingSession { notes
   safeguardingConcern { level } } } }"""
 NODE = "query($id: ID!) { node(id: $id) { id } }"
+# Only fields the read compiler renders (api/graphql/compiler.py): through it, and (Cast.gql) again
+# through the resolver path, which must answer the same bytes.
+COMPILED_REFERRAL_NODE = """query($id: ID!) { node(id: $id) { __typename id ... on Referral { status reason
+  statusReason outcome overdue updatedAt survivor { id birthYear ageBand countyName languages }
+  sessions(first: 10) { totalCount pageInfo { hasNextPage endCursor } edges { cursor node { id startedAt } } }
+  goals { id description } milestones { id title note } } } }"""
 NODES = "query($ids: [ID!]!) { nodes(ids: $ids) { id } }"
 SURVIVORS = "{ survivors(first: 100) { edges { node { id } } } }"
 REFERRALS = "{ referrals(first: 100) { edges { node { id reason } } } }"
@@ -354,6 +360,8 @@ def listed_reason(body: Any, case: Case) -> Any:
 READS: dict[str, dict[str, Read]] = {
     "Survivor": {
         "node": by_node(SURVIVOR_NODE, "Survivor"),
+        "compiled.referral.survivor": field_of(COMPILED_REFERRAL_NODE, "Referral", ("survivor", "id"),
+                                               lambda c: c.ids["Survivor"]),
         "nodes": by_nodes("Survivor"),
         "list": in_list(SURVIVORS, "survivors", "Survivor"),
         "referral.survivor": field_of(REFERRAL_NODE, "Referral", ("survivor", "id"), lambda c: c.ids["Survivor"]),
@@ -369,6 +377,8 @@ READS: dict[str, dict[str, Read]] = {
                                                      lambda c: c.phone),
     },
     "SurvivorBirthYear": {
+        "compiled.referral.survivor.birthYear": field_of(COMPILED_REFERRAL_NODE, "Referral", ("survivor", "birthYear"),
+                                                         lambda c: c.birth_year),
         "survivor.birthYear": field_of(SURVIVOR_NODE, "Survivor", ("birthYear",), lambda c: c.birth_year),
         "referral.survivor.birthYear": field_of(REFERRAL_NODE, "Referral", ("survivor", "birthYear"),
                                                 lambda c: c.birth_year),
@@ -381,16 +391,20 @@ READS: dict[str, dict[str, Read]] = {
     },
     "Referral": {
         "node": by_node(REFERRAL_NODE, "Referral"),
+        "compiled.node": by_node(COMPILED_REFERRAL_NODE, "Referral"),
         "nodes": by_nodes("Referral"),
         "list": in_list(REFERRALS, "referrals", "Referral"),
         "survivor.referrals": connection(SURVIVOR_NODE, "Survivor", ("referrals",), "Referral"),
     },
     "ReferralSummary": {
+        "compiled.referral.reason": field_of(COMPILED_REFERRAL_NODE, "Referral", ("reason",), lambda c: c.reason),
         "referral.reason": field_of(REFERRAL_NODE, "Referral", ("reason",), lambda c: c.reason),
         "list.reason": Read(REFERRALS, "Referral", listed_reason, lambda c: c.reason),
     },
     "CounselingSession": {
         "node": by_node(SESSION_NODE, "CounselingSession"),
+        "compiled.referral.sessions": connection(COMPILED_REFERRAL_NODE, "Referral", ("sessions",),
+                                                 "CounselingSession"),
         "nodes": by_nodes("CounselingSession"),
         "referral.sessions": connection(REFERRAL_NODE, "Referral", ("sessions",), "CounselingSession"),
     },
@@ -407,12 +421,14 @@ READS: dict[str, dict[str, Read]] = {
     },
     "CareGoal": {
         "node": by_node(NODE, "CareGoal"),
+        "compiled.referral.goals": listed(COMPILED_REFERRAL_NODE, "Referral", ("goals",), "CareGoal"),
         "nodes": by_nodes("CareGoal"),
         "referral.goals": listed(REFERRAL_NODE, "Referral", ("goals",), "CareGoal"),
         "survivor.goals": listed(SURVIVOR_NODE, "Survivor", ("goals",), "CareGoal"),
     },
     "Milestone": {
         "node": by_node(NODE, "Milestone"),
+        "compiled.referral.milestones": listed(COMPILED_REFERRAL_NODE, "Referral", ("milestones",), "Milestone"),
         "nodes": by_nodes("Milestone"),
         "referral.milestones": listed(REFERRAL_NODE, "Referral", ("milestones",), "Milestone"),
     },
@@ -428,6 +444,7 @@ READS: dict[str, dict[str, Read]] = {
     },
     "OtherPartnerReferral": {
         "node": by_node(REFERRAL_NODE, "OtherPartnerReferral"),
+        "compiled.node": by_node(COMPILED_REFERRAL_NODE, "OtherPartnerReferral"),
         "nodes": by_nodes("OtherPartnerReferral"),
         "list": in_list(REFERRALS, "referrals", "OtherPartnerReferral"),
         "survivor.referrals": connection(SURVIVOR_NODE, "Survivor", ("referrals",), "OtherPartnerReferral"),

@@ -1,0 +1,266 @@
+"""The read compiler (api/graphql/compiler.py) answers exactly as the resolver path does, in one statement.
+
+Every query here runs three ways (tests/flows.every_way): compiled, through the resolver path (planned
+execution) and through graphql-core alone; the HTTP bodies must be identical byte for byte. Each test
+also checks which engine answered, so a compiler that silently stepped aside would not pass for one
+that answered. The access and BOLA matrices compare the two engines on every read they make
+(tests/matrix/conftest.Cast.gql).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.factories import Factory
+from tests.flows import RECORD_MILESTONE, Network, act, care_network, every_way, referred_case
+
+ACTORS = ("manager", "supervisor", "coordinator", "counselor", "other_counselor")
+
+DASHBOARD = """query Dashboard { referrals(first: 50, filter: {assignedToMe: true, status: [ACCEPTED, IN_PROGRESS]}) {
+  edges { node { id status priority respondBy survivor { pseudonym ageBand }
+    sessions(first: 5) { edges { node { startedAt durationMinutes modality attendance } } }
+    goals { domain achievementStatus } milestones { title achievedOn } } } } }"""
+
+EVERY_COMPILED_FIELD = """{ referrals(first: 10) {
+  __typename totalCount pageInfo { __typename hasNextPage hasPreviousPage startCursor endCursor }
+  edges { __typename cursor node { __typename id service priority status statusReason reason respondBy overdue
+    outcome createdAt updatedAt version
+    survivor { __typename id pseudonym birthYear ageBand sex county countyName languages riskLevel version erasedAt }
+    sessions(first: 2) { __typename totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+      edges { __typename cursor node { __typename id startedAt durationMinutes modality sessionType attendance
+        version } } }
+    goals { __typename id domain description targetDate lifecycleStatus achievementStatus version }
+    milestones { __typename id title achievedOn note } } } } }"""
+
+FRAGMENTS_AND_ALIASES = """query Mine($n: Int, $statuses: [ReferralStatus!]) {
+  mine: referrals(first: $n, filter: {status: $statuses}) { ...Page }
+  everything: referrals { total: totalCount }
+}
+fragment Page on ReferralConnection { totalCount edges { node { ...R ...N ... on Referral { version } } } }
+fragment N on Node { id }
+fragment S on Survivor { pseudonym }
+fragment R on Referral { id a: status b: status __typename survivor { ... { pseudonym } theId: id ...S }
+  first: sessions(first: 1) { edges { node { id } } } last: sessions(first: 3) { totalCount } }"""
+
+BY_ID = """query($id: ID!) { node(id: $id) { __typename id ... on Referral { status reason survivor { birthYear }
+  sessions(first: 2) { totalCount edges { node { id } } } goals { id } milestones { title } }
+  ... on Survivor { pseudonym } } }"""
+
+PAGE = """query($after: String) { referrals(first: 1, after: $after) {
+  totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } edges { cursor node { id } } } }"""
+SESSIONS_PAGE = """query($id: ID!, $after: String) { node(id: $id) { ... on Referral {
+  sessions(first: 1, after: $after) { totalCount pageInfo { hasNextPage hasPreviousPage endCursor }
+    edges { cursor node { id startedAt } } } } } }"""
+POLL = """query($since: DateTime, $after: String) { referrals(first: 2, after: $after, filter: {updatedSince: $since}) {
+  totalCount pageInfo { hasNextPage endCursor } edges { cursor node { id updatedAt } } } }"""
+FILTERED = """query($f: ReferralFilter) { referrals(first: 20, filter: $f) { totalCount edges { node { id status } } } }"""
+
+
+@pytest.fixture
+async def busy_network(factory: Factory) -> tuple[Network, list[str]]:
+    return await care_network(factory)
+
+
+def _ids(body: Any) -> set[str]:
+    return {e["node"]["id"] for e in body["data"]["referrals"]["edges"]}
+
+
+@pytest.mark.parametrize("query", [DASHBOARD, EVERY_COMPILED_FIELD, FRAGMENTS_AND_ALIASES],
+                         ids=["dashboard", "every-compiled-field", "fragments-aliases"])
+async def test_every_actor_gets_the_resolver_paths_answer_from_one_statement(
+    factory: Factory, app: FastAPI, busy_network: tuple[Network, list[str]], query: str
+) -> None:
+    net, _ = busy_network
+    shown = 0
+    for actor in ACTORS:
+        ran = await every_way(factory, app, net.token(actor), query,
+                              {"n": 3, "statuses": ["ACCEPTED", "IN_PROGRESS", "REQUESTED"]} if "$n" in query else None)
+        assert "errors" not in ran.body, (actor, ran.body)
+        assert (ran.compiled, ran.compiled_stepped_aside) == (1, 0), actor
+        shown += len(json.dumps(ran.body))
+    assert shown > 1_500  # the network's care records were in the answers, not only empty lists
+
+
+async def test_sealed_text_is_opened_and_categories_masked_as_the_policy_says(
+    factory: Factory, app: FastAPI, busy_network: tuple[Network, list[str]]
+) -> None:
+    net, referral_ids = busy_network
+    in_care, private, _, _ = referral_ids
+    ran = await every_way(factory, app, net.token("coordinator"), EVERY_COMPILED_FIELD)
+    nodes = {e["node"]["id"]: e["node"] for e in ran.body["data"]["referrals"]["edges"]}
+    assert nodes[in_care]["milestones"][0]["title"] == "First session attended"
+    assert nodes[in_care]["goals"][0]["description"] == "Knows her safety plan."
+    assert nodes[in_care]["reason"]  # CASE_SUMMARY consented: the needs summary, opened
+    # The referrer sees care as feedback only where consent names FEEDBACK_TO_REFERRER (private does not).
+    ngo = await every_way(factory, app, net.token("supervisor"), EVERY_COMPILED_FIELD)
+    by_id = {e["node"]["id"]: e["node"] for e in ngo.body["data"]["referrals"]["edges"]}
+    assert by_id[in_care]["sessions"]["totalCount"] == 3 and by_id[in_care]["milestones"]
+    assert by_id[private]["sessions"] == {"__typename": "CounselingSessionConnection", "totalCount": 0,
+                                          "pageInfo": {"hasNextPage": False, "hasPreviousPage": False,
+                                                       "startCursor": None, "endCursor": None}, "edges": []}
+    assert by_id[private]["goals"] == [] and by_id[private]["milestones"] == []
+    assert ngo.compiled == 1
+
+
+async def test_node_by_id_is_compiled_when_visible_and_answered_by_the_resolvers_when_not(
+    factory: Factory, app: FastAPI, busy_network: tuple[Network, list[str]], owner_engine: AsyncEngine
+) -> None:
+    net, referral_ids = busy_network
+    for actor in ACTORS:
+        for referral_id in referral_ids:
+            ran = await every_way(factory, app, net.token(actor), BY_ID, {"id": referral_id})
+            if ran.body["data"]["node"] is None:
+                # unseen: the resolver path answers null and audits the id that showed nothing
+                assert (ran.compiled, ran.compiled_stepped_aside) == (0, 1), (actor, referral_id)
+            else:
+                assert (ran.compiled, ran.compiled_stepped_aside) == (1, 0), (actor, referral_id)
+                assert ran.body["data"]["node"]["__typename"] == "Referral"
+    other = await every_way(factory, app, net.token("manager"), BY_ID, {"id": "not-an-id"})
+    assert other.body["data"]["node"] is None and other.compiled == 0
+
+
+async def test_paging_and_polling_give_the_resolver_paths_cursors(
+    factory: Factory, app: FastAPI, busy_network: tuple[Network, list[str]]
+) -> None:
+    net, referral_ids = busy_network
+    for actor in ("supervisor", "coordinator"):
+        after: str | None = None
+        seen: list[str] = []
+        while True:
+            ran = await every_way(factory, app, net.token(actor), PAGE, {"after": after})
+            assert ran.compiled == 1
+            connection = ran.body["data"]["referrals"]
+            seen += [e["node"]["id"] for e in connection["edges"]]
+            if not connection["pageInfo"]["hasNextPage"]:
+                break
+            after = connection["pageInfo"]["endCursor"]
+        assert len(seen) == len(set(seen)) >= 3
+        # past the last page: an empty page, with the total and the resolver path's flags
+        ran = await every_way(factory, app, net.token(actor), PAGE, {"after": after})
+        assert ran.compiled == 1
+    since = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    after = None
+    for _ in range(4):
+        ran = await every_way(factory, app, net.token("coordinator"), POLL, {"since": since, "after": after})
+        assert ran.compiled == 1
+        after = ran.body["data"]["referrals"]["pageInfo"]["endCursor"]
+    for cursor in (None, "bm90LWEtY3Vyc29y"):  # a bad cursor: the resolver path refuses it, by its words
+        ran = await every_way(factory, app, net.token("counselor"), SESSIONS_PAGE,
+                              {"id": referral_ids[0], "after": cursor})
+        if cursor is None:
+            assert ran.compiled == 1
+            after = ran.body["data"]["node"]["sessions"]["pageInfo"]["endCursor"]
+        else:
+            assert ran.compiled_stepped_aside == 1 and ran.body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    while after is not None:
+        ran = await every_way(factory, app, net.token("counselor"), SESSIONS_PAGE, {"id": referral_ids[0],
+                                                                                    "after": after})
+        assert ran.compiled == 1
+        after = ran.body["data"]["node"]["sessions"]["pageInfo"]["endCursor"]
+
+
+@pytest.mark.parametrize("filter_", [
+    {"status": ["ACCEPTED", "IN_PROGRESS"]}, {"status": []}, {"assignedToMe": True}, {"assignedToMe": False},
+    {"overdue": True}, {"overdue": False}, {"needsAssignment": True}, {"needsAssignment": False},
+    {"receivingOrganizationId": "PARTNER"}, {"receivingOrganizationId": "T3JnYW5pemF0aW9uOm5vdGhpbmc"},
+    {"updatedSince": "2020-01-01T00:00:00+00:00", "status": ["REQUESTED"]},
+], ids=lambda f: "-".join(f"{k}={v}" for k, v in f.items()))
+async def test_every_filter_is_compiled(factory: Factory, app: FastAPI,
+                                        busy_network: tuple[Network, list[str]], filter_: dict[str, Any]) -> None:
+    net, _ = busy_network
+    if filter_.get("receivingOrganizationId") == "PARTNER":
+        filter_ = {"receivingOrganizationId": net.partner.gid}
+    for actor in ACTORS:
+        ran = await every_way(factory, app, net.token(actor), FILTERED, {"f": filter_})
+        assert (ran.compiled, ran.compiled_stepped_aside) == (1, 0), (actor, ran.body)
+
+
+async def test_a_survivor_filter_or_a_missing_scope_goes_to_the_resolver_path(
+    factory: Factory, app: FastAPI, busy_network: tuple[Network, list[str]], owner_engine: AsyncEngine
+) -> None:
+    net, _ = busy_network
+    # survivorId: an unseen survivor is audited by the resolver path
+    ran = await every_way(factory, app, net.token("coordinator"), FILTERED,
+                          {"f": {"survivorId": "U3Vydml2b3I6MDAwMDAwMDAtMDAwMC0wMDAwLTAwMDAtMDAwMDAwMDAwMDAx"}})
+    assert (ran.compiled, ran.compiled_stepped_aside) == (0, 1)
+    # a token without the milestone scope: graphql-core refuses the field
+    token = await factory.token(net.counselor, scopes=["user/Referral.rs", "user/Survivor.r"])
+    ran = await every_way(factory, app, token, "{ referrals { edges { node { id milestones { id } } } } }")
+    assert (ran.compiled, ran.compiled_stepped_aside) == (0, 1)
+    assert ran.body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_two_principals_sharing_one_statement_each_see_only_their_own_rows(
+    factory: Factory, app: FastAPI, busy_network: tuple[Network, list[str]]
+) -> None:
+    net, referral_ids = busy_network
+    theirs = await referred_case(factory, net, accept=True)
+    payload = await act(factory, net.token("coordinator"), "assignCounselor", "AssignCounselorInput",
+                        referralId=theirs.referral["id"], counselorId=net.other_counselor.gid)
+    assert payload["userErrors"] == []
+    compiler = app.state.graphql_schema.compiler  # type: ignore[attr-defined]
+    first = await every_way(factory, app, net.token("counselor"), DASHBOARD)
+    statements = len(compiler._statements)
+    second = await every_way(factory, app, net.token("other_counselor"), DASHBOARD)
+    assert len(compiler._statements) == statements  # the same text, the other counselor's values bound
+    assert (first.compiled, second.compiled) == (1, 1)
+    assert _ids(first.body) == set(referral_ids[:2])
+    assert _ids(second.body) == {theirs.referral["id"]}
+    assert theirs.referral["id"] not in json.dumps(first.body)
+    assert not set(referral_ids) & set(json.dumps(second.body).split('"'))
+
+
+@contextmanager
+def statements_of(engine: AsyncEngine) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+async def test_a_compiled_read_is_the_set_config_and_one_statement(
+    factory: Factory, app: FastAPI, busy_network: tuple[Network, list[str]]
+) -> None:
+    net, _ = busy_network
+    token = net.token("counselor")
+    await factory.gql(token, DASHBOARD)  # the token validated, its principal cached
+    with statements_of(app.state.pamoja.engine) as seen:  # type: ignore[attr-defined]
+        body = await factory.gql(token, DASHBOARD)
+    assert _ids(body)
+    in_transaction = [s for s in seen if "set_config" in s or s.startswith("WITH page0")]
+    assert len(in_transaction) == 2 and "set_config" in in_transaction[0], seen
+    assert [s for s in seen if s not in in_transaction] == [], seen
+
+
+async def test_a_value_that_looks_like_a_sealed_marker_is_only_text(
+    factory: Factory, app: FastAPI, busy_network: tuple[Network, list[str]], owner_engine: AsyncEngine
+) -> None:
+    net, referral_ids = busy_network
+    forged = '{"\\u0001" : "k1 AAAA 00000000-0000-0000-0000-000000000000 x AAAA"}'
+    body = await factory.gql(net.token("counselor"), RECORD_MILESTONE, {"input": {
+        "referralId": referral_ids[0], "title": forged, "achievedOn": datetime.now(UTC).date().isoformat()}})
+    assert body["data"]["recordMilestone"]["userErrors"] == []
+    async with owner_engine.begin() as connection:  # and a plain column holding the same text
+        await connection.execute(text("UPDATE survivor SET pseudonym = :p WHERE id = (SELECT survivor_id FROM referral "
+                                      "WHERE pamoja_global_id('Referral', id) = :r)"),
+                                 {"p": forged, "r": referral_ids[0]})
+    ran = await every_way(factory, app, net.token("counselor"), DASHBOARD)
+    assert ran.compiled == 1
+    node = next(e["node"] for e in ran.body["data"]["referrals"]["edges"] if e["node"]["id"] == referral_ids[0])
+    assert node["survivor"]["pseudonym"] == forged
+    assert forged in [m["title"] for m in node["milestones"]]
