@@ -148,6 +148,7 @@ class Renderer:
         self.scope = _token_scope(values.scope)
         self.args: dict[str, Callable[[RunValues], Any]] = {}
         self.ctes: list[str] = []
+        self.pages: list[str] = []  # the CTEs of referrals, with their survivors' keys
 
     def given(self, path: str, name: str) -> bool:
         value = self.values.args.get(path, {}).get(name)
@@ -168,9 +169,14 @@ class Renderer:
         return f"${token}::{cast}"
 
     def statement(self, roots: tuple[Pick, ...]) -> Statement:
+        """The statement: its first column the response's `data` as JSON text, its second the data keys of
+        the survivors whose sealed text it holds (`{"<survivor>": "<master key id> <wrapped key>"}`)."""
         body = "json_build_object(" + ", ".join(
             f"{_json_text(p.key)}, {self._root(p, i)}" for i, p in enumerate(roots)) + ")::text"
-        sql = ("WITH " + ", ".join(self.ctes) + " " if self.ctes else "") + "SELECT " + body
+        pages = " UNION ".join(f"SELECT survivor_id, k_master, k_wrapped FROM {name}" for name in self.pages)
+        keys = (f"(SELECT json_object_agg(ks.survivor_id, ks.k_master || ' ' || {_b64('ks.k_wrapped')}) "
+                f"FROM ({pages}) ks WHERE ks.k_wrapped IS NOT NULL)::text") if pages else "NULL::text"
+        sql = ("WITH " + ", ".join(self.ctes) + " " if self.ctes else "") + f"SELECT {body}, {keys}"
         names: list[str] = []
 
         def number(match: re.Match[str]) -> str:
@@ -238,15 +244,21 @@ class Renderer:
             sees(DataCategory.CASE_SUMMARY).label("sees_summary"),
             sees(DataCategory.SESSION_ATTENDANCE).label("sees_sessions"),
             sees(DataCategory.ASSESSMENTS).label("sees_assessments"),
-            KEY.c.master_key_id.label("k_master"), KEY.c.wrapped_key.label("k_wrapped"),
         ]
 
-    def _rows(self, r: Any, c: Any, columns: list[Any], conditions: list[ColumnElement[bool]]) -> Any:
-        """The referral `r` joined to its consent `c` and its survivor's live key `k` (a whole SELECT, so
-        that SQLAlchemy correlates the scope's sub-selects with `r`)."""
-        joined = r.join(c, c.c.id == r.c.consent_id).outerjoin(
-            KEY, and_(KEY.c.survivor_id == r.c.survivor_id, KEY.c.destroyed_at.is_(None)))
-        return select(*columns).select_from(joined).where(*conditions)
+    @staticmethod
+    def _rows(r: Any, c: Any, columns: list[Any], conditions: list[ColumnElement[bool]]) -> Any:
+        """The referral `r` joined to its consent `c` (a whole SELECT, so that SQLAlchemy correlates the
+        scope's sub-selects with `r`)."""
+        return select(*columns).select_from(r.join(c, c.c.id == r.c.consent_id)).where(*conditions)
+
+    @staticmethod
+    def _with_key(rows: Any) -> Any:
+        """The rows (a page, limited) with their survivor's live data key: joined after the limit, so row
+        security on the keys is paid for the rows shown only."""
+        shown = rows.subquery("shown")
+        return select(shown, KEY.c.master_key_id.label("k_master"), KEY.c.wrapped_key.label("k_wrapped")).select_from(
+            shown.outerjoin(KEY, and_(KEY.c.survivor_id == shown.c.survivor_id, KEY.c.destroyed_at.is_(None))))
 
     def _referral_connection(self, pick: Pick, index: int) -> str:
         path = pick.path
@@ -265,7 +277,8 @@ class Renderer:
             columns.append(func.count().over().label("_total"))
         name = f"page{index}"
         page = self._rows(r, c, columns, shown).order_by(sort, r.c.id).limit(literal_column(f"{first} + 1"))
-        self.ctes.append(f"{name} AS ({_sql(page)})")
+        self.ctes.append(f"{name} AS ({_sql(self._with_key(page))})")
+        self.pages.append(name)
 
         def cursor(a: str) -> str:
             return f"pamoja_cursor(pamoja_instant({a}._sort, ' '), {a}.id::text)"
@@ -296,7 +309,8 @@ class Renderer:
     def _referral_node(self, pick: Pick, index: int) -> str:
         r, c, conditions, _sort = self._referral_rows(pick.path, by_id=True)
         name = f"page{index}"
-        self.ctes.append(f"{name} AS ({_sql(self._rows(r, c, self._referral_columns(r, c), conditions))})")
+        self.ctes.append(f"{name} AS ({_sql(self._with_key(self._rows(r, c, self._referral_columns(r, c), conditions)))})")
+        self.pages.append(name)
         return f"(SELECT {self._referral(pick.picks, 'p')} FROM {name} p)"
 
     @staticmethod
@@ -379,10 +393,12 @@ class Renderer:
             after = f" AND (x.started_at, x.id) < ({self.arg(path, 'after_started', 'timestamptz')}, " \
                     f"{self.arg(path, 'after_id', 'uuid')})"
         visible = self._care_rows(p, "x", "sees_sessions")
-        rows = f"(SELECT x.id, x.started_at, x.duration_minutes, x.modality, x.session_type, x.attendance, " \
-               f"x.version, row_number() OVER (ORDER BY x.started_at DESC, x.id DESC) AS _n " \
-               f"FROM counseling_session x WHERE {visible}{after} " \
-               f"ORDER BY x.started_at DESC, x.id DESC LIMIT {first} + 1)"
+        columns = "x.id, x.started_at, x.duration_minutes, x.modality, x.session_type, x.attendance, x.version"
+        order = "x.started_at DESC, x.id DESC"
+        # The page and one row more, numbered (pageInfo); the page alone, without a window (edges).
+        rows = f"(SELECT {columns}, row_number() OVER (ORDER BY {order}) AS _n FROM counseling_session x " \
+               f"WHERE {visible}{after} ORDER BY {order} LIMIT {first} + 1)"
+        page = f"(SELECT {columns} FROM counseling_session x WHERE {visible}{after} ORDER BY {order} LIMIT {first})"
 
         def cursor(a: str) -> str:
             return f"pamoja_cursor(pamoja_instant({a}.started_at), {a}.id::text)"
@@ -395,8 +411,8 @@ class Renderer:
                     "node": lambda n: self._session(n.picks, "q"),
                     "__typename": lambda _p: "'CounselingSessionEdge'::text",
                 })
-                parts.append(f"{_json_text(sub.key)}, coalesce((SELECT json_agg({edge} ORDER BY q._n) "
-                             f"FROM {rows} q WHERE q._n <= {first}), '[]'::json)")
+                parts.append(f"{_json_text(sub.key)}, coalesce((SELECT json_agg({edge} ORDER BY q.started_at DESC, "
+                             f"q.id DESC) FROM {page} q), '[]'::json)")
             elif sub.name == "pageInfo":
                 previous = f"{p}.sees_sessions" if after else "false"
                 parts.append(f"{_json_text(sub.key)}, " + self._page_info(
@@ -452,13 +468,16 @@ def _in_force(consent: Any, at: Any) -> ColumnElement[bool]:
 
 
 def _sealed(column: str, p: str, table: str, name: str, row_id: str) -> str:
-    """A sealed column as a marker for api/graphql/compiler.py to open (NULL stays null)."""
-    def b64(value: str) -> str:
-        return f"translate(encode({value}, 'base64'), E'\\n', '')"
-
+    """A sealed column as a marker for api/graphql/compiler.py to open: the survivor whose key opens it
+    (Statement's second column holds the keys), the binding and the ciphertext; NULL stays null, and a
+    destroyed key gives a null marker (nothing to open)."""
     return (f"CASE WHEN {column} IS NULL THEN NULL ELSE json_build_object(chr(1), CASE WHEN {p}.k_wrapped IS NOT NULL "
-            f"THEN {p}.k_master || ' ' || {b64(f'{p}.k_wrapped')} || ' ' || {p}.survivor_id::text || ' ' || "
-            f"'{table}.{name}:' || {row_id}::text || ' ' || {b64(column)} END) END")
+            f"THEN {p}.survivor_id::text || ' ' || '{table}.{name}:' || {row_id}::text || ' ' || {_b64(column)} "
+            f"END) END")
+
+
+def _b64(value: str) -> str:
+    return f"translate(encode({value}, 'base64'), E'\\n', '')"
 
 
 def _age_band(birth_year: str) -> str:

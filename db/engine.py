@@ -146,13 +146,13 @@ class Db:
 
         return await self._serialised(run)
 
-    async def json_text(self, sql: str, parameters: Sequence[Any]) -> str:
-        """A compiled read's one value (db/compiled_reads.py): SQL already in PostgreSQL's `$n` form, so
+    async def compiled_row(self, sql: str, parameters: Sequence[Any]) -> tuple[Any, ...]:
+        """A compiled read's one row (db/compiled_reads.py): SQL already in PostgreSQL's `$n` form, so
         nothing is compiled here; asyncpg prepares it once per connection."""
-        async def run() -> str:
+        async def run() -> tuple[Any, ...]:
             self.statements += 1
             result = await self.connection.exec_driver_sql(sql, tuple(parameters))
-            return str(result.scalar_one())
+            return tuple(result.one())
 
         return await self._serialised(run)
 

@@ -83,6 +83,14 @@ class StepAside(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class CompiledJson:
+    """A compiled read's `data` as the JSON text PostgreSQL built (sealed values opened): the HTTP
+    router writes it into the response as it is, never parsing it into Python objects."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class Arguments:
     """A field's arguments, read at run time as its resolver reads them."""
 
@@ -135,7 +143,8 @@ class ReadCompiler:
     # ------------------------------------------------------------------ run
 
     async def run(self, compiled: CompiledOperation, context: Any, variables: dict[str, Any] | None) -> Any:
-        """The operation's `data` (parsed from the statement's JSON text), or StepAside."""
+        """The operation's `data`: as JSON text (CompiledJson) for a context that sends it on as it is
+        (`raw_json`, the HTTP router's), parsed otherwise; or StepAside."""
         principal: Principal = context.principal
         if not all(principal.allows(resource, action) for resource, action in compiled.requires):
             raise StepAside
@@ -145,12 +154,13 @@ class ReadCompiler:
         args = {path: self._arguments(spec, coerced, principal) for path, spec in compiled.arguments.items()}
         values = RunValues(scope=policy.rows(principal, datetime.now(UTC)), args=args)
         statement = self._statement(compiled, values)
-        text = await context.db.json_text(statement.sql, statement.parameters(values))
-        data = json.loads(_opened(text, context.state.master_keys))
-        for pick in compiled.roots:
-            if pick.name == "node" and data[pick.key] is None:
+        text, keys = await context.db.compiled_row(statement.sql, statement.parameters(values))
+        text = _opened(text, json.loads(keys) if keys else {}, context.state.master_keys)
+        if any(pick.name == "node" for pick in compiled.roots):
+            data = json.loads(text)
+            if any(pick.name == "node" and data[pick.key] is None for pick in compiled.roots):
                 raise StepAside  # null: graphql-core answers, and audits the id that showed nothing
-        return data
+        return CompiledJson(text) if getattr(context, "raw_json", False) else json.loads(text)
 
     def _statement(self, compiled: CompiledOperation, values: RunValues) -> Statement:
         key = (id(compiled), Shape.of(values))
@@ -212,7 +222,7 @@ def _node_arguments(given: dict[str, Any], _principal: Principal) -> dict[str, A
 _READERS = {"referrals": _referrals_arguments, "sessions": _sessions_arguments, "node": _node_arguments}
 
 
-def _opened(text: str, master: MasterKeys) -> str:
+def _opened(text: str, wrapped: dict[str, str], master: MasterKeys) -> str:
     """The statement's JSON with every sealed marker replaced by its opened value (JSON text)."""
     if "\\u0001" not in text:
         return text
@@ -222,10 +232,11 @@ def _opened(text: str, master: MasterKeys) -> str:
         sealed = match.group(1)
         if sealed is None:
             return "null"  # the survivor's key is destroyed: as SealedField.reveal, nothing to show
-        master_id, wrapped, survivor, aad, blob = sealed.split(" ")
+        survivor, aad, blob = sealed.split(" ")
         key = keys.get(survivor)
         if key is None:
-            key = keys[survivor] = master.unwrap(master_id, base64.b64decode(wrapped),
+            master_id, wrapped_key = wrapped[survivor].split(" ")
+            key = keys[survivor] = master.unwrap(master_id, base64.b64decode(wrapped_key),
                                                  aad=key_aad(uuid.UUID(survivor)))
         return json.dumps(open_sealed(key, base64.b64decode(blob), aad=aad).decode())
 

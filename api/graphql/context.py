@@ -27,6 +27,8 @@ class Context(BaseContext):
     _unit: SqlUnit | None = None
     # Set for read operations: their audit rows are written once their transaction has ended.
     later_audit: LaterAudit | None = None
+    # The HTTP router writes a compiled read's JSON text into the response as it is (api/graphql/compiler.py).
+    raw_json: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

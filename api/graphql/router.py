@@ -10,6 +10,7 @@ from strawberry.fastapi import GraphQLRouter
 from strawberry.schema.exceptions import CannotGetOperationTypeError
 from strawberry.types import ExecutionResult
 
+from api.graphql.compiler import CompiledJson
 from api.graphql.context import Context
 from api.graphql.schema import build_schema
 from auth.resource import current_principal
@@ -19,7 +20,7 @@ from domain.principal import Principal
 
 async def get_context(request: Request, principal: Principal = Depends(current_principal)) -> Context:
     return Context(principal=principal, state=request.app.state.pamoja,
-                   request_id=getattr(request.state, "request_id", ""))
+                   request_id=getattr(request.state, "request_id", ""), raw_json=True)
 
 
 class PamojaGraphQLRouter(GraphQLRouter[Any, Any]):
@@ -32,6 +33,14 @@ class PamojaGraphQLRouter(GraphQLRouter[Any, Any]):
             if isinstance(error.__cause__, CannotGetOperationTypeError) and error.__cause__.operation_name:
                 raise HTTPException(400, "No operation in the document has the operationName given.") from None
             raise
+
+    def encode_json(self, data: object) -> str | bytes:
+        """A compiled read's `data` is JSON text already: written in as it is, not parsed and re-encoded."""
+        if isinstance(data, dict) and isinstance(data.get("data"), CompiledJson):
+            rest = {k: v for k, v in data.items() if k != "data"}
+            tail = "," + super().encode_json(rest)[1:] if rest else "}"  # type: ignore[index,operator]
+            return '{"data":' + data["data"].text + tail
+        return super().encode_json(data)
 
 
 def mount_graphql(app: FastAPI, settings: Settings) -> None:
