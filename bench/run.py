@@ -1183,7 +1183,7 @@ async def measure_in_process(app: Any, counter: SqlCounter, make: Callable[[int]
             db_seconds += counter.db_seconds
             texts = list(counter.texts)
         wall = time.perf_counter() - started
-    compiled, compiled_aside, planned, planned_aside = (
+    compiled, compiled_aside, planned, _planned_aside = (
         now - then for now, then in zip((schema.compiler.completed, schema.compiler.stepped_aside,
                                          schema.planner.completed, schema.planner.stepped_aside), before, strict=True))
     core = repeats - compiled - planned

@@ -309,7 +309,8 @@ class Renderer:
     def _referral_node(self, pick: Pick, index: int) -> str:
         r, c, conditions, _sort = self._referral_rows(pick.path, by_id=True)
         name = f"page{index}"
-        self.ctes.append(f"{name} AS ({_sql(self._with_key(self._rows(r, c, self._referral_columns(r, c), conditions)))})")
+        rows = self._rows(r, c, self._referral_columns(r, c), conditions)
+        self.ctes.append(f"{name} AS ({_sql(self._with_key(rows))})")
         self.pages.append(name)
         return f"(SELECT {self._referral(pick.picks, 'p')} FROM {name} p)"
 

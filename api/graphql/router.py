@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from cross_web import HTTPException
@@ -36,10 +37,12 @@ class PamojaGraphQLRouter(GraphQLRouter[Any, Any]):
 
     def encode_json(self, data: object) -> str | bytes:
         """A compiled read's `data` is JSON text already: written in as it is, not parsed and re-encoded."""
-        if isinstance(data, dict) and isinstance(data.get("data"), CompiledJson):
+        compiled = data.get("data") if isinstance(data, dict) else None
+        if isinstance(compiled, CompiledJson):
+            assert isinstance(data, dict)
             rest = {k: v for k, v in data.items() if k != "data"}
-            tail = "," + super().encode_json(rest)[1:] if rest else "}"  # type: ignore[index,operator]
-            return '{"data":' + data["data"].text + tail
+            tail = "," + json.dumps(rest, separators=(",", ":"))[1:] if rest else "}"
+            return '{"data":' + compiled.text + tail
         return super().encode_json(data)
 
 

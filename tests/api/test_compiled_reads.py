@@ -60,9 +60,11 @@ PAGE = """query($after: String) { referrals(first: 1, after: $after) {
 SESSIONS_PAGE = """query($id: ID!, $after: String) { node(id: $id) { ... on Referral {
   sessions(first: 1, after: $after) { totalCount pageInfo { hasNextPage hasPreviousPage endCursor }
     edges { cursor node { id startedAt } } } } } }"""
-POLL = """query($since: DateTime, $after: String) { referrals(first: 2, after: $after, filter: {updatedSince: $since}) {
+POLL = """query($since: DateTime, $after: String) {
+  referrals(first: 2, after: $after, filter: {updatedSince: $since}) {
   totalCount pageInfo { hasNextPage endCursor } edges { cursor node { id updatedAt } } } }"""
-FILTERED = """query($f: ReferralFilter) { referrals(first: 20, filter: $f) { totalCount edges { node { id status } } } }"""
+FILTERED = """query($f: ReferralFilter) {
+  referrals(first: 20, filter: $f) { totalCount edges { node { id status } } } }"""
 
 
 @pytest.fixture
