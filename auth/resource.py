@@ -3,7 +3,8 @@
 Missing or bad tokens get HTTP 401 with `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750)
 before GraphQL runs. The user or client behind a valid token is re-read on every request, so a
 disabled account or a revoked token stops working at once rather than at expiry; a staff token issued
-before the account was last signed out (deactivated, or its password set) stays refused for good.
+before the account was last signed out (deactivated, or its password set) stays refused for good. For
+the GraphQL endpoint that re-read rides in the request transaction's first statement (Credentials).
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ import asyncio
 import hashlib
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import HTTPException, Request
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import Text, and_, exists, func, literal, or_, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth import keys as signing_keys
@@ -130,6 +132,48 @@ class ValidatedTokens:
         return len(self._claims)
 
 
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """The GraphQL endpoint's caller. A principal remembered from an earlier request of the same token
+    comes with `still_valid`: the condition the request's transaction checks in the very statement that
+    sets its row-security context (db.engine.transaction), so the re-read costs no round trip of its
+    own; if it no longer holds, `reload` reads the caller again (HTTP 401 when it is gone)."""
+
+    principal: Principal
+    still_valid: Any = None  # a SQL boolean; None: the principal was read for this request
+    reload: Callable[[], Awaitable[Principal]] | None = None
+
+
+class RememberedPrincipals:
+    """Principals read for a token, by the token's SHA-256, with what was read of the account or client
+    (bounded, least recently used first out, never past the token's `exp`)."""
+
+    def __init__(self, max_size: int = 10_000) -> None:
+        self.max_size = max_size
+        self._found: OrderedDict[bytes, tuple[float, Principal, Any]] = OrderedDict()
+
+    def get(self, token: str, *, now: float) -> tuple[Principal, Any] | None:
+        key = ValidatedTokens._key(token)
+        found = self._found.get(key)
+        if found is None:
+            return None
+        if now >= found[0]:
+            del self._found[key]
+            return None
+        self._found.move_to_end(key)
+        return found[1], found[2]
+
+    def put(self, token: str, claims: dict[str, Any], principal: Principal, still_valid: Any) -> None:
+        key = ValidatedTokens._key(token)
+        self._found[key] = (float(claims["exp"]) + LEEWAY_SECONDS, principal, still_valid)
+        self._found.move_to_end(key)
+        while len(self._found) > self.max_size:
+            self._found.popitem(last=False)
+
+    def forget(self, token: str) -> None:
+        self._found.pop(ValidatedTokens._key(token), None)
+
+
 @dataclass
 class Authenticator:
     engine: AsyncEngine
@@ -138,6 +182,24 @@ class Authenticator:
     audience: str
     external: ExternalIssuers = field(default_factory=lambda: ExternalIssuers([]))
     validated: ValidatedTokens = field(default_factory=ValidatedTokens)
+    remembered: RememberedPrincipals = field(default_factory=RememberedPrincipals)
+
+    async def credentials(self, token: str) -> Credentials:
+        """For the GraphQL endpoint, whose transaction checks `still_valid`: a principal remembered for this
+        token, or read now (and remembered). Every other caller uses `authenticate`, which reads it."""
+        if self.external and self.external.issuer_of(token) is not None:
+            return Credentials(principal=await self.authenticate(token))
+        claims = await self.validate(token)
+        remembered = self.remembered.get(token, now=time.time())
+        if remembered is not None:
+            async def reload() -> Principal:
+                self.remembered.forget(token)
+                return (await self.credentials(token)).principal
+
+            return Credentials(principal=remembered[0], still_valid=remembered[1], reload=reload)
+        principal, still_valid = await self._read_principal(claims)
+        self.remembered.put(token, claims, principal, still_valid)
+        return Credentials(principal=principal)
 
     async def validate(self, token: str) -> dict[str, Any]:
         """Claims of a token Pamoja issued, checked cryptographically and by claim (no database state)."""
@@ -185,19 +247,24 @@ class Authenticator:
         )
 
     async def principal_from_claims(self, claims: dict[str, Any]) -> Principal:
+        return (await self._read_principal(claims))[0]
+
+    async def _read_principal(self, claims: dict[str, Any]) -> tuple[Principal, Any]:
+        """The principal behind validated claims, read now, and the SQL condition under which what was
+        read still holds (the same checks, and the account's roles unchanged)."""
         is_revoked = exists().where(revoked.c.jti == str(claims["jti"]))
         scopes = str(claims.get("scope", "")).split()
         if "roles" in claims:
             decoded = from_global_id(str(claims["sub"]), "StaffUser")
             if decoded is None:
                 raise InvalidToken("sub")
+            conditions = [users.c.id == decoded[1], users.c.active.is_(True), orgs.c.active.is_(True),
+                          or_(users.c.signed_out_at.is_(None),
+                              func.date_trunc("second", users.c.signed_out_at) <= _issued_at(claims))]
             statement = (
                 select(users.c.id, users.c.display_name, users.c.roles, users.c.organization_id,
                        orgs.c.kind, is_revoked.label("revoked"))
-                .join(orgs, orgs.c.id == users.c.organization_id)
-                .where(users.c.id == decoded[1], users.c.active.is_(True), orgs.c.active.is_(True),
-                       or_(users.c.signed_out_at.is_(None),
-                           func.date_trunc("second", users.c.signed_out_at) <= _issued_at(claims)))
+                .join(orgs, orgs.c.id == users.c.organization_id).where(*conditions)
             )
             async with self.engine.connect() as connection:
                 row = (await connection.execute(statement)).first()
@@ -205,27 +272,32 @@ class Authenticator:
                 raise InvalidToken("subject")
             token_roles = {str(r) for r in claims.get("roles") or []}
             roles = frozenset(Role(r) for r in row.roles if r in token_roles)
+            still = select(users.c.id).join(orgs, orgs.c.id == users.c.organization_id).where(
+                *conditions, users.c.roles == literal(list(row.roles), ARRAY(Text)),
+                users.c.display_name == row.display_name).exists()
             return build_principal(
                 organization_id=row.organization_id, organization_kind=OrganizationKind(row.kind),
                 client_id=str(claims["client_id"]), token_scopes=scopes, user_id=row.id, roles=roles,
                 display_name=row.display_name, token_id=str(claims["jti"]),
-            )
+            ), and_(still, ~is_revoked)
+        conditions = [clients.c.client_id == str(claims["client_id"]), clients.c.disabled.is_(False),
+                      orgs.c.active.is_(True)]
         statement = (
             select(clients.c.client_id, clients.c.name, clients.c.organization_id, orgs.c.kind,
                    is_revoked.label("revoked"))
-            .join(orgs, orgs.c.id == clients.c.organization_id)
-            .where(clients.c.client_id == str(claims["client_id"]), clients.c.disabled.is_(False),
-                   orgs.c.active.is_(True))
+            .join(orgs, orgs.c.id == clients.c.organization_id).where(*conditions)
         )
         async with self.engine.connect() as connection:
             row = (await connection.execute(statement)).first()
         if row is None or row.revoked or str(claims["sub"]) != row.client_id:
             raise InvalidToken("client")
+        still = select(clients.c.client_id).join(orgs, orgs.c.id == clients.c.organization_id).where(
+            *conditions, clients.c.organization_id == row.organization_id).exists()
         return build_principal(
             organization_id=row.organization_id, organization_kind=OrganizationKind(row.kind),
             client_id=row.client_id, token_scopes=scopes, display_name=row.client_id,
             token_id=str(claims["jti"]),
-        )
+        ), and_(still, ~is_revoked)
 
 
 def _issued_at(claims: dict[str, Any]) -> datetime:
@@ -248,6 +320,19 @@ def bearer_token(request: Request) -> str | None:
     if scheme.lower() != "bearer" or not value.strip():
         return None
     return value.strip()
+
+
+async def request_credentials(request: Request) -> Credentials:
+    """FastAPI dependency of the GraphQL endpoint: as current_principal, but a principal remembered from
+    an earlier request of the token is re-checked inside the request's own transaction (Credentials)."""
+    authenticator: Authenticator = request.app.state.pamoja.authenticator
+    token = bearer_token(request)
+    if token is None:
+        raise unauthorized("An access token is required.")
+    try:
+        return await authenticator.credentials(token)
+    except InvalidToken:
+        raise unauthorized() from None
 
 
 async def current_principal(request: Request) -> Principal:

@@ -106,6 +106,11 @@ class Db:
         self._running: set[asyncio.Task[Any]] = set()
         self._ended = False
         self.statements = 0
+        self.still_valid = True
+
+    async def set_row_security(self, context: RowSecurityContext) -> None:
+        """Set the row-security context again (the caller was read again in this transaction)."""
+        await self.execute(_row_security(context))
 
     async def _serialised(self, work: Callable[[], Awaitable[T]]) -> T:
         if self._ended:
@@ -188,23 +193,28 @@ async def worker_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnecti
         yield connection
 
 
+def _row_security(context: RowSecurityContext, check: Any = None) -> Any:
+    settings = [func.set_config(name, value, True) for name, value in context.settings().items()]
+    return select(*settings, *([check.label("still_valid")] if check is not None else []))
+
+
 @asynccontextmanager
 async def transaction(engine: AsyncEngine, context: RowSecurityContext, *,
-                      isolation: str = "READ COMMITTED") -> AsyncIterator[Db]:
+                      isolation: str = "READ COMMITTED", check: Any = None) -> AsyncIterator[Db]:
     """Begin, set the row-security context with set_config(..., true), yield, let the statements still
     running finish (Db.settle), commit; on an error, roll back (Db.abandon).
 
     `set_config(name, value, true)` is transaction-local: a pooled connection cannot carry one
     request's organization into the next (security.md §3, verified leak with session-level SET).
+    `check`, a SQL boolean, is asked in the same statement (auth.resource.Credentials: is the caller
+    remembered from an earlier request still who it was?); its answer is `Db.still_valid`.
     """
     async with engine.connect() as connection:
         await connection.execution_options(isolation_level=isolation)
         async with connection.begin():
-            settings = context.settings()
-            await connection.execute(
-                select(*[func.set_config(name, value, True) for name, value in settings.items()])
-            )
+            row = (await connection.execute(_row_security(context, check))).one()
             db = Db(connection)
+            db.still_valid = bool(row.still_valid) if check is not None else True
             try:
                 yield db
             except BaseException:

@@ -13,8 +13,9 @@ READ snapshot) whenever it is not certain to give the resolver path's answer byt
   audited read is outside), two selections under one key that are not the same leaf;
 - at run time: invalid variables, an argument a resolver would refuse (bad cursor, `first` out of
   range, a filter it checks), a scope the caller lacks for any field (graphql-core reports and audits
-  the refusal), `referrals(filter: {survivorId})` (an unseen survivor is audited) and `node` for an id
-  that is not a visible referral (an unseen id is audited).
+  the refusal), `referrals(filter: {survivorId})` (an unseen survivor is audited), `node` for an id
+  that is not a visible referral (an unseen id is audited), and sealed text that does not open (the
+  resolver path refuses that one field and answers the rest).
 Sealed free text comes out of PostgreSQL as a marker and is opened here with the survivor's key.
 """
 
@@ -53,7 +54,7 @@ from strawberry.types.field import StrawberryField
 
 from api.graphql.relay import page_request
 from db.compiled_reads import RENDERABLE, Pick, Renderer, RunValues, Shape, Statement
-from db.crypto import MasterKeys, open_sealed
+from db.crypto import DecryptionFailed, MasterKeys, open_sealed
 from db.cursors import after_values
 from db.survivors import key_aad
 from domain import policy
@@ -155,7 +156,10 @@ class ReadCompiler:
         values = RunValues(scope=policy.rows(principal, datetime.now(UTC)), args=args)
         statement = self._statement(compiled, values)
         text, keys = await context.db.compiled_row(statement.sql, statement.parameters(values))
-        text = _opened(text, json.loads(keys) if keys else {}, context.state.master_keys)
+        try:
+            text = _opened(text, json.loads(keys) if keys else {}, context.state.master_keys)
+        except DecryptionFailed:
+            raise StepAside from None  # the resolver path refuses the one field that does not open
         if any(pick.name == "node" for pick in compiled.roots):
             data = json.loads(text)
             if any(pick.name == "node" and data[pick.key] is None for pick in compiled.roots):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,9 @@ class Context(BaseContext):
     later_audit: LaterAudit | None = None
     # The HTTP router writes a compiled read's JSON text into the response as it is (api/graphql/compiler.py).
     raw_json: bool = False
+    # A caller remembered from an earlier request (auth.resource.Credentials): re-checked by the transaction.
+    still_valid: Any = None
+    reload_principal: Callable[[], Awaitable[Principal]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -30,6 +30,10 @@ def to_user_errors(error: DomainError) -> list[UserError]:
     return [UserError(field=list(error.field) if error.field else None, code=error.code, message=error.message)]
 
 
+# The caller remembered from an earlier request is gone (api/graphql/extensions.py): the router answers 401.
+UNAUTHENTICATED = "UNAUTHENTICATED"
+
+
 class ForbiddenError(GraphQLError):
     """A missing OAuth scope: a top-level error, readable, with extensions.code FORBIDDEN."""
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 from graphql import GraphQLError, OperationDefinitionNode
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
 from api.graphql.echoes import SentValues, allowed_values, without_suggestions
-from api.graphql.errors import ForbiddenError, InvalidArgumentError, should_mask
+from api.graphql.errors import UNAUTHENTICATED, ForbiddenError, InvalidArgumentError, should_mask
+from auth.tokens import InvalidToken
 from config.logging import get_logger
 from db.audit import AuditRow, LaterAudit, write_audit_rows
 from db.engine import transaction
@@ -39,8 +41,11 @@ class RequestTransaction(SchemaExtension):
         try:
             async with asyncio.timeout(limit):
                 async with transaction(state.engine, context.row_security(),
-                                       isolation="REPEATABLE READ" if is_query else "READ COMMITTED") as db:
+                                       isolation="REPEATABLE READ" if is_query else "READ COMMITTED",
+                                       check=context.still_valid) as db:
                     context._db = db
+                    if not db.still_valid:
+                        await self._read_caller_again(context, db)
                     yield
         except TimeoutError:
             # The transaction was rolled back: nothing the operation did was kept.
@@ -53,6 +58,19 @@ class RequestTransaction(SchemaExtension):
             logger.warning("transaction failed", error_type=type(exc).__name__, request_id=context.request_id)
             raise GraphQLError("The operation could not be completed and nothing was changed; retry it.",
                                extensions={"code": "UNAVAILABLE"}) from None
+
+
+    @staticmethod
+    async def _read_caller_again(context: Any, db: Any) -> None:
+        """The remembered caller changed (roles, name) or is gone (revoked, deactivated, signed out): read it
+        again, and set the row-security context for who it is now; gone, the request ends in HTTP 401."""
+        try:
+            context.principal = await context.reload_principal()
+        except InvalidToken:
+            raise GraphQLError("The access token is missing, expired or invalid.",
+                               extensions={"code": UNAUTHENTICATED}) from None
+        context._unit = context._loaders = None
+        await db.set_row_security(context.row_security())
 
 
 class OneOperationNamed(SchemaExtension):

@@ -13,15 +13,16 @@ from strawberry.types import ExecutionResult
 
 from api.graphql.compiler import CompiledJson
 from api.graphql.context import Context
+from api.graphql.errors import UNAUTHENTICATED
 from api.graphql.schema import build_schema
-from auth.resource import current_principal
+from auth.resource import Credentials, request_credentials, unauthorized
 from config.settings import Settings
-from domain.principal import Principal
 
 
-async def get_context(request: Request, principal: Principal = Depends(current_principal)) -> Context:
-    return Context(principal=principal, state=request.app.state.pamoja,
-                   request_id=getattr(request.state, "request_id", ""), raw_json=True)
+async def get_context(request: Request, caller: Credentials = Depends(request_credentials)) -> Context:
+    return Context(principal=caller.principal, state=request.app.state.pamoja,
+                   request_id=getattr(request.state, "request_id", ""), raw_json=True,
+                   still_valid=caller.still_valid, reload_principal=caller.reload)
 
 
 class PamojaGraphQLRouter(GraphQLRouter[Any, Any]):
@@ -29,11 +30,14 @@ class PamojaGraphQLRouter(GraphQLRouter[Any, Any]):
         """Strawberry answers an unknown operationName by quoting it back; say what is wrong instead
         (rule 4: no message repeats what the client sent)."""
         try:
-            return await super().execute_single(*args, **kwargs)
+            result = await super().execute_single(*args, **kwargs)
         except HTTPException as error:
             if isinstance(error.__cause__, CannotGetOperationTypeError) and error.__cause__.operation_name:
                 raise HTTPException(400, "No operation in the document has the operationName given.") from None
             raise
+        if any((e.extensions or {}).get("code") == UNAUTHENTICATED for e in result.errors or []):
+            raise unauthorized()  # the caller, remembered from an earlier request, is gone: as if just checked
+        return result
 
     def encode_json(self, data: object) -> str | bytes:
         """A compiled read's `data` is JSON text already: written in as it is, not parsed and re-encoded."""

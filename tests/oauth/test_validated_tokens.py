@@ -66,3 +66,49 @@ def test_the_cache_honours_expiry_key_retirement_and_its_bound() -> None:
     cache.put(tokens[1], {"exp": 1_000, "jti": tokens[1]})
     assert cache.get(tokens[1], published={"k1"}, now=1_000 + 59) is not None  # within the leeway
     assert cache.get(tokens[1], published={"k1"}, now=1_000 + 61) is None  # expired
+
+
+async def _viewer(http: object, token: str) -> object:
+    return await http.post("/graphql", json={"query": VIEWER},  # type: ignore[attr-defined]
+                           headers={"Authorization": f"Bearer {token}"})
+
+
+async def test_a_remembered_caller_is_checked_in_the_transaction_and_read_again_when_changed(
+        factory: Factory, app: FastAPI, owner_engine: AsyncEngine) -> None:
+    """The principal read for a token is remembered (auth.resource.RememberedPrincipals); every later request
+    checks, in the statement that sets its row-security context, that it still stands. A role taken away
+    takes effect at once (the caller is read again, with fewer roles); a deactivated account is refused 401."""
+    partner = await factory.org()
+    user = await factory.user(partner, Role.COUNSELOR, Role.PARTNER_COORDINATOR)
+    token = await factory.token(user)
+    async with http_from(app) as http:
+        first = await _viewer(http, token)
+        assert first.json()["data"]["viewer"]["roles"] == ["COUNSELOR", "PARTNER_COORDINATOR"]
+        assert app.state.pamoja.authenticator.remembered.get(token, now=0) is not None
+        async with owner_engine.begin() as connection:
+            await connection.execute(text("UPDATE staff_user SET roles = ARRAY['COUNSELOR'] WHERE id = :id"),
+                                     {"id": user.id})
+        fewer = await _viewer(http, token)
+        assert fewer.status_code == 200 and fewer.json()["data"]["viewer"]["roles"] == ["COUNSELOR"]
+        again = await _viewer(http, token)  # remembered again, as read the second time
+        assert again.json() == fewer.json()
+        async with owner_engine.begin() as connection:
+            await connection.execute(text("UPDATE staff_user SET active = false WHERE id = :id"), {"id": user.id})
+        gone = await _viewer(http, token)
+        assert gone.status_code == 401 and "invalid_token" in gone.headers["www-authenticate"]
+        assert app.state.pamoja.authenticator.remembered.get(token, now=0) is None
+
+
+async def test_a_remembered_partner_system_is_refused_once_its_client_is_disabled(
+        factory: Factory, app: FastAPI, owner_engine: AsyncEngine) -> None:
+    partner = await factory.org()
+    client = await factory.oauth_client(partner)
+    token = await factory.system_token(partner, client.client_id)
+    async with http_from(app) as http:
+        assert (await _viewer(http, token)).status_code == 200
+        assert (await _viewer(http, token)).status_code == 200
+        async with owner_engine.begin() as connection:
+            await connection.execute(text("UPDATE oauth_client SET disabled = true WHERE client_id = :c"),
+                                     {"c": client.client_id})
+        refused = await _viewer(http, token)
+        assert refused.status_code == 401
