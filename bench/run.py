@@ -610,6 +610,55 @@ def scenarios(fixtures: Fixtures, concurrency: int) -> list[Scenario]:
 # ----------------------------------------------------------------------------- load driver
 
 
+class Connections:
+    """The load generator's HTTP/1.1 keep-alive client: one connection per virtual user, requests written
+    as prepared bytes, responses read by Content-Length or chunks. About a fifth of httpx's CPU per request,
+    so the client takes little of the two cores the servers share (issue 13 asked for wrk or similar: wrk
+    opens all its connections in one burst, which uvicorn's workers then split unevenly; here each virtual
+    user opens its own as it starts, ramped like real traffic)."""
+
+    def __init__(self, base: str) -> None:
+        host, port = base.removeprefix("http://").split(":")
+        self.host, self.port = host, int(port)
+        self._open: dict[int, tuple[asyncio.StreamReader, asyncio.StreamWriter]] = {}
+
+    def request(self, path: str, body: bytes, headers: dict[str, str]) -> bytes:
+        lines = [f"POST {path} HTTP/1.1", f"Host: {self.host}:{self.port}", "Content-Type: application/json",
+                 f"Content-Length: {len(body)}", *(f"{k}: {v}" for k, v in headers.items())]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+    async def send(self, vu: int, request: bytes) -> tuple[int, bytes]:
+        stream = self._open.get(vu)
+        if stream is None:
+            stream = self._open[vu] = await asyncio.open_connection(self.host, self.port)
+        reader, writer = stream
+        try:
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            lowered = head.lower()
+            if b"transfer-encoding: chunked" in lowered:
+                body = bytearray()
+                while True:
+                    size = int((await reader.readuntil(b"\r\n"))[:-2].split(b";")[0], 16)
+                    body += (await reader.readexactly(size + 2))[:-2]
+                    if size == 0:
+                        break
+                return status, bytes(body)
+            length = int(lowered.split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
+            return status, await reader.readexactly(length)
+        except BaseException:
+            self._open.pop(vu, None)
+            writer.close()
+            raise
+
+    async def close(self) -> None:
+        for _, writer in self._open.values():
+            writer.close()
+        self._open.clear()
+
+
+
 @dataclass
 class Outcome:
     latencies: list[float]
@@ -1002,8 +1051,8 @@ async def run_peer(args: argparse.Namespace, peer: Peer | None, scenario: str, f
     if peer is None or scenario not in ("dashboard", "referral"):
         return None
     n = len(fixtures.counselors)
-    limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
-    async with httpx.AsyncClient(base_url=peer.base, limits=limits, timeout=30.0) as client:
+    client = Connections(peer.base)
+    try:
 
         async def request(vu: int, i: int) -> str | None:
             if scenario == "dashboard":
@@ -1014,15 +1063,18 @@ async def run_peer(args: argparse.Namespace, peer: Peer | None, scenario: str, f
                 counselor = fixtures.counselors[who]
                 query, variables = peer.referral, {"id": str(referral_id), "c": str(counselor.id),
                                                    "o": str(counselor.organization_id)}
-            response = await client.post("/graphql", json={"query": query, "variables": variables})
-            if response.status_code != 200 or b'"errors"' in response.content:
-                return f"HTTP {response.status_code}" if response.status_code != 200 else "errors"
+            status, content = await client.send(vu, client.request(
+                "/graphql", json.dumps({"query": query, "variables": variables}).encode(), {}))
+            if status != 200 or b'"errors"' in content:
+                return f"HTTP {status}" if status != 200 else "errors"
             return None
 
-        await drive(args.concurrency, warmup, request)
+        await drive(args.concurrency, warmup, request, ramp=warmup / 2 / args.concurrency)
         before = sampler.cpu()
         outcome = await drive(args.concurrency, args.seconds, request)
         after = sampler.cpu()
+    finally:
+        await client.close()
     result = outcome.summary()
     result["cpu"] = cpu_per_request(before, after, outcome.count)
     log(f"{scenario}: PostGraphile {result['rps']} req/s, p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, "
@@ -1470,19 +1522,19 @@ async def http_phase(args: argparse.Namespace, owner_url: str, state: BenchState
             peer_server(args, owner_url) as peer:
         sampler = Sampler(server, args.database)
         sampling = asyncio.create_task(sampler.run())
-        limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
         try:
             for plan in plans:
                 fixtures.tokens = await mint_tokens(owner_url, state.master_keys, fixtures.counselors)
                 quiet = await wait_until_quiet(args.quiet_wait)
-                async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30.0) as client:
+                client = Connections(base)
+                try:
 
                     async def http_request(vu: int, i: int, plan: Scenario = plan,
-                                           client: httpx.AsyncClient = client) -> str | None:
+                                           client: Connections = client) -> str | None:
                         who, body = plan.pick(vu, i)
-                        response = await client.post("/graphql", content=body, headers={
-                            "Authorization": f"Bearer {fixtures.tokens[who]}", "Content-Type": "application/json"})
-                        return failure_of(plan.name, response.status_code, response.content)
+                        status, content = await client.send(vu, client.request(
+                            "/graphql", body, {"Authorization": f"Bearer {fixtures.tokens[who]}"}))
+                        return failure_of(plan.name, status, content)
 
                     log(f"{plan.name}: warming up {warmup:.0f} s, then {args.seconds:.0f} s at concurrency "
                         f"{args.concurrency} against {args.workers} workers")
@@ -1493,6 +1545,8 @@ async def http_phase(args: argparse.Namespace, owner_url: str, state: BenchState
                     after = sampler.cpu()
                     sampler.sample()
                     held = sampler.connections(int(base.rsplit(":", 1)[1]))
+                finally:
+                    await client.close()
                 api = outcome.summary()
                 cpu = cpu_per_request(before, after, outcome.count)
                 cpu["connections_per_worker"] = held

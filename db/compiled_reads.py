@@ -55,7 +55,10 @@ RENDERABLE: Mapping[str, frozenset[str]] = {
     "PageInfo": frozenset({"hasNextPage", "hasPreviousPage", "startCursor", "endCursor"}),
     "Referral": frozenset({"id", "service", "priority", "status", "statusReason", "reason", "respondBy", "overdue",
                            "outcome", "createdAt", "updatedAt", "version", "survivor", "sessions", "goals",
-                           "milestones"}),
+                           "milestones", "history", "assignedCounselor"}),
+    "StaffUser": frozenset({"id", "displayName", "roles", "active", "deactivatedAt", "version", "email",
+                            "deactivationReason"}),
+    "ReferralStatusChange": frozenset({"from", "to", "at", "reason", "actor"}),
     "Survivor": frozenset({"id", "pseudonym", "birthYear", "ageBand", "sex", "county", "countyName", "languages",
                            "riskLevel", "version", "erasedAt"}),
     "CounselingSession": frozenset({"id", "startedAt", "durationMinutes", "modality", "sessionType", "attendance",
@@ -83,6 +86,9 @@ class RunValues:
 
     scope: RowScope
     args: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Principal-level decisions of domain/policy.py the fields need: "staff_details" (an administrator sees
+    # a staff account's e-mail and deactivation reason).
+    grants: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +112,7 @@ class Shape:
         args = tuple(sorted((path, tuple(sorted(
             f"{k}={v}" if isinstance(v, bool) else k for k, v in given.items() if v is not None)))
             for path, given in values.args.items()))
-        return s.side, s.case_manager_id is not None, s.counselor_id is not None, s.purposes, args
+        return s.side, s.case_manager_id is not None, s.counselor_id is not None, s.purposes, args, values.grants
 
 
 # ----------------------------------------------------------------------------- rendering
@@ -240,7 +246,7 @@ class Renderer:
         return [
             r.c.id, r.c.survivor_id, r.c.referring_organization_id, r.c.receiving_organization_id, r.c.service,
             r.c.priority, r.c.status, r.c.status_reason_enc, r.c.reason_enc, r.c.outcome_enc, r.c.respond_by,
-            r.c.created_at, r.c.last_activity_at, r.c.version,
+            r.c.created_at, r.c.last_activity_at, r.c.version, r.c.assigned_counselor_id,
             sees(DataCategory.CASE_SUMMARY).label("sees_summary"),
             sees(DataCategory.SESSION_ATTENDANCE).label("sees_sessions"),
             sees(DataCategory.ASSESSMENTS).label("sees_assessments"),
@@ -356,8 +362,34 @@ class Renderer:
             "goals": lambda pick: self._care_list(pick, p, "care_goal", "g", "g.created_at, g.id", self._goal),
             "milestones": lambda pick: self._care_list(pick, p, "milestone", "m",
                                                        "m.achieved_on, m.created_at, m.id", self._milestone),
+            "assignedCounselor": lambda pick: f"(SELECT {self._staff(pick.picks, 'u')} FROM staff_user u "
+                                              f"WHERE u.id = {p}.assigned_counselor_id)",
+            "history": lambda pick: f"coalesce((SELECT json_agg({self._change(pick.picks, 'h', p)} ORDER BY h.id) "
+                                    f"FROM referral_status_change h WHERE h.referral_id = {p}.id), '[]'::json)",
         }
         return self._object(picks, plain)
+
+    def _staff(self, picks: tuple[Pick, ...], u: str) -> str:
+        """A staff account referenced by a record the caller sees (domain/use_cases/staff.py, direct=False)."""
+        details = "staff_details" in self.values.grants
+        return self._object(picks, {
+            "__typename": lambda _p: "'StaffUser'::text",
+            "id": lambda _p: f"pamoja_global_id('StaffUser', {u}.id)", "displayName": lambda _p: f"{u}.display_name",
+            "roles": lambda _p: f"to_json({u}.roles)", "active": lambda _p: f"{u}.active",
+            "deactivatedAt": lambda _p: f"pamoja_instant({u}.deactivated_at)", "version": lambda _p: f"{u}.version",
+            "email": lambda _p: f"{u}.email" if details else "NULL::text",
+            "deactivationReason": lambda _p: f"{u}.deactivation_reason" if details else "NULL::text",
+        })
+
+    def _change(self, picks: tuple[Pick, ...], h: str, p: str) -> str:
+        """A status change of the referral: part of it (the history of a referral shown is shown)."""
+        return self._object(picks, {
+            "__typename": lambda _p: "'ReferralStatusChange'::text",
+            "from": lambda _p: f"{h}.from_status", "to": lambda _p: f"{h}.to_status",
+            "at": lambda _p: f"pamoja_instant({h}.at)",
+            "reason": lambda _p: _sealed(f"{h}.reason_enc", p, "referral_status_change", "reason", f"{h}.id"),
+            "actor": lambda _p: f"{h}.actor",
+        })
 
     def _survivor(self, picks: tuple[Pick, ...], s: str) -> str:
         if self.values.scope.side is Side.REFERRER:

@@ -153,7 +153,8 @@ class ReadCompiler:
         if isinstance(coerced, list):
             raise StepAside
         args = {path: self._arguments(spec, coerced, principal) for path, spec in compiled.arguments.items()}
-        values = RunValues(scope=policy.rows(principal, datetime.now(UTC)), args=args)
+        grants = frozenset({"staff_details"}) if policy.may_administer_staff(principal, Action.READ) else frozenset()
+        values = RunValues(scope=policy.rows(principal, datetime.now(UTC)), args=args, grants=grants)
         statement = self._statement(compiled, values)
         text, keys = await context.db.compiled_row(statement.sql, statement.parameters(values))
         try:

@@ -39,7 +39,10 @@ EVERY_COMPILED_FIELD = """{ referrals(first: 10) {
       edges { __typename cursor node { __typename id startedAt durationMinutes modality sessionType attendance
         version } } }
     goals { __typename id domain description targetDate lifecycleStatus achievementStatus version }
-    milestones { __typename id title achievedOn note } } } } }"""
+    milestones { __typename id title achievedOn note }
+    history { __typename from to at reason actor }
+    assignedCounselor { __typename id displayName roles active deactivatedAt version email deactivationReason }
+  } } } }"""
 
 FRAGMENTS_AND_ALIASES = """query Mine($n: Int, $statuses: [ReferralStatus!]) {
   mine: referrals(first: $n, filter: {status: $statuses}) { ...Page }
