@@ -31,13 +31,14 @@ from sqlalchemy import ColumnElement, and_, func, literal_column, or_, select, t
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.types import DateTime, Uuid
 
+from db.directory import CAPACITY_RANK, organization_rows
 from db.referrals import needs_assignment_of
 from db.scopes import category_visible, referral_visible
 from db.tables import Consent, Referral, SurvivorKey
 from domain.consent import AGE_BANDS, OLDEST_BAND
-from domain.enums import DataCategory, ReferralStatus
+from domain.enums import CapacityStatus, DataCategory, ReferralStatus
 from domain.kenya import COUNTIES
-from domain.policy import ACCEPTED_OR_LATER, RowScope, Side
+from domain.policy import ACCEPTED_OR_LATER, DirectoryScope, RowScope, Side
 
 DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
 MARKER_KEY = "\x01"
@@ -55,7 +56,10 @@ RENDERABLE: Mapping[str, frozenset[str]] = {
     "PageInfo": frozenset({"hasNextPage", "hasPreviousPage", "startCursor", "endCursor"}),
     "Referral": frozenset({"id", "service", "priority", "status", "statusReason", "reason", "respondBy", "overdue",
                            "outcome", "createdAt", "updatedAt", "version", "survivor", "sessions", "goals",
-                           "milestones", "history", "assignedCounselor"}),
+                           "milestones", "history", "assignedCounselor", "referringOrganization",
+                           "receivingOrganization"}),
+    "Organization": frozenset({"id", "name", "kind", "counties", "countyNames", "languages", "services", "minAge",
+                               "maxAge", "capacityStatus", "openSlots", "active", "version"}),
     "StaffUser": frozenset({"id", "displayName", "roles", "active", "deactivatedAt", "version", "email",
                             "deactivationReason"}),
     "ReferralStatusChange": frozenset({"from", "to", "at", "reason", "actor"}),
@@ -362,12 +366,36 @@ class Renderer:
             "goals": lambda pick: self._care_list(pick, p, "care_goal", "g", "g.created_at, g.id", self._goal),
             "milestones": lambda pick: self._care_list(pick, p, "milestone", "m",
                                                        "m.achieved_on, m.created_at, m.id", self._milestone),
+            "referringOrganization": lambda pick: self._organization(pick.picks, f"{p}.referring_organization_id"),
+            "receivingOrganization": lambda pick: self._organization(pick.picks, f"{p}.receiving_organization_id"),
             "assignedCounselor": lambda pick: f"(SELECT {self._staff(pick.picks, 'u')} FROM staff_user u "
                                               f"WHERE u.id = {p}.assigned_counselor_id)",
             "history": lambda pick: f"coalesce((SELECT json_agg({self._change(pick.picks, 'h', p)} ORDER BY h.id) "
                                     f"FROM referral_status_change h WHERE h.referral_id = {p}.id), '[]'::json)",
         }
         return self._object(picks, plain)
+
+    def _organization(self, picks: tuple[Pick, ...], organization_id: str) -> str:
+        """An organization referenced by a record the caller sees: the directory's row, inactive ones too
+        (partners/directory.organizations_by_id, direct=False), its active services summarised."""
+        rows, _ = organization_rows(DirectoryScope(include_inactive=True))
+        found = _sql(rows.where(literal_column("organization.id") == literal_column(organization_id)))
+        capacity = " ".join(f"WHEN {rank} THEN {_json_text(status.value)}" for status, rank in CAPACITY_RANK.items())
+        fields: dict[str, Callable[[Pick], str]] = {
+            "__typename": lambda _p: "'Organization'::text",
+            "id": lambda _p: "pamoja_global_id('Organization', o.id)", "name": lambda _p: "o.name",
+            "kind": lambda _p: "o.kind", "counties": lambda _p: "to_json(o.counties)",
+            "countyNames": lambda _p: f"coalesce((SELECT json_agg({_county_name('x.code')} ORDER BY x.n) "
+                                      f"FROM unnest(o.counties) WITH ORDINALITY AS x(code, n)), '[]'::json)",
+            "languages": lambda _p: "to_json(o.languages)",
+            "services": lambda _p: "coalesce(to_json(o.services), '[]'::json)",
+            "minAge": lambda _p: "o.min_age", "maxAge": lambda _p: "o.max_age",
+            "capacityStatus": lambda _p: f"CASE o.capacity_rank {capacity} ELSE "
+                                         f"{_json_text(CapacityStatus.NO_CAPACITY.value)} END",
+            "openSlots": lambda _p: "o.open_slots", "active": lambda _p: "o.active",
+            "version": lambda _p: "o.version",
+        }
+        return f"(SELECT {self._object(picks, fields)} FROM ({found}) o)"
 
     def _staff(self, picks: tuple[Pick, ...], u: str) -> str:
         """A staff account referenced by a record the caller sees (domain/use_cases/staff.py, direct=False)."""

@@ -21,7 +21,7 @@ from domain.views import OrganizationView
 org = Organization.__table__  # type: ignore[attr-defined]
 svc = OrganizationService.__table__  # type: ignore[attr-defined]
 
-_CAPACITY_RANK = {CapacityStatus.CAPACITY: 2, CapacityStatus.WAITLIST: 1, CapacityStatus.NO_CAPACITY: 0}
+CAPACITY_RANK = {CapacityStatus.CAPACITY: 2, CapacityStatus.WAITLIST: 1, CapacityStatus.NO_CAPACITY: 0}
 
 
 def _services_summary() -> Any:
@@ -40,7 +40,8 @@ def _services_summary() -> Any:
     )
 
 
-def _base(scope: DirectoryScope) -> tuple[Select[Any], Any]:
+def organization_rows(scope: DirectoryScope) -> tuple[Select[Any], Any]:
+    """Organizations with their active services summarised (also rendered into compiled reads)."""
     summary = _services_summary()
     statement = select(
         org.c.id, org.c.name, org.c.kind, org.c.counties, org.c.languages, org.c.min_age, org.c.max_age,
@@ -53,7 +54,7 @@ def _base(scope: DirectoryScope) -> tuple[Select[Any], Any]:
 
 def _view(row: Any) -> OrganizationView:
     rank = row.capacity_rank
-    capacity = next((c for c, r in _CAPACITY_RANK.items() if r == rank), CapacityStatus.NO_CAPACITY)
+    capacity = next((c for c, r in CAPACITY_RANK.items() if r == rank), CapacityStatus.NO_CAPACITY)
     services = tuple(ServiceType(s) for s in (row.services or []) if s is not None)
     return OrganizationView(
         id=row.id, name=row.name, kind=OrganizationKind(row.kind), counties=tuple(row.counties),
@@ -69,7 +70,7 @@ class SqlDirectory:
 
     async def organizations(self, *, scope: DirectoryScope, filter: OrganizationFilter,
                             page: PageRequest) -> Page[OrganizationView]:
-        statement, _ = _base(scope)
+        statement, _ = organization_rows(scope)
         conditions = []
         if filter.kind is not None:
             conditions.append(org.c.kind == filter.kind.value)
@@ -93,6 +94,6 @@ class SqlDirectory:
                                   ids: Sequence[uuid.UUID]) -> Mapping[uuid.UUID, OrganizationView]:
         if not ids:
             return {}
-        statement, _ = _base(scope)
+        statement, _ = organization_rows(scope)
         rows = await self.db.all(statement.where(org.c.id.in_(list(set(ids)))))
         return {row.id: _view(row) for row in rows}

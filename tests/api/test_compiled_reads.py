@@ -42,6 +42,9 @@ EVERY_COMPILED_FIELD = """{ referrals(first: 10) {
     milestones { __typename id title achievedOn note }
     history { __typename from to at reason actor }
     assignedCounselor { __typename id displayName roles active deactivatedAt version email deactivationReason }
+    referringOrganization { __typename id name kind counties countyNames languages services minAge maxAge
+      capacityStatus openSlots active version }
+    receivingOrganization { name services capacityStatus openSlots countyNames }
   } } } }"""
 
 FRAGMENTS_AND_ALIASES = """query Mine($n: Int, $statuses: [ReferralStatus!]) {
