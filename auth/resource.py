@@ -19,14 +19,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import HTTPException, Request
-from sqlalchemy import Text, and_, exists, func, literal, or_, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth import keys as signing_keys
 from auth.external import ExternalIssuers, TrustedIssuer
 from auth.tokens import LEEWAY_SECONDS, InvalidToken, UnknownKey, unverified_parts, validate_access_token
 from db.crypto import MasterKeys
+from db.engine import StillValid
 from db.tables import OAuthClient, Organization, RevokedToken, StaffUser
 from domain.enums import OrganizationKind, Role
 from domain.ids import from_global_id
@@ -140,7 +140,7 @@ class Credentials:
     own; if it no longer holds, `reload` reads the caller again (HTTP 401 when it is gone)."""
 
     principal: Principal
-    still_valid: Any = None  # a SQL boolean; None: the principal was read for this request
+    still_valid: StillValid | None = None  # None: the principal was read for this request
     reload: Callable[[], Awaitable[Principal]] | None = None
 
 
@@ -150,9 +150,9 @@ class RememberedPrincipals:
 
     def __init__(self, max_size: int = 10_000) -> None:
         self.max_size = max_size
-        self._found: OrderedDict[bytes, tuple[float, Principal, Any]] = OrderedDict()
+        self._found: OrderedDict[bytes, tuple[float, Principal, StillValid]] = OrderedDict()
 
-    def get(self, token: str, *, now: float) -> tuple[Principal, Any] | None:
+    def get(self, token: str, *, now: float) -> tuple[Principal, StillValid] | None:
         key = ValidatedTokens._key(token)
         found = self._found.get(key)
         if found is None:
@@ -163,7 +163,7 @@ class RememberedPrincipals:
         self._found.move_to_end(key)
         return found[1], found[2]
 
-    def put(self, token: str, claims: dict[str, Any], principal: Principal, still_valid: Any) -> None:
+    def put(self, token: str, claims: dict[str, Any], principal: Principal, still_valid: StillValid) -> None:
         key = ValidatedTokens._key(token)
         self._found[key] = (float(claims["exp"]) + LEEWAY_SECONDS, principal, still_valid)
         self._found.move_to_end(key)
@@ -249,55 +249,73 @@ class Authenticator:
     async def principal_from_claims(self, claims: dict[str, Any]) -> Principal:
         return (await self._read_principal(claims))[0]
 
-    async def _read_principal(self, claims: dict[str, Any]) -> tuple[Principal, Any]:
-        """The principal behind validated claims, read now, and the SQL condition under which what was
-        read still holds (the same checks, and the account's roles unchanged)."""
-        is_revoked = exists().where(revoked.c.jti == str(claims["jti"]))
+    async def _read_principal(self, claims: dict[str, Any]) -> tuple[Principal, StillValid]:
+        """The principal behind validated claims, read now, and the condition under which what was read
+        still holds (the same conditions, the token not revoked, the account's roles and name unchanged)."""
+        jti = str(claims["jti"])
         scopes = str(claims.get("scope", "")).split()
         if "roles" in claims:
             decoded = from_global_id(str(claims["sub"]), "StaffUser")
             if decoded is None:
                 raise InvalidToken("sub")
-            conditions = [users.c.id == decoded[1], users.c.active.is_(True), orgs.c.active.is_(True),
-                          or_(users.c.signed_out_at.is_(None),
-                              func.date_trunc("second", users.c.signed_out_at) <= _issued_at(claims))]
-            statement = (
-                select(users.c.id, users.c.display_name, users.c.roles, users.c.organization_id,
-                       orgs.c.kind, is_revoked.label("revoked"))
-                .join(orgs, orgs.c.id == users.c.organization_id).where(*conditions)
-            )
             async with self.engine.connect() as connection:
-                row = (await connection.execute(statement)).first()
+                row = (await connection.exec_driver_sql(
+                    STAFF_READ, (decoded[1], _issued_at(claims), jti))).first()
             if row is None or row.revoked:
                 raise InvalidToken("subject")
             token_roles = {str(r) for r in claims.get("roles") or []}
             roles = frozenset(Role(r) for r in row.roles if r in token_roles)
-            still = select(users.c.id).join(orgs, orgs.c.id == users.c.organization_id).where(
-                *conditions, users.c.roles == literal(list(row.roles), ARRAY(Text)),
-                users.c.display_name == row.display_name).exists()
+            still = StillValid(STAFF_STILL_VALID, (decoded[1], _issued_at(claims), list(row.roles),
+                                                   row.display_name, jti))
             return build_principal(
                 organization_id=row.organization_id, organization_kind=OrganizationKind(row.kind),
                 client_id=str(claims["client_id"]), token_scopes=scopes, user_id=row.id, roles=roles,
-                display_name=row.display_name, token_id=str(claims["jti"]),
-            ), and_(still, ~is_revoked)
-        conditions = [clients.c.client_id == str(claims["client_id"]), clients.c.disabled.is_(False),
-                      orgs.c.active.is_(True)]
-        statement = (
-            select(clients.c.client_id, clients.c.name, clients.c.organization_id, orgs.c.kind,
-                   is_revoked.label("revoked"))
-            .join(orgs, orgs.c.id == clients.c.organization_id).where(*conditions)
-        )
+                display_name=row.display_name, token_id=jti,
+            ), still
+        client_id = str(claims["client_id"])
         async with self.engine.connect() as connection:
-            row = (await connection.execute(statement)).first()
+            row = (await connection.exec_driver_sql(CLIENT_READ, (client_id, jti))).first()
         if row is None or row.revoked or str(claims["sub"]) != row.client_id:
             raise InvalidToken("client")
-        still = select(clients.c.client_id).join(orgs, orgs.c.id == clients.c.organization_id).where(
-            *conditions, clients.c.organization_id == row.organization_id).exists()
+        still = StillValid(CLIENT_STILL_VALID, (client_id, row.organization_id, jti))
         return build_principal(
             organization_id=row.organization_id, organization_kind=OrganizationKind(row.kind),
-            client_id=row.client_id, token_scopes=scopes, display_name=row.client_id,
-            token_id=str(claims["jti"]),
-        ), and_(still, ~is_revoked)
+            client_id=row.client_id, token_scopes=scopes, display_name=row.client_id, token_id=jti,
+        ), still
+
+
+# What must hold of the account or client behind a token, on every request: one text for the first read
+# and for the re-check of a remembered caller (numbered from `n`). Fixed SQL: prepared once per connection.
+_STAFF = "staff_user u JOIN organization o ON o.id = u.organization_id"
+_CLIENT = "oauth_client c JOIN organization o ON o.id = c.organization_id"
+
+
+def _staff_stands(n: int) -> str:
+    """The account is active in an active organization and was not signed out after the token was issued
+    ($n the account, $n+1 the token's `iat`)."""
+    return (f"u.id = ${n} AND u.active AND o.active "
+            f"AND (u.signed_out_at IS NULL OR date_trunc('second', u.signed_out_at) <= ${n + 1})")
+
+
+def _client_stands(n: int) -> str:
+    """The client is enabled, of an active organization ($n the client_id)."""
+    return f"c.client_id = ${n} AND NOT c.disabled AND o.active"
+
+
+def _revoked(n: int) -> str:
+    """The token ($n its jti) was revoked."""
+    return f"EXISTS (SELECT 1 FROM revoked_token WHERE jti = ${n})"  # noqa: S608 (a parameter's number)
+
+
+# Built once from the constants above; every value is a parameter.
+STAFF_READ = (f"SELECT u.id, u.display_name, u.roles, u.organization_id, o.kind, {_revoked(3)} AS revoked "  # noqa: S608
+              f"FROM {_STAFF} WHERE {_staff_stands(1)}")
+STAFF_STILL_VALID = (f"EXISTS (SELECT 1 FROM {_STAFF} WHERE {_staff_stands(6)} AND u.roles = $8::text[] "  # noqa: S608
+                     f"AND u.display_name = $9) AND NOT {_revoked(10)}")
+CLIENT_READ = (f"SELECT c.client_id, c.organization_id, o.kind, {_revoked(2)} AS revoked "  # noqa: S608
+               f"FROM {_CLIENT} WHERE {_client_stands(1)}")
+CLIENT_STILL_VALID = (f"EXISTS (SELECT 1 FROM {_CLIENT} WHERE {_client_stands(6)} "  # noqa: S608
+                      f"AND c.organization_id = $7) AND NOT {_revoked(8)}")
 
 
 def _issued_at(claims: dict[str, Any]) -> datetime:

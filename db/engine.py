@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Executable, Row, func, select
+from sqlalchemy import Executable, Row
 from sqlalchemy.engine import Result
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -110,7 +110,7 @@ class Db:
 
     async def set_row_security(self, context: RowSecurityContext) -> None:
         """Set the row-security context again (the caller was read again in this transaction)."""
-        await self.execute(_row_security(context))
+        await self._serialised(lambda: _set_row_security(self.connection, context))
 
     async def _serialised(self, work: Callable[[], Awaitable[T]]) -> T:
         if self._ended:
@@ -188,33 +188,54 @@ async def worker_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnecti
     """A transaction of the worker's: the runtime role sees, across organizations, only the rows the
     worker's steps need (migration 0008); as the owner (`pamoja housekeeping`) the setting is inert."""
     async with engine.begin() as connection:
-        await connection.execute(
-            select(*[func.set_config(name, value, True) for name, value in WORKER_CONTEXT.settings().items()]))
+        await _set_row_security(connection, WORKER_CONTEXT)
         yield connection
 
 
-def _row_security(context: RowSecurityContext, check: Any = None) -> Any:
-    settings = [func.set_config(name, value, True) for name, value in context.settings().items()]
-    return select(*settings, *([check.label("still_valid")] if check is not None else []))
+# The row-security context, in the order RowSecurityContext.settings() gives it ($1..$5). Fixed text: the
+# driver prepares it once per connection, and no statement is built per request.
+SET_ROW_SECURITY = ("SELECT set_config('app.organization_id', $1, true), set_config('app.user_id', $2, true), "
+                    "set_config('app.client_id', $3, true), set_config('app.roles', $4, true), "
+                    "set_config('app.system', $5, true)")
+
+
+@dataclass(frozen=True, slots=True)
+class StillValid:
+    """A SQL condition asked in the statement that sets the row-security context, its parameters numbered
+    from $6 (auth.resource: is a caller remembered from an earlier request still who it was?)."""
+
+    sql: str
+    parameters: tuple[Any, ...]
+
+
+async def _set_row_security(connection: AsyncConnection, context: RowSecurityContext,
+                            check: StillValid | None = None) -> bool:
+    settings = tuple(context.settings().values())
+    if check is None:
+        await connection.exec_driver_sql(SET_ROW_SECURITY, settings)
+        return True
+    row = (await connection.exec_driver_sql(f"{SET_ROW_SECURITY}, ({check.sql}) AS still_valid",
+                                            (*settings, *check.parameters))).one()
+    return bool(row.still_valid)
 
 
 @asynccontextmanager
 async def transaction(engine: AsyncEngine, context: RowSecurityContext, *,
-                      isolation: str = "READ COMMITTED", check: Any = None) -> AsyncIterator[Db]:
+                      isolation: str = "READ COMMITTED", check: StillValid | None = None) -> AsyncIterator[Db]:
     """Begin, set the row-security context with set_config(..., true), yield, let the statements still
     running finish (Db.settle), commit; on an error, roll back (Db.abandon).
 
     `set_config(name, value, true)` is transaction-local: a pooled connection cannot carry one
     request's organization into the next (security.md §3, verified leak with session-level SET).
-    `check`, a SQL boolean, is asked in the same statement (auth.resource.Credentials: is the caller
+    `check` is asked in the same statement (auth.resource.Credentials: is the caller
     remembered from an earlier request still who it was?); its answer is `Db.still_valid`.
     """
     async with engine.connect() as connection:
         await connection.execution_options(isolation_level=isolation)
         async with connection.begin():
-            row = (await connection.execute(_row_security(context, check))).one()
+            still_valid = await _set_row_security(connection, context, check)
             db = Db(connection)
-            db.still_valid = bool(row.still_valid) if check is not None else True
+            db.still_valid = still_valid
             try:
                 yield db
             except BaseException:

@@ -63,13 +63,16 @@ class Scope:
         )
 
 
+_RESOURCES = frozenset(r.value for r in Resource)
+
+
 def parse_scope(value: str) -> Scope:
     """Parse one scope; letters must be a subset of `cruds` in that order (SMART v2)."""
     match = _SCOPE.match(value)
     if not match:
         raise ValueError("scope must look like user/Referral.rs or system/*.rs")
     context, resource, letters = match.groups()
-    if resource != WILDCARD and resource not in {r.value for r in Resource}:
+    if resource != WILDCARD and resource not in _RESOURCES:
         raise ValueError("unknown resource in scope")
     if letters != "".join(a for a in ACTION_ORDER if a in letters) or len(set(letters)) != len(letters):
         raise ValueError("scope letters must be a subset of cruds, in that order")
