@@ -27,18 +27,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, literal_column, or_, select, tuple_
+from sqlalchemy import ColumnElement, and_, case, func, literal_column, or_, select, tuple_
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.types import DateTime, Uuid
 
 from db.directory import CAPACITY_RANK, organization_rows
 from db.referrals import needs_assignment_of
-from db.scopes import category_visible, referral_visible
-from db.tables import Consent, Referral, SurvivorKey
+from db.scopes import birth_year_shown, category_visible, referral_visible
+from db.tables import Consent, Referral, Survivor, SurvivorKey
 from domain.consent import AGE_BANDS, OLDEST_BAND
 from domain.enums import CapacityStatus, DataCategory, ReferralStatus
 from domain.kenya import COUNTIES
-from domain.policy import ACCEPTED_OR_LATER, DirectoryScope, RowScope, Side
+from domain.policy import DirectoryScope, RowScope, Side
 
 DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
 MARKER_KEY = "\x01"
@@ -420,16 +420,9 @@ class Renderer:
         })
 
     def _survivor(self, picks: tuple[Pick, ...], s: str) -> str:
-        if self.values.scope.side is Side.REFERRER:
-            birth_year = f"{s}.birth_year"
-        else:
-            r2 = Referral.__table__.alias("r2")  # type: ignore[attr-defined]
-            c2 = Consent.__table__.alias("c2")  # type: ignore[attr-defined]
-            accepted = _sql(select(r2.c.survivor_id).select_from(r2.join(c2, c2.c.id == r2.c.consent_id)).where(
-                referral_visible(self.scope, r2), r2.c.status.in_(sorted(x.value for x in ACCEPTED_OR_LATER)),
-                _in_force(c2, self.scope.at)))
-            birth_year = f"CASE WHEN EXISTS (SELECT 1 FROM ({accepted}) shown WHERE shown.survivor_id = {s}.id) " \
-                         f"THEN {s}.birth_year END"
+        shown = Survivor.__table__.alias("shown_survivor")  # type: ignore[attr-defined]
+        birth_year = "(" + _sql(select(case((birth_year_shown(self.scope, shown), shown.c.birth_year))).where(
+            shown.c.id == literal_column(f"{s}.id"))) + ")"
         fields: dict[str, Callable[[Pick], str]] = {
             "__typename": lambda _p: "'Survivor'::text",
             "id": lambda _p: f"pamoja_global_id('Survivor', {s}.id)",
@@ -520,12 +513,6 @@ class Renderer:
             "achievedOn": lambda _p: f"{m}.achieved_on",
             "note": lambda _p: _sealed(f"{m}.note_enc", p, "milestone", "note", f"{m}.id"),
         })
-
-
-def _in_force(consent: Any, at: Any) -> ColumnElement[bool]:
-    """A consent in force at `at` (domain.consent.covers without the purpose: ReferralAccess.consent_in_force)."""
-    return and_(consent.c.status == "ACTIVE", or_(consent.c.withdrawn_at.is_(None), consent.c.withdrawn_at > at),
-                consent.c.valid_from <= at, or_(consent.c.valid_until.is_(None), consent.c.valid_until > at))
 
 
 def _sealed(column: str, p: str, table: str, name: str, row_id: str) -> str:

@@ -18,6 +18,7 @@ from db.tables import Consent, Referral, Survivor
 from domain.enums import ConsentPurpose, DataCategory, ReferralStatus, Role
 from domain.policy import (
     ACCEPTED_OR_LATER,
+    BIRTH_YEAR_WHEN,
     CATEGORY_GRANTS,
     CONCERN_SIDES,
     NOTE_GRANTS,
@@ -123,16 +124,32 @@ def consent_visible(scope: RowScope, consent: Any = consent_t) -> ColumnElement[
 
 def _condition(condition: Condition, consent: Any, referral_status: Any, at: Any) -> ColumnElement[bool]:
     if condition is Condition.IN_FORCE:
-        return and_(consent.c.status == "ACTIVE",
-                     or_(consent.c.withdrawn_at.is_(None), consent.c.withdrawn_at > at),
-                     consent.c.valid_from <= at,
-                     or_(consent.c.valid_until.is_(None), consent.c.valid_until > at))
+        return in_force(consent, at)
     rendered: ColumnElement[bool]
     if condition is Condition.FEEDBACK:
         rendered = consent.c.purposes.any_() == ConsentPurpose.FEEDBACK_TO_REFERRER.value
     else:
         rendered = referral_status.in_([s.value for s in ACCEPTED_OR_LATER])
     return rendered
+
+
+def in_force(consent: Any, at: Any) -> ColumnElement[bool]:
+    """The consent is active, not withdrawn and within its validity at `at` (Condition.IN_FORCE)."""
+    return and_(consent.c.status == "ACTIVE", or_(consent.c.withdrawn_at.is_(None), consent.c.withdrawn_at > at),
+                consent.c.valid_from <= at, or_(consent.c.valid_until.is_(None), consent.c.valid_until > at))
+
+
+def birth_year_shown(scope: RowScope, survivor: Any) -> ColumnElement[bool]:
+    """domain.policy.shows_birth_year in SQL: whether `scope` sees `survivor`'s birth year."""
+    if scope.side is Side.REFERRER:
+        return true()
+    if scope.side is not Side.RECEIVER:
+        return false()
+    r = referral_t.alias("birth_referral")
+    c = consent_t.alias("birth_consent")
+    return select(r.c.id).select_from(r.join(c, c.c.id == r.c.consent_id)).where(
+        r.c.survivor_id == survivor.c.id, referral_visible(scope, r),
+        *[_condition(condition, c, r.c.status, scope.at) for condition in sorted(BIRTH_YEAR_WHEN)]).exists()
 
 
 def category_visible(side: Side, category: DataCategory, *, consent: Any, referral_status: Any,

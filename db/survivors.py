@@ -224,11 +224,10 @@ class SqlSurvivors:
     def _view(self, row: Any, scope: RowScope, accesses: Sequence[ReferralAccess]) -> SurvivorView:
         if scope.side is Side.REFERRER:
             categories = REFERRER_CATEGORIES
-            shows_birth_year = True
         else:
             assert scope.organization_id is not None
             categories = frozenset().union(*(policy.visible_categories(scope.organization_id, a) for a in accesses))
-            shows_birth_year = any(a.status in policy.ACCEPTED_OR_LATER and a.consent_in_force for a in accesses)
+        shows_birth_year = policy.shows_birth_year(scope.side, accesses)
         today = (scope.at or self.now).date()
         return SurvivorView(
             id=row.id, organization_id=row.organization_id, pseudonym=row.pseudonym,

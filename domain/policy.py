@@ -185,6 +185,18 @@ CATEGORY_GRANTS: tuple[Grant, ...] = (
 )
 
 
+# A partner sees a survivor's birth year (not only her age band) once one of her referrals it sees is
+# accepted, under a consent in force: evaluated by shows_birth_year, rendered by db.scopes.birth_year_shown.
+BIRTH_YEAR_WHEN = frozenset({Condition.IN_FORCE, Condition.ACCEPTED})
+
+
+def shows_birth_year(side: Side, accesses: Iterable[ReferralAccess]) -> bool:
+    """The referring NGO always; the partner as BIRTH_YEAR_WHEN says, through any referral it sees."""
+    if side is Side.REFERRER:
+        return True
+    return side is Side.RECEIVER and any(all(_holds(c, a) for c in BIRTH_YEAR_WHEN) for a in accesses)
+
+
 def side_of(organization_id: uuid.UUID, access: ReferralAccess) -> Side:
     if organization_id == access.referring_organization_id:
         return Side.REFERRER
