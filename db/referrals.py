@@ -13,12 +13,13 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, literal, or_, select, update
+from sqlalchemy import and_, func, insert, literal, select, update
 
 from db import values
 from db.crypto import encrypt_field
 from db.cursors import after_values, fetch_page
 from db.engine import Db
+from db.scopes import in_force as consent_in_force_at
 from db.scopes import referral_visible
 from db.sealed import ERASED, KEY_COLUMNS, DataKeys, with_key
 from db.survivors import referral_access
@@ -61,12 +62,7 @@ NEXT_HISTORY_ID = func.nextval(func.pg_get_serial_sequence(HISTORY_TABLE, "id"))
 
 def _columns(scope: RowScope) -> list[Any]:
     at = scope.at
-    in_force = and_(
-        consent_t.c.status == "ACTIVE",
-        or_(consent_t.c.withdrawn_at.is_(None), consent_t.c.withdrawn_at > at),
-        consent_t.c.valid_from <= at,
-        or_(consent_t.c.valid_until.is_(None), consent_t.c.valid_until > at),
-    ) if at is not None else literal(False)
+    in_force = consent_in_force_at(consent_t, at) if at is not None else literal(False)
     return [
         referral_t.c.id, referral_t.c.survivor_id, referral_t.c.referring_organization_id,
         referral_t.c.receiving_organization_id, referral_t.c.consent_id, referral_t.c.service, referral_t.c.priority,

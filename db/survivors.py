@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, any_, bindparam, insert, select, update
+from sqlalchemy import any_, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import Uuid
 
@@ -16,6 +16,7 @@ from db import values
 from db.crypto import MasterKeys, blind_index, decrypt_field, encrypt_field, new_data_key
 from db.cursors import fetch_page
 from db.engine import Db
+from db.scopes import in_force as consent_in_force_at
 from db.scopes import referral_visible, survivor_visible
 from db.tables import Consent, DuplicateReview, Referral, Survivor, SurvivorIdentity, SurvivorKey
 from domain import policy
@@ -203,12 +204,7 @@ class SqlSurvivors:
         """Each visible referral of these survivors with what its consent allows, for category decisions."""
         if not survivor_ids or scope.is_empty:
             return {}
-        in_force = and_(
-            consent_t.c.status == "ACTIVE",
-            (consent_t.c.withdrawn_at.is_(None)) | (consent_t.c.withdrawn_at > scope.at),
-            consent_t.c.valid_from <= scope.at,
-            (consent_t.c.valid_until.is_(None)) | (consent_t.c.valid_until > scope.at),
-        )
+        in_force = consent_in_force_at(consent_t, scope.at)
         rows = await self.db.all(
             select(referral_t.c.survivor_id, referral_t.c.referring_organization_id,
                    referral_t.c.receiving_organization_id, referral_t.c.status, referral_t.c.assigned_counselor_id,
