@@ -293,27 +293,38 @@ class Renderer:
         def cursor(a: str) -> str:
             return f"pamoja_cursor(pamoja_instant({a}._sort, ' '), {a}.id::text)"
 
+        def total() -> str:
+            if after:
+                return f"({_sql(self._rows(r, c, [func.count()], conditions))})"
+            return f"coalesce((SELECT p._total FROM {name} p WHERE p._n = 1), 0)"
+
+        return self._connection(
+            pick, "Referral", cursor=cursor, rows=name, first=first, previous="true" if after else "false",
+            total=total, node=lambda n: self._referral(n.picks, "p"),
+            edges=lambda edge: f"coalesce((SELECT json_agg({edge} ORDER BY p._n) FROM {name} p "
+                               f"WHERE p._n <= {first}), '[]'::json)")
+
+    def _connection(self, pick: Pick, kind: str, *, cursor: Callable[[str], str], rows: str, first: str,
+                    previous: str, total: Callable[[], str], node: Callable[[Pick], str],
+                    edges: Callable[[str], str]) -> str:
+        """A Relay connection of `kind`: `edges(edge)` aggregates the page's edges (rows aliased as the
+        cursor's alias); `rows` is the page and one row more, numbered `_n` (pageInfo)."""
+        alias = "p" if kind == "Referral" else "q"
         parts: list[str] = []
         for sub in pick.picks:
             if sub.name == "edges":
                 edge = self._object(sub.picks, {
-                    "cursor": lambda _p: cursor("p"),
-                    "node": lambda p: self._referral(p.picks, "p"),
-                    "__typename": lambda _p: "'ReferralEdge'::text",
+                    "cursor": lambda _p: cursor(alias), "node": node,
+                    "__typename": lambda _p: f"'{kind}Edge'::text",
                 })
-                parts.append(f"{_json_text(sub.key)}, coalesce((SELECT json_agg({edge} ORDER BY p._n) "
-                             f"FROM {name} p WHERE p._n <= {first}), '[]'::json)")
+                parts.append(f"{_json_text(sub.key)}, {edges(edge)}")
             elif sub.name == "pageInfo":
                 parts.append(f"{_json_text(sub.key)}, " + self._page_info(
-                    sub.picks, rows=name, first=first, cursor=cursor, previous="true" if after else "false"))
+                    sub.picks, rows=rows, first=first, cursor=cursor, previous=previous))
             elif sub.name == "totalCount":
-                if after:
-                    count = f"({_sql(self._rows(r, c, [func.count()], conditions))})"
-                else:
-                    count = f"coalesce((SELECT p._total FROM {name} p WHERE p._n = 1), 0)"
-                parts.append(f"{_json_text(sub.key)}, {count}")
+                parts.append(f"{_json_text(sub.key)}, {total()}")
             elif sub.name == "__typename":
-                parts.append(f"{_json_text(sub.key)}, 'ReferralConnection'::text")
+                parts.append(f"{_json_text(sub.key)}, '{kind}Connection'::text")
         return "json_build_object(" + ", ".join(parts) + ")"
 
     def _referral_node(self, pick: Pick, index: int) -> str:
@@ -457,28 +468,18 @@ class Renderer:
         def cursor(a: str) -> str:
             return f"pamoja_cursor(pamoja_instant({a}.started_at), {a}.id::text)"
 
-        parts: list[str] = []
-        for sub in pick.picks:
-            if sub.name == "edges":
-                edge = self._object(sub.picks, {
-                    "cursor": lambda _p: cursor("q"),
-                    "node": lambda n: self._session(n.picks, "q"),
-                    "__typename": lambda _p: "'CounselingSessionEdge'::text",
-                })
-                parts.append(f"{_json_text(sub.key)}, coalesce((SELECT json_agg({edge} ORDER BY q.started_at DESC, "
-                             f"q.id DESC) FROM {page} q), '[]'::json)")
-            elif sub.name == "pageInfo":
-                previous = f"{p}.sees_sessions" if after else "false"
-                parts.append(f"{_json_text(sub.key)}, " + self._page_info(
-                    sub.picks, rows=rows, first=first, cursor=cursor, previous=previous))
-            elif sub.name == "totalCount":
-                count = f"(SELECT count(*) FROM counseling_session x WHERE {visible})"
-                if after:  # as db/care.py: past the last session, the page counts none
-                    count = f"CASE WHEN EXISTS (SELECT 1 FROM {rows} e_) THEN {count} ELSE 0 END"
-                parts.append(f"{_json_text(sub.key)}, {count}")
-            elif sub.name == "__typename":
-                parts.append(f"{_json_text(sub.key)}, 'CounselingSessionConnection'::text")
-        return "json_build_object(" + ", ".join(parts) + ")"
+        def total() -> str:
+            count = f"(SELECT count(*) FROM counseling_session x WHERE {visible})"
+            if after:  # as db/care.py: past the last session, the page counts none
+                return f"CASE WHEN EXISTS (SELECT 1 FROM {rows} e_) THEN {count} ELSE 0 END"
+            return count
+
+        return self._connection(
+            pick, "CounselingSession", cursor=cursor, rows=rows, first=first,
+            previous=f"{p}.sees_sessions" if after else "false", total=total,
+            node=lambda n: self._session(n.picks, "q"),
+            edges=lambda edge: f"coalesce((SELECT json_agg({edge} ORDER BY q.started_at DESC, q.id DESC) "
+                               f"FROM {page} q), '[]'::json)")
 
     def _session(self, picks: tuple[Pick, ...], x: str) -> str:
         return self._object(picks, {
