@@ -33,7 +33,7 @@ from sqlalchemy.types import DateTime, Uuid
 
 from db.directory import CAPACITY_RANK, organization_rows
 from db.referrals import needs_assignment_of
-from db.scopes import birth_year_shown, category_visible, referral_visible
+from db.scopes import birth_year_shown, category_visible, consent_visible, referral_visible
 from db.tables import Consent, Referral, Survivor, SurvivorKey
 from domain.consent import AGE_BANDS, OLDEST_BAND
 from domain.enums import CapacityStatus, DataCategory, ReferralStatus
@@ -41,7 +41,9 @@ from domain.kenya import COUNTIES
 from domain.policy import DirectoryScope, RowScope, Side
 
 DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
-MARKER_KEY = "\x01"
+# What a non-null object the caller is not shown renders as: the compiler sees it and steps aside, so the
+# resolver path reports the error as it does (a key no response can hold, as the sealed markers).
+MISSING = "json_build_object(chr(2), true)"
 KEY = SurvivorKey.__table__.alias("k")  # type: ignore[attr-defined]
 _TOKEN = re.compile(r"\$([a-z][a-z0-9_]*)")
 
@@ -57,7 +59,10 @@ RENDERABLE: Mapping[str, frozenset[str]] = {
     "Referral": frozenset({"id", "service", "priority", "status", "statusReason", "reason", "respondBy", "overdue",
                            "outcome", "createdAt", "updatedAt", "version", "survivor", "sessions", "goals",
                            "milestones", "history", "assignedCounselor", "referringOrganization",
-                           "receivingOrganization"}),
+                           "receivingOrganization", "consent"}),
+    "Consent": frozenset({"id", "purposes", "dataCategories", "givenBy", "childAssent", "validFrom", "validUntil",
+                          "status", "withdrawnAt", "withdrawalReason", "formVersion", "language", "witness", "version",
+                          "recipient"}),
     "Organization": frozenset({"id", "name", "kind", "counties", "countyNames", "languages", "services", "minAge",
                                "maxAge", "capacityStatus", "openSlots", "active", "version"}),
     "StaffUser": frozenset({"id", "displayName", "roles", "active", "deactivatedAt", "version", "email",
@@ -250,7 +255,7 @@ class Renderer:
         return [
             r.c.id, r.c.survivor_id, r.c.referring_organization_id, r.c.receiving_organization_id, r.c.service,
             r.c.priority, r.c.status, r.c.status_reason_enc, r.c.reason_enc, r.c.outcome_enc, r.c.respond_by,
-            r.c.created_at, r.c.last_activity_at, r.c.version, r.c.assigned_counselor_id,
+            r.c.created_at, r.c.last_activity_at, r.c.version, r.c.assigned_counselor_id, r.c.consent_id,
             sees(DataCategory.CASE_SUMMARY).label("sees_summary"),
             sees(DataCategory.SESSION_ATTENDANCE).label("sees_sessions"),
             sees(DataCategory.ASSESSMENTS).label("sees_assessments"),
@@ -379,12 +384,40 @@ class Renderer:
                                                        "m.achieved_on, m.created_at, m.id", self._milestone),
             "referringOrganization": lambda pick: self._organization(pick.picks, f"{p}.referring_organization_id"),
             "receivingOrganization": lambda pick: self._organization(pick.picks, f"{p}.receiving_organization_id"),
+            "consent": lambda pick: self._consent(pick.picks, p),
             "assignedCounselor": lambda pick: f"(SELECT {self._staff(pick.picks, 'u')} FROM staff_user u "
                                               f"WHERE u.id = {p}.assigned_counselor_id)",
             "history": lambda pick: f"coalesce((SELECT json_agg({self._change(pick.picks, 'h', p)} ORDER BY h.id) "
                                     f"FROM referral_status_change h WHERE h.referral_id = {p}.id), '[]'::json)",
         }
         return self._object(picks, plain)
+
+    def _consent(self, picks: tuple[Pick, ...], p: str) -> str:
+        """The referral's consent, as the caller's row scope shows consents (db.scopes.consent_visible); the
+        field is non-null, so a consent not shown is the MISSING marker (the resolver path answers)."""
+        cn = Consent.__table__.alias("cn")  # type: ignore[attr-defined]
+        shown = _sql(select(cn).where(cn.c.id == literal_column(f"{p}.consent_id"), consent_visible(self.scope, cn)))
+        at = "$at::timestamptz"
+        status = (f"CASE WHEN q.withdrawn_at IS NOT NULL AND q.withdrawn_at <= {at} THEN 'WITHDRAWN' "
+                  f"WHEN q.valid_until IS NOT NULL AND {at} >= q.valid_until THEN 'EXPIRED' ELSE 'ACTIVE' END")
+        fields: dict[str, Callable[[Pick], str]] = {
+            "__typename": lambda _p: "'Consent'::text",
+            "id": lambda _p: "pamoja_global_id('Consent', q.id)",
+            "purposes": lambda _p: "to_json(q.purposes)", "dataCategories": lambda _p: "to_json(q.data_categories)",
+            "givenBy": lambda _p: "q.given_by", "childAssent": lambda _p: "q.child_assent",
+            "validFrom": lambda _p: "pamoja_instant(q.valid_from)",
+            "validUntil": lambda _p: "pamoja_instant(q.valid_until)",
+            # domain.consent.status_at; a consent marked WITHDRAWN stays so whatever its instant
+            "status": lambda _p: f"CASE WHEN q.status = 'WITHDRAWN' THEN 'WITHDRAWN' ELSE {status} END",
+            "withdrawnAt": lambda _p: "pamoja_instant(q.withdrawn_at)",
+            "withdrawalReason": lambda _p: _sealed("q.withdrawal_reason_enc", p, "consent", "withdrawal_reason",
+                                                   "q.id"),
+            "formVersion": lambda _p: "q.form_version", "language": lambda _p: "q.language",
+            "witness": lambda _p: _sealed("q.witness_enc", p, "consent", "witness", "q.id"),
+            "version": lambda _p: "q.version",
+            "recipient": lambda pick: self._organization(pick.picks, "q.recipient_id"),
+        }
+        return f"coalesce((SELECT {self._object(picks, fields)} FROM ({shown}) q), {MISSING})"
 
     def _organization(self, picks: tuple[Pick, ...], organization_id: str) -> str:
         """An organization referenced by a record the caller sees: the directory's row, inactive ones too

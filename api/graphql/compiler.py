@@ -74,9 +74,13 @@ REQUIRES: dict[tuple[str, str], tuple[Resource, Action]] = {
     ("Referral", "sessions"): (Resource.COUNSELING_SESSION, Action.SEARCH),
     ("Referral", "goals"): (Resource.CARE_GOAL, Action.SEARCH),
     ("Referral", "milestones"): (Resource.MILESTONE, Action.SEARCH),
+    ("Referral", "consent"): (Resource.CONSENT, Action.READ),
 }
 # A sealed value as db/compiled_reads._sealed writes it: PostgreSQL's json_build_object spacing.
 MARKER = re.compile(r'\{"\\u0001" : (?:null|"([^"]*)")\}')
+# db/compiled_reads.MISSING as PostgreSQL writes it.
+MISSING_TEXT = '{"\\u0002" : true}'
+
 
 
 class StepAside(Exception):
@@ -157,6 +161,8 @@ class ReadCompiler:
         values = RunValues(scope=policy.rows(principal, datetime.now(UTC)), args=args, grants=grants)
         statement = self._statement(compiled, values)
         text, keys = await context.db.compiled_row(statement.sql, statement.parameters(values))
+        if MISSING_TEXT in text:
+            raise StepAside  # a non-null object not shown: the resolver path reports it
         try:
             text = _opened(text, json.loads(keys) if keys else {}, context.state.master_keys)
         except DecryptionFailed:

@@ -45,6 +45,8 @@ EVERY_COMPILED_FIELD = """{ referrals(first: 10) {
     referringOrganization { __typename id name kind counties countyNames languages services minAge maxAge
       capacityStatus openSlots active version }
     receivingOrganization { name services capacityStatus openSlots countyNames }
+    consent { __typename id purposes dataCategories givenBy childAssent validFrom validUntil status withdrawnAt
+      withdrawalReason formVersion language witness version recipient { id name } }
   } } } }"""
 
 FRAGMENTS_AND_ALIASES = """query Mine($n: Int, $statuses: [ReferralStatus!]) {

@@ -251,7 +251,8 @@ COMPILED_REFERRAL_NODE = """query($id: ID!) { node(id: $id) { __typename id ... 
   statusReason outcome overdue updatedAt survivor { id birthYear ageBand countyName languages }
   sessions(first: 10) { totalCount pageInfo { hasNextPage endCursor } edges { cursor node { id startedAt } } }
   goals { id description } milestones { id title note } history { from to at reason actor }
-  assignedCounselor { id displayName roles email } receivingOrganization { name services capacityStatus } } } }"""
+  assignedCounselor { id displayName roles email } receivingOrganization { name services capacityStatus }
+  consent { id status validUntil withdrawnAt withdrawalReason witness recipient { name } } } } }"""
 NODES = "query($ids: [ID!]!) { nodes(ids: $ids) { id } }"
 SURVIVORS = "{ survivors(first: 100) { edges { node { id } } } }"
 REFERRALS = "{ referrals(first: 100) { edges { node { id reason } } } }"
