@@ -50,7 +50,8 @@ _TOKEN = re.compile(r"\$([a-z][a-z0-9_]*)")
 # What this module can render, by GraphQL type: everything else goes to the resolver path. Audited reads
 # (identity, notes, assessments, concerns) are absent on purpose (README, "Compiled reads").
 RENDERABLE: Mapping[str, frozenset[str]] = {
-    "Query": frozenset({"referrals", "node"}),
+    "Query": frozenset({"referrals", "node", "viewer"}),
+    "Viewer": frozenset({"clientId", "roles", "scopes", "organization", "user"}),
     "ReferralConnection": frozenset({"edges", "pageInfo", "totalCount"}),
     "ReferralEdge": frozenset({"cursor", "node"}),
     "CounselingSessionConnection": frozenset({"edges", "pageInfo", "totalCount"}),
@@ -211,7 +212,22 @@ class Renderer:
             return self._referral_connection(pick, index)
         if pick.name == "node":
             return self._referral_node(pick, index)
+        if pick.name == "viewer":
+            return self._viewer(pick)
         raise ValueError(pick.name)
+
+    def _viewer(self, pick: Pick) -> str:
+        """Who is calling, from the validated token (values bound), its organization and its account."""
+        path = pick.path
+        return self._object(pick.picks, {
+            "__typename": lambda _p: "'Viewer'::text",
+            "clientId": lambda _p: self.arg(path, "client_id", "text"),
+            "roles": lambda _p: self.arg(path, "roles", "json"),
+            "scopes": lambda _p: self.arg(path, "scopes", "json"),
+            "organization": lambda sub: self._organization(sub.picks, self.arg(path, "organization_id", "uuid")),
+            "user": lambda sub: f"(SELECT {self._staff(sub.picks, 'u')} FROM staff_user u "
+                                f"WHERE u.id = {self.arg(path, 'user_id', 'uuid')})",
+        })
 
     def _referral_rows(self, path: str, *, by_id: bool) -> tuple[Any, Any, list[ColumnElement[bool]], Any]:
         """The visible referrals (and their consents) a root reads, with the root's filters."""

@@ -230,7 +230,15 @@ def _node_arguments(given: dict[str, Any], _principal: Principal) -> dict[str, A
     return {"id": decoded[1]}
 
 
-_READERS = {"referrals": _referrals_arguments, "sessions": _sessions_arguments, "node": _node_arguments}
+def _viewer_values(_given: dict[str, Any], principal: Principal) -> dict[str, Any]:
+    """What Query.viewer answers from the token (the same values, as JSON where a list)."""
+    return {"client_id": principal.client_id, "roles": json.dumps(sorted(r.value for r in principal.roles)),
+            "scopes": json.dumps([str(s) for s in principal.scopes]), "user_id": principal.user_id,
+            "organization_id": principal.organization_id}
+
+
+_READERS = {"referrals": _referrals_arguments, "sessions": _sessions_arguments, "node": _node_arguments,
+            "viewer": _viewer_values}
 
 
 def _opened(text: str, wrapped: dict[str, str], master: MasterKeys) -> str:
@@ -339,7 +347,7 @@ class _Walk:
         target: Any = _named(field.type)
         if parent.name == "Query" and name == "node":
             target = self.schema.get_type("Referral")  # other ids step aside at run time
-        kind = {("Query", "referrals"): "referrals", ("Query", "node"): "node",
+        kind = {("Query", "referrals"): "referrals", ("Query", "node"): "node", ("Query", "viewer"): "viewer",
                 ("Referral", "sessions"): "sessions"}.get((parent.name, name))
         if kind is not None:
             definition = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
