@@ -33,7 +33,7 @@ from sqlalchemy.types import DateTime, Uuid
 
 from db.directory import CAPACITY_RANK, organization_rows
 from db.referrals import needs_assignment_of
-from db.scopes import birth_year_shown, category_visible, consent_visible, referral_visible
+from db.scopes import birth_year_shown, category_visible, consent_visible, referral_visible, survivor_visible
 from db.tables import Consent, Referral, Survivor, SurvivorKey
 from domain.consent import AGE_BANDS, OLDEST_BAND
 from domain.enums import CapacityStatus, DataCategory, ReferralStatus
@@ -45,12 +45,19 @@ DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
 # resolver path reports the error as it does (a key no response can hold, as the sealed markers).
 MISSING = "json_build_object(chr(2), true)"
 KEY = SurvivorKey.__table__.alias("k")  # type: ignore[attr-defined]
+# What Survivor objects read of a survivor's row.
+SURVIVOR_COLUMNS = ("id", "pseudonym", "birth_year", "sex", "county", "languages", "risk_level", "version",
+                    "erased_at", "legal_hold_at", "legal_hold_reason", "erasure_requested_at", "erasure_reason")
 _TOKEN = re.compile(r"\$([a-z][a-z0-9_]*)")
 
 # What this module can render, by GraphQL type: everything else goes to the resolver path. Audited reads
 # (identity, notes, assessments, concerns) are absent on purpose (README, "Compiled reads").
 RENDERABLE: Mapping[str, frozenset[str]] = {
-    "Query": frozenset({"referrals", "node", "viewer"}),
+    "Query": frozenset({"referrals", "node", "viewer", "survivors"}),
+    "SurvivorConnection": frozenset({"edges", "pageInfo", "totalCount"}),
+    "SurvivorEdge": frozenset({"cursor", "node"}),
+    "SurvivorDataProtection": frozenset({"legalHold", "erasureRequestedAt", "erasureReason"}),
+    "LegalHold": frozenset({"since", "reason"}),
     "Viewer": frozenset({"clientId", "roles", "scopes", "organization", "user"}),
     "ReferralConnection": frozenset({"edges", "pageInfo", "totalCount"}),
     "ReferralEdge": frozenset({"cursor", "node"}),
@@ -70,7 +77,7 @@ RENDERABLE: Mapping[str, frozenset[str]] = {
                             "deactivationReason"}),
     "ReferralStatusChange": frozenset({"from", "to", "at", "reason", "actor"}),
     "Survivor": frozenset({"id", "pseudonym", "birthYear", "ageBand", "sex", "county", "countyName", "languages",
-                           "riskLevel", "version", "erasedAt"}),
+                           "riskLevel", "version", "erasedAt", "dataProtection"}),
     "CounselingSession": frozenset({"id", "startedAt", "durationMinutes", "modality", "sessionType", "attendance",
                                     "version"}),
     "CareGoal": frozenset({"id", "domain", "description", "targetDate", "lifecycleStatus", "achievementStatus",
@@ -214,6 +221,8 @@ class Renderer:
             return self._referral_node(pick, index)
         if pick.name == "viewer":
             return self._viewer(pick)
+        if pick.name == "survivors":
+            return self._survivor_connection(pick, index)
         raise ValueError(pick.name)
 
     def _viewer(self, pick: Pick) -> str:
@@ -327,10 +336,9 @@ class Renderer:
 
     def _connection(self, pick: Pick, kind: str, *, cursor: Callable[[str], str], rows: str, first: str,
                     previous: str, total: Callable[[], str], node: Callable[[Pick], str],
-                    edges: Callable[[str], str]) -> str:
-        """A Relay connection of `kind`: `edges(edge)` aggregates the page's edges (rows aliased as the
-        cursor's alias); `rows` is the page and one row more, numbered `_n` (pageInfo)."""
-        alias = "p" if kind == "Referral" else "q"
+                    edges: Callable[[str], str], alias: str = "p") -> str:
+        """A Relay connection of `kind`: `edges(edge)` aggregates the page's edges (rows aliased `alias`);
+        `rows` is the page and one row more, numbered `_n` (pageInfo)."""
         parts: list[str] = []
         for sub in pick.picks:
             if sub.name == "edges":
@@ -347,6 +355,55 @@ class Renderer:
             elif sub.name == "__typename":
                 parts.append(f"{_json_text(sub.key)}, '{kind}Connection'::text")
         return "json_build_object(" + ", ".join(parts) + ")"
+
+    def _survivor_connection(self, pick: Pick, index: int) -> str:
+        """`survivors`: those the row scope shows (db.scopes.survivor_visible), with the root's filters, by
+        registration (db/survivors.py's page)."""
+        path = pick.path
+        sv = Survivor.__table__.alias("sv")  # type: ignore[attr-defined]
+        conditions: list[ColumnElement[bool]] = [survivor_visible(self.scope, sv)]
+        if self.given(path, "county"):
+            conditions.append(sv.c.county == literal_column(self.arg(path, "county", "text")))
+        if self.given(path, "risk_level"):
+            conditions.append(sv.c.risk_level == literal_column(self.arg(path, "risk_level", "text")))
+        held = self.values.args.get(path, {}).get("under_legal_hold")
+        if held is not None:
+            conditions.append(sv.c.legal_hold_at.is_not(None) if held else sv.c.legal_hold_at.is_(None))
+        if self.given(path, "statuses"):
+            r = Referral.__table__.alias("filter_referral")  # type: ignore[attr-defined]
+            conditions.append(select(r.c.id).where(
+                r.c.survivor_id == sv.c.id, referral_visible(self.scope, r),
+                r.c.status == func.any(literal_column(self.arg(path, "statuses", "text[]")))).exists())
+        after = self.given(path, "after_sort")
+        shown = list(conditions)
+        if after:
+            shown.append(tuple_(sv.c.created_at, sv.c.id) > tuple_(
+                literal_column(self.arg(path, "after_sort", "timestamptz")),
+                literal_column(self.arg(path, "after_id", "uuid"))))
+        first = self.arg(path, "first", "int")
+        counted = not after and any(sub.name == "totalCount" for sub in pick.picks)
+        columns = [*[sv.c[n] for n in SURVIVOR_COLUMNS], sv.c.created_at.label("_sort"),
+                   func.row_number().over(order_by=(sv.c.created_at, sv.c.id)).label("_n")]
+        if counted:
+            columns.append(func.count().over().label("_total"))
+        name = f"page{index}"
+        page = select(*columns).where(*shown).order_by(sv.c.created_at, sv.c.id).limit(
+            literal_column(f"{first} + 1"))
+        self.ctes.append(f"{name} AS ({_sql(page)})")
+
+        def cursor(a: str) -> str:
+            return f"pamoja_cursor(pamoja_instant({a}._sort, ' '), {a}.id::text)"
+
+        def total() -> str:
+            if after:
+                return f"({_sql(select(func.count()).select_from(sv).where(*conditions))})"
+            return f"coalesce((SELECT p._total FROM {name} p WHERE p._n = 1), 0)"
+
+        return self._connection(
+            pick, "Survivor", cursor=cursor, rows=name, first=first, previous="true" if after else "false",
+            total=total, node=lambda n: self._survivor(n.picks, "p"),
+            edges=lambda edge: f"coalesce((SELECT json_agg({edge} ORDER BY p._n) FROM {name} p "
+                               f"WHERE p._n <= {first}), '[]'::json)")
 
     def _referral_node(self, pick: Pick, index: int) -> str:
         r, c, conditions, _sort = self._referral_rows(pick.path, by_id=True)
@@ -491,8 +548,26 @@ class Renderer:
             "county": lambda _p: f"{s}.county", "countyName": lambda _p: _county_name(f"{s}.county"),
             "languages": lambda _p: f"to_json({s}.languages)", "riskLevel": lambda _p: f"{s}.risk_level",
             "version": lambda _p: f"{s}.version", "erasedAt": lambda _p: f"pamoja_instant({s}.erased_at)",
+            "dataProtection": lambda pick: self._data_protection(pick.picks, s),
         }
         return self._object(picks, fields)
+
+    def _data_protection(self, picks: tuple[Pick, ...], s: str) -> str:
+        """The survivor's legal hold and waiting erasure: her own organization only (db/survivors.py shows it
+        on the referring side), null for a partner."""
+        if self.values.scope.side is not Side.REFERRER:
+            return "NULL::json"
+
+        def hold(pick: Pick) -> str:
+            found = self._object(pick.picks, {"__typename": lambda _p: "'LegalHold'::text",
+                                              "since": lambda _p: f"pamoja_instant({s}.legal_hold_at)",
+                                              "reason": lambda _p: f"{s}.legal_hold_reason"})
+            return f"CASE WHEN {s}.legal_hold_at IS NOT NULL AND {s}.legal_hold_reason IS NOT NULL THEN {found} END"
+        return self._object(picks, {
+            "__typename": lambda _p: "'SurvivorDataProtection'::text", "legalHold": hold,
+            "erasureRequestedAt": lambda _p: f"pamoja_instant({s}.erasure_requested_at)",
+            "erasureReason": lambda _p: f"{s}.erasure_reason",
+        })
 
     def _care_rows(self, p: str, alias: str, sees: str) -> str:
         """policy.care_rows: the category decides; under the partner's own referrals, its own rows only."""
@@ -526,7 +601,7 @@ class Renderer:
         return self._connection(
             pick, "CounselingSession", cursor=cursor, rows=rows, first=first,
             previous=f"{p}.sees_sessions" if after else "false", total=total,
-            node=lambda n: self._session(n.picks, "q"),
+            node=lambda n: self._session(n.picks, "q"), alias="q",
             edges=lambda edge: f"coalesce((SELECT json_agg({edge} ORDER BY q.started_at DESC, q.id DESC) "
                                f"FROM {page} q), '[]'::json)")
 

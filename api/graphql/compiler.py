@@ -70,6 +70,7 @@ MAX_STATEMENTS = 512
 REQUIRES: dict[tuple[str, str], tuple[Resource, Action]] = {
     ("Query", "referrals"): (Resource.REFERRAL, Action.SEARCH),
     ("Query", "node"): (Resource.REFERRAL, Action.READ),
+    ("Query", "survivors"): (Resource.SURVIVOR, Action.SEARCH),
     ("Referral", "survivor"): (Resource.SURVIVOR, Action.READ),
     ("Referral", "sessions"): (Resource.COUNSELING_SESSION, Action.SEARCH),
     ("Referral", "goals"): (Resource.CARE_GOAL, Action.SEARCH),
@@ -214,6 +215,22 @@ def _referrals_arguments(given: dict[str, Any], principal: Principal) -> dict[st
     return found
 
 
+def _survivors_arguments(given: dict[str, Any], principal: Principal) -> dict[str, Any]:
+    from api.graphql.queries import survivor_query
+
+    query = survivor_query(given.get("filter"))
+    if query.search is not None or (query.under_legal_hold is not None and not policy.sees_data_protection(principal)):
+        raise StepAside  # a search (phone or pseudonym rules), or a refusal: the use case's own words
+    request = page_request(given.get("first"), given.get("after"))
+    found: dict[str, Any] = {
+        "first": request.first, "county": query.county, "risk_level": query.risk_level,
+        "statuses": [s.value for s in query.referral_statuses] or None, "under_legal_hold": query.under_legal_hold,
+    }
+    if request.after_key is not None:
+        found["after_sort"], found["after_id"] = after_values(request.after_key, [datetime.fromisoformat, uuid.UUID])
+    return found
+
+
 def _sessions_arguments(given: dict[str, Any], _principal: Principal) -> dict[str, Any]:
     request = page_request(given.get("first"), given.get("after"))
     found: dict[str, Any] = {"first": request.first}
@@ -238,7 +255,7 @@ def _viewer_values(_given: dict[str, Any], principal: Principal) -> dict[str, An
 
 
 _READERS = {"referrals": _referrals_arguments, "sessions": _sessions_arguments, "node": _node_arguments,
-            "viewer": _viewer_values}
+            "viewer": _viewer_values, "survivors": _survivors_arguments}
 
 
 def _opened(text: str, wrapped: dict[str, str], master: MasterKeys) -> str:
@@ -348,6 +365,7 @@ class _Walk:
         if parent.name == "Query" and name == "node":
             target = self.schema.get_type("Referral")  # other ids step aside at run time
         kind = {("Query", "referrals"): "referrals", ("Query", "node"): "node", ("Query", "viewer"): "viewer",
+                ("Query", "survivors"): "survivors",
                 ("Referral", "sessions"): "sessions"}.get((parent.name, name))
         if kind is not None:
             definition = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)

@@ -81,6 +81,18 @@ class ReferralFilter:
 NOTHING = uuid.UUID(int=0)
 
 
+def survivor_query(filter: SurvivorFilter | None) -> SurvivorQuery:
+    """`survivors(filter:)` as the use case takes it (the resolver's and the compiled read's)."""
+    f = filter or SurvivorFilter()
+    check_input(f, ("filter",))
+    return SurvivorQuery(
+        county=county_code(f.county, field=("filter", "county")) if f.county else None,
+        risk_level=f.risk_level.value if f.risk_level else None,
+        referral_statuses=tuple(f.referral_status or ()), search=f.search,
+        under_legal_hold=f.under_legal_hold,
+    )
+
+
 def referral_query(filter: ReferralFilter | None, principal: Principal) -> ReferralQuery:
     """`referrals(filter:)` as the use case takes it (the resolver's and the compiled read's)."""
     f = filter or ReferralFilter()
@@ -137,18 +149,8 @@ class Query:
     @strawberry.field(description="Survivors the caller may see: the NGO its own; a partner those referred to it.")
     async def survivors(self, info: strawberry.Info, first: int | None = None, after: str | None = None,
                         filter: SurvivorFilter | None = None) -> Connection[Survivor]:
-        f = filter or SurvivorFilter()
-        check_input(f, ("filter",))
-        page = await survivors.page(
-            unit=info.context.unit, principal=info.context.principal,
-            filter=SurvivorQuery(
-                county=county_code(f.county, field=("filter", "county")) if f.county else None,
-                risk_level=f.risk_level.value if f.risk_level else None,
-                referral_statuses=tuple(f.referral_status or ()), search=f.search,
-                under_legal_hold=f.under_legal_hold,
-            ),
-            request=page_request(first, after),
-        )
+        page = await survivors.page(unit=info.context.unit, principal=info.context.principal,
+                                    filter=survivor_query(filter), request=page_request(first, after))
         return to_connection(page, Survivor.from_view)
 
     @strawberry.field(description="Referrals the caller may see, oldest first; with updatedSince, in change order.")

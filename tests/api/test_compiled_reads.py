@@ -76,6 +76,12 @@ FILTERED = """query($f: ReferralFilter) {
   referrals(first: 20, filter: $f) { totalCount edges { node { id status } } } }"""
 
 
+SURVIVORS = """query($f: SurvivorFilter, $after: String) { survivors(first: 2, after: $after, filter: $f) {
+  __typename totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+  edges { cursor node { __typename id pseudonym birthYear ageBand sex county countyName languages riskLevel version
+    erasedAt dataProtection { __typename legalHold { since reason } erasureRequestedAt erasureReason } } } } }"""
+
+
 @pytest.fixture
 async def busy_network(factory: Factory) -> tuple[Network, list[str]]:
     return await care_network(factory)
@@ -300,3 +306,43 @@ async def test_the_viewer_of_every_kind_of_caller_is_compiled(factory: Factory, 
     # a scope missing for one root: graphql-core answers the whole operation (and refuses that root)
     refused = await every_way(factory, app, tokens[0], VIEWER)
     assert refused.compiled_stepped_aside == 1 and refused.body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+@pytest.mark.parametrize("filter_", [
+    None, {"county": "Kilifi"}, {"county": "003", "riskLevel": "HIGH"}, {"riskLevel": "LOW"},
+    {"referralStatus": ["IN_PROGRESS"]}, {"referralStatus": ["REQUESTED", "CANCELLED"]}, {"underLegalHold": False},
+], ids=lambda f: "-".join(f"{k}={v}" for k, v in (f or {}).items()) or "none")
+async def test_survivors_are_compiled_with_every_filter_and_page(
+        factory: Factory, app: FastAPI, busy_network: tuple[Network, list[str]],
+        filter_: dict[str, Any] | None) -> None:
+    net, _ = busy_network
+    for actor in ACTORS:
+        after: str | None = None
+        for _ in range(4):  # every page, and past the last
+            ran = await every_way(factory, app, net.token(actor), SURVIVORS, {"f": filter_, "after": after})
+            if filter_ and "underLegalHold" in filter_ and actor not in ("manager", "supervisor"):
+                assert ran.compiled_stepped_aside == 1  # a partner is refused, in the use case's words
+                break
+            assert (ran.compiled, ran.compiled_stepped_aside) == (1, 0), (actor, ran.body)
+            after = ran.body["data"]["survivors"]["pageInfo"]["endCursor"] or after
+            if not ran.body["data"]["survivors"]["pageInfo"]["hasNextPage"] and after is None:
+                break
+
+
+async def test_a_search_and_a_legal_hold_shown_to_her_organization_only(
+        factory: Factory, app: FastAPI, busy_network: tuple[Network, list[str]]) -> None:
+    net, _ = busy_network
+    search = await every_way(factory, app, net.token("manager"), SURVIVORS, {"f": {"search": "Nyota"}})
+    assert search.compiled_stepped_aside == 1 and search.body["data"]["survivors"]["totalCount"] >= 1
+    first = search.body["data"]["survivors"]["edges"][0]["node"]["id"]
+    held = await factory.gql(net.token("supervisor"), """mutation($i: PlaceLegalHoldInput!) {
+      placeLegalHold(input: $i) { userErrors { field } } }""", {"i": {"survivorId": first, "reason": "PROSECUTION"}})
+    assert held["data"]["placeLegalHold"]["userErrors"] == [], held
+    for actor, shown in (("supervisor", True), ("coordinator", False)):
+        ran = await every_way(factory, app, net.token(actor), SURVIVORS, {"f": None})
+        assert ran.compiled == 1
+        nodes = [e["node"] for e in ran.body["data"]["survivors"]["edges"]]
+        if shown:
+            assert any(n["dataProtection"]["legalHold"] for n in nodes if n["dataProtection"])
+        else:
+            assert all(n["dataProtection"] is None for n in nodes)
