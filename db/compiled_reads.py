@@ -119,6 +119,10 @@ class Statement:
         return [get(values) for get in self.getters]
 
 
+# Arguments whose value, not only whether it was given, shapes the statement: the record type `node` reads.
+SHAPING = frozenset({"type"})
+
+
 class Shape:
     """The parts of a run that change the statement's text: the scope's side and which of its persons
     are set, and which arguments were given (their values are parameters)."""
@@ -127,7 +131,7 @@ class Shape:
     def of(values: RunValues) -> tuple[Any, ...]:
         s = values.scope
         args = tuple(sorted((path, tuple(sorted(
-            f"{k}={v}" if isinstance(v, bool) else k for k, v in given.items() if v is not None)))
+            f"{k}={v}" if isinstance(v, bool) or k in SHAPING else k for k, v in given.items() if v is not None)))
             for path, given in values.args.items()))
         return s.side, s.case_manager_id is not None, s.counselor_id is not None, s.purposes, args, values.grants
 
@@ -218,7 +222,7 @@ class Renderer:
         if pick.name == "referrals":
             return self._referral_connection(pick, index)
         if pick.name == "node":
-            return self._referral_node(pick, index)
+            return self._node(pick, index)
         if pick.name == "viewer":
             return self._viewer(pick)
         if pick.name == "survivors":
@@ -405,13 +409,29 @@ class Renderer:
             edges=lambda edge: f"coalesce((SELECT json_agg({edge} ORDER BY p._n) FROM {name} p "
                                f"WHERE p._n <= {first}), '[]'::json)")
 
-    def _referral_node(self, pick: Pick, index: int) -> str:
-        r, c, conditions, _sort = self._referral_rows(pick.path, by_id=True)
+    def _node(self, pick: Pick, index: int) -> str:
+        """`node(id:)`: the record of the id's type, as its by-id read shows it (null when not shown)."""
+        kind = self.values.args[pick.path]["type"]
+        picks = next(p.picks for p in pick.picks if p.name == kind)
         name = f"page{index}"
-        rows = self._rows(r, c, self._referral_columns(r, c), conditions)
+        record_id: Any = literal_column(self.arg(pick.path, "id", "uuid"))
+        render: Callable[[tuple[Pick, ...], str], str]
+        if kind == "Referral":
+            r, c, conditions, _sort = self._referral_rows(pick.path, by_id=True)
+            rows = self._rows(r, c, self._referral_columns(r, c), conditions)
+            render = self._referral
+        elif kind == "Survivor":
+            sv = Survivor.__table__.alias("sv")  # type: ignore[attr-defined]
+            rows = select(*[sv.c[n] for n in SURVIVOR_COLUMNS], sv.c.id.label("survivor_id")).where(
+                sv.c.id == record_id, survivor_visible(self.scope, sv))
+            render = self._survivor
+        else:
+            cn = Consent.__table__.alias("cn")  # type: ignore[attr-defined]
+            rows = select(cn).where(cn.c.id == record_id, consent_visible(self.scope, cn))
+            render = lambda found, p: self._consent_object(found, p, p)  # noqa: E731 (the row carries its key)
         self.ctes.append(f"{name} AS ({_sql(self._with_key(rows))})")
         self.pages.append(name)
-        return f"(SELECT {self._referral(pick.picks, 'p')} FROM {name} p)"
+        return f"(SELECT {render(picks, 'p')} FROM {name} p)"
 
     @staticmethod
     def _page_info(picks: tuple[Pick, ...], *, rows: str, first: str, cursor: Callable[[str], str],
@@ -470,27 +490,32 @@ class Renderer:
         field is non-null, so a consent not shown is the MISSING marker (the resolver path answers)."""
         cn = Consent.__table__.alias("cn")  # type: ignore[attr-defined]
         shown = _sql(select(cn).where(cn.c.id == literal_column(f"{p}.consent_id"), consent_visible(self.scope, cn)))
+        return f"coalesce((SELECT {self._consent_object(picks, 'q', p)} FROM ({shown}) q), {MISSING})"
+
+    def _consent_object(self, picks: tuple[Pick, ...], q: str, p: str) -> str:
+        """A consent row `q`; `p` the row carrying its survivor's key (its referral, or the row itself)."""
         at = "$at::timestamptz"
-        status = (f"CASE WHEN q.withdrawn_at IS NOT NULL AND q.withdrawn_at <= {at} THEN 'WITHDRAWN' "
-                  f"WHEN q.valid_until IS NOT NULL AND {at} >= q.valid_until THEN 'EXPIRED' ELSE 'ACTIVE' END")
+        status = (f"CASE WHEN {q}.withdrawn_at IS NOT NULL AND {q}.withdrawn_at <= {at} THEN 'WITHDRAWN' "
+                  f"WHEN {q}.valid_until IS NOT NULL AND {at} >= {q}.valid_until THEN 'EXPIRED' ELSE 'ACTIVE' END")
         fields: dict[str, Callable[[Pick], str]] = {
             "__typename": lambda _p: "'Consent'::text",
-            "id": lambda _p: "pamoja_global_id('Consent', q.id)",
-            "purposes": lambda _p: "to_json(q.purposes)", "dataCategories": lambda _p: "to_json(q.data_categories)",
-            "givenBy": lambda _p: "q.given_by", "childAssent": lambda _p: "q.child_assent",
-            "validFrom": lambda _p: "pamoja_instant(q.valid_from)",
-            "validUntil": lambda _p: "pamoja_instant(q.valid_until)",
+            "id": lambda _p: f"pamoja_global_id('Consent', {q}.id)",
+            "purposes": lambda _p: f"to_json({q}.purposes)",
+            "dataCategories": lambda _p: f"to_json({q}.data_categories)",
+            "givenBy": lambda _p: f"{q}.given_by", "childAssent": lambda _p: f"{q}.child_assent",
+            "validFrom": lambda _p: f"pamoja_instant({q}.valid_from)",
+            "validUntil": lambda _p: f"pamoja_instant({q}.valid_until)",
             # domain.consent.status_at; a consent marked WITHDRAWN stays so whatever its instant
-            "status": lambda _p: f"CASE WHEN q.status = 'WITHDRAWN' THEN 'WITHDRAWN' ELSE {status} END",
-            "withdrawnAt": lambda _p: "pamoja_instant(q.withdrawn_at)",
-            "withdrawalReason": lambda _p: _sealed("q.withdrawal_reason_enc", p, "consent", "withdrawal_reason",
-                                                   "q.id"),
-            "formVersion": lambda _p: "q.form_version", "language": lambda _p: "q.language",
-            "witness": lambda _p: _sealed("q.witness_enc", p, "consent", "witness", "q.id"),
-            "version": lambda _p: "q.version",
-            "recipient": lambda pick: self._organization(pick.picks, "q.recipient_id"),
+            "status": lambda _p: f"CASE WHEN {q}.status = 'WITHDRAWN' THEN 'WITHDRAWN' ELSE {status} END",
+            "withdrawnAt": lambda _p: f"pamoja_instant({q}.withdrawn_at)",
+            "withdrawalReason": lambda _p: _sealed(f"{q}.withdrawal_reason_enc", p, "consent", "withdrawal_reason",
+                                                   f"{q}.id"),
+            "formVersion": lambda _p: f"{q}.form_version", "language": lambda _p: f"{q}.language",
+            "witness": lambda _p: _sealed(f"{q}.witness_enc", p, "consent", "witness", f"{q}.id"),
+            "version": lambda _p: f"{q}.version",
+            "recipient": lambda pick: self._organization(pick.picks, f"{q}.recipient_id"),
         }
-        return f"coalesce((SELECT {self._object(picks, fields)} FROM ({shown}) q), {MISSING})"
+        return self._object(picks, fields)
 
     def _organization(self, picks: tuple[Pick, ...], organization_id: str) -> str:
         """An organization referenced by a record the caller sees: the directory's row, inactive ones too

@@ -69,13 +69,17 @@ MAX_STATEMENTS = 512
 # operation goes to graphql-core, which refuses the field and audits the refusal.
 REQUIRES: dict[tuple[str, str], tuple[Resource, Action]] = {
     ("Query", "referrals"): (Resource.REFERRAL, Action.SEARCH),
-    ("Query", "node"): (Resource.REFERRAL, Action.READ),
     ("Query", "survivors"): (Resource.SURVIVOR, Action.SEARCH),
     ("Referral", "survivor"): (Resource.SURVIVOR, Action.READ),
     ("Referral", "sessions"): (Resource.COUNSELING_SESSION, Action.SEARCH),
     ("Referral", "goals"): (Resource.CARE_GOAL, Action.SEARCH),
     ("Referral", "milestones"): (Resource.MILESTONE, Action.SEARCH),
     ("Referral", "consent"): (Resource.CONSENT, Action.READ),
+}
+# The records `node(id:)` is compiled for, and the scope its resolver asks of each (policy.require).
+NODE_TYPES: dict[str, tuple[Resource, Action]] = {
+    "Referral": (Resource.REFERRAL, Action.READ), "Survivor": (Resource.SURVIVOR, Action.READ),
+    "Consent": (Resource.CONSENT, Action.READ),
 }
 # A sealed value as db/compiled_reads._sealed writes it: PostgreSQL's json_build_object spacing.
 MARKER = re.compile(r'\{"\\u0001" : (?:null|"([^"]*)")\}')
@@ -240,11 +244,11 @@ def _sessions_arguments(given: dict[str, Any], _principal: Principal) -> dict[st
     return found
 
 
-def _node_arguments(given: dict[str, Any], _principal: Principal) -> dict[str, Any]:
+def _node_arguments(given: dict[str, Any], principal: Principal) -> dict[str, Any]:
     decoded = from_global_id(str(given["id"]))
-    if decoded is None or decoded[0] != "Referral":
-        raise StepAside
-    return {"id": decoded[1]}
+    if decoded is None or decoded[0] not in NODE_TYPES or not principal.allows(*NODE_TYPES[decoded[0]]):
+        raise StepAside  # another type, or a scope lacking: the resolver path answers (and refuses)
+    return {"id": decoded[1], "type": decoded[0]}
 
 
 def _viewer_values(_given: dict[str, Any], principal: Principal) -> dict[str, Any]:
@@ -362,8 +366,6 @@ class _Walk:
         if required is not None:
             self.requires.add(required)
         target: Any = _named(field.type)
-        if parent.name == "Query" and name == "node":
-            target = self.schema.get_type("Referral")  # other ids step aside at run time
         kind = {("Query", "referrals"): "referrals", ("Query", "node"): "node", ("Query", "viewer"): "viewer",
                 ("Query", "survivors"): "survivors",
                 ("Referral", "sessions"): "sessions"}.get((parent.name, name))
@@ -374,6 +376,14 @@ class _Walk:
             self.arguments[path] = Arguments(kind=kind, graphql_field=field, strawberry_field=definition, node=node)
         elif node.arguments:
             raise StepAside
+        if kind == "node":
+            if node.selection_set is None:
+                raise StepAside
+            # One selection per type a node id can name here (ids of other types step aside at run time).
+            return Pick(key=key, name=name, path=path, picks=tuple(
+                Pick(key=type_name, name=type_name, path=path,
+                     picks=self._picks(self.schema.get_type(type_name), [node.selection_set], path))  # type: ignore[arg-type]
+                for type_name in NODE_TYPES))
         if isinstance(target, GraphQLObjectType):
             if node.selection_set is None:
                 raise StepAside
