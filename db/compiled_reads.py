@@ -77,7 +77,7 @@ RENDERABLE: Mapping[str, frozenset[str]] = {
                             "deactivationReason"}),
     "ReferralStatusChange": frozenset({"from", "to", "at", "reason", "actor"}),
     "Survivor": frozenset({"id", "pseudonym", "birthYear", "ageBand", "sex", "county", "countyName", "languages",
-                           "riskLevel", "version", "erasedAt", "dataProtection"}),
+                           "riskLevel", "version", "erasedAt", "dataProtection", "consents", "referrals"}),
     "CounselingSession": frozenset({"id", "startedAt", "durationMinutes", "modality", "sessionType", "attendance",
                                     "version"}),
     "CareGoal": frozenset({"id", "domain", "description", "targetDate", "lifecycleStatus", "achievementStatus",
@@ -197,7 +197,8 @@ class Renderer:
 
     def statement(self, roots: tuple[Pick, ...]) -> Statement:
         """The statement: its first column the response's `data` as JSON text, its second the data keys of
-        the survivors whose sealed text it holds (`{"<survivor>": "<master key id> <wrapped key>"}`)."""
+        the survivors whose sealed text it holds (`{"<survivor>": "<master key id> <wrapped key>"}`): every
+        sealed field is under a survivor of a root's rows (a referral's, or the survivor herself)."""
         body = "json_build_object(" + ", ".join(
             f"{_json_text(p.key)}, {self._root(p, i)}" for i, p in enumerate(roots)) + ")::text"
         pages = " UNION ".join(f"SELECT survivor_id, k_master, k_wrapped FROM {name}" for name in self.pages)
@@ -386,14 +387,16 @@ class Renderer:
                 literal_column(self.arg(path, "after_id", "uuid"))))
         first = self.arg(path, "first", "int")
         counted = not after and any(sub.name == "totalCount" for sub in pick.picks)
-        columns = [*[sv.c[n] for n in SURVIVOR_COLUMNS], sv.c.created_at.label("_sort"),
+        columns = [*[sv.c[n] for n in SURVIVOR_COLUMNS], sv.c.id.label("survivor_id"), sv.c.created_at.label("_sort"),
                    func.row_number().over(order_by=(sv.c.created_at, sv.c.id)).label("_n")]
         if counted:
             columns.append(func.count().over().label("_total"))
         name = f"page{index}"
         page = select(*columns).where(*shown).order_by(sv.c.created_at, sv.c.id).limit(
             literal_column(f"{first} + 1"))
-        self.ctes.append(f"{name} AS ({_sql(page)})")
+        # with their keys: the statement's second column then opens sealed text under them (their consents')
+        self.ctes.append(f"{name} AS ({_sql(self._with_key(page))})")
+        self.pages.append(name)
 
         def cursor(a: str) -> str:
             return f"pamoja_cursor(pamoja_instant({a}._sort, ' '), {a}.id::text)"
@@ -574,8 +577,48 @@ class Renderer:
             "languages": lambda _p: f"to_json({s}.languages)", "riskLevel": lambda _p: f"{s}.risk_level",
             "version": lambda _p: f"{s}.version", "erasedAt": lambda _p: f"pamoja_instant({s}.erased_at)",
             "dataProtection": lambda pick: self._data_protection(pick.picks, s),
+            "consents": lambda pick: self._consents_of(pick.picks, s),
+            "referrals": lambda pick: self._referrals_of(pick, s),
         }
         return self._object(picks, fields)
+
+    def _consents_of(self, picks: tuple[Pick, ...], s: str) -> str:
+        """A survivor's consents the row scope shows (db.scopes.consent_visible), oldest first."""
+        cn = Consent.__table__.alias("cn")  # type: ignore[attr-defined]
+        shown = _sql(self._with_key(select(cn).where(cn.c.survivor_id == literal_column(f"{s}.id"),
+                                                     consent_visible(self.scope, cn))))
+        return f"coalesce((SELECT json_agg({self._consent_object(picks, 'q', 'q')} ORDER BY q.created_at, q.id) " \
+               f"FROM ({shown}) q), '[]'::json)"
+
+    def _referrals_of(self, pick: Pick, s: str) -> str:
+        """A survivor's referrals the row scope shows, a page each (db/referrals.py's by_survivor: its count
+        and its flags as that statement gives them)."""
+        path = pick.path
+        r = Referral.__table__.alias("sr")  # type: ignore[attr-defined]
+        c = Consent.__table__.alias("sc")  # type: ignore[attr-defined]
+        conditions = [r.c.survivor_id == literal_column(f"{s}.id"), referral_visible(self.scope, r)]
+        if self.given(path, "after_sort"):
+            conditions.append(tuple_(r.c.created_at, r.c.id) > tuple_(
+                literal_column(self.arg(path, "after_sort", "timestamptz")),
+                literal_column(self.arg(path, "after_id", "uuid"))))
+        first = self.arg(path, "first", "int")
+        columns = [*self._referral_columns(r, c), r.c.created_at.label("_sort"),
+                   func.row_number().over(order_by=(r.c.created_at, r.c.id)).label("_n"),
+                   func.count().over().label("_total")]
+        limited = self._rows(r, c, columns, conditions).order_by(r.c.created_at, r.c.id).limit(
+            literal_column(f"{first} + 1"))
+        rows = f"({_sql(self._with_key(limited))})"
+
+        def cursor(a: str) -> str:
+            return f"pamoja_cursor(pamoja_instant({a}._sort, ' '), {a}.id::text)"
+
+        return self._connection(
+            pick, "Referral", cursor=cursor, rows=rows, first=first,
+            previous="true" if self.given(path, "after_sort") else "false",
+            total=lambda: f"coalesce((SELECT e_._total FROM {rows} e_ WHERE e_._n = 1), 0)",
+            node=lambda n: self._referral(n.picks, "sp"), alias="sp",
+            edges=lambda edge: f"coalesce((SELECT json_agg({edge} ORDER BY sp._n) FROM {rows} sp "
+                               f"WHERE sp._n <= {first}), '[]'::json)")
 
     def _data_protection(self, picks: tuple[Pick, ...], s: str) -> str:
         """The survivor's legal hold and waiting erasure: her own organization only (db/survivors.py shows it

@@ -75,6 +75,8 @@ REQUIRES: dict[tuple[str, str], tuple[Resource, Action]] = {
     ("Referral", "goals"): (Resource.CARE_GOAL, Action.SEARCH),
     ("Referral", "milestones"): (Resource.MILESTONE, Action.SEARCH),
     ("Referral", "consent"): (Resource.CONSENT, Action.READ),
+    ("Survivor", "consents"): (Resource.CONSENT, Action.SEARCH),
+    ("Survivor", "referrals"): (Resource.REFERRAL, Action.SEARCH),
 }
 # The records `node(id:)` is compiled for, and the scope its resolver asks of each (policy.require).
 NODE_TYPES: dict[str, tuple[Resource, Action]] = {
@@ -235,6 +237,15 @@ def _survivors_arguments(given: dict[str, Any], principal: Principal) -> dict[st
     return found
 
 
+def _page_of_referrals(given: dict[str, Any], _principal: Principal) -> dict[str, Any]:
+    """A survivor's `referrals(first, after)`, keyed by creation as db/referrals.py's by_survivor."""
+    request = page_request(given.get("first"), given.get("after"))
+    found: dict[str, Any] = {"first": request.first}
+    if request.after_key is not None:
+        found["after_sort"], found["after_id"] = after_values(request.after_key, [datetime.fromisoformat, uuid.UUID])
+    return found
+
+
 def _sessions_arguments(given: dict[str, Any], _principal: Principal) -> dict[str, Any]:
     request = page_request(given.get("first"), given.get("after"))
     found: dict[str, Any] = {"first": request.first}
@@ -259,7 +270,7 @@ def _viewer_values(_given: dict[str, Any], principal: Principal) -> dict[str, An
 
 
 _READERS = {"referrals": _referrals_arguments, "sessions": _sessions_arguments, "node": _node_arguments,
-            "viewer": _viewer_values, "survivors": _survivors_arguments}
+            "viewer": _viewer_values, "survivors": _survivors_arguments, "referrals_of": _page_of_referrals}
 
 
 def _opened(text: str, wrapped: dict[str, str], master: MasterKeys) -> str:
@@ -275,6 +286,8 @@ def _opened(text: str, wrapped: dict[str, str], master: MasterKeys) -> str:
         survivor, aad, blob = sealed.split(" ")
         key = keys.get(survivor)
         if key is None:
+            if survivor not in wrapped:
+                raise StepAside  # a survivor the statement brought no key for: the resolver path answers
             master_id, wrapped_key = wrapped[survivor].split(" ")
             key = keys[survivor] = master.unwrap(master_id, base64.b64decode(wrapped_key),
                                                  aad=key_aad(uuid.UUID(survivor)))
@@ -368,7 +381,8 @@ class _Walk:
         target: Any = _named(field.type)
         kind = {("Query", "referrals"): "referrals", ("Query", "node"): "node", ("Query", "viewer"): "viewer",
                 ("Query", "survivors"): "survivors",
-                ("Referral", "sessions"): "sessions"}.get((parent.name, name))
+                ("Referral", "sessions"): "sessions",
+                ("Survivor", "referrals"): "referrals_of"}.get((parent.name, name))
         if kind is not None:
             definition = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
             if not isinstance(definition, StrawberryField):

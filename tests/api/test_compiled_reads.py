@@ -80,7 +80,10 @@ FILTERED = """query($f: ReferralFilter) {
 SURVIVORS = """query($f: SurvivorFilter, $after: String) { survivors(first: 2, after: $after, filter: $f) {
   __typename totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
   edges { cursor node { __typename id pseudonym birthYear ageBand sex county countyName languages riskLevel version
-    erasedAt dataProtection { __typename legalHold { since reason } erasureRequestedAt erasureReason } } } } }"""
+    erasedAt dataProtection { __typename legalHold { since reason } erasureRequestedAt erasureReason }
+    consents { id status purposes witness withdrawalReason recipient { name } }
+    referrals(first: 1) { totalCount pageInfo { hasNextPage endCursor } edges { cursor node { id status reason
+      sessions(first: 1) { totalCount } survivor { pseudonym } } } } } } } }"""
 
 
 @pytest.fixture

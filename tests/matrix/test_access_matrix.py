@@ -247,6 +247,9 @@ SESSION_NODE = """query($id: ID!) { node(id: $id) { id ... on CounselingSession 
 NODE = "query($id: ID!) { node(id: $id) { id } }"
 # Only fields the read compiler renders (api/graphql/compiler.py): through it, and (Cast.gql) again
 # through the resolver path, which must answer the same bytes.
+COMPILED_SURVIVOR_NODE = """query($id: ID!) { node(id: $id) { __typename id ... on Survivor { birthYear ageBand
+  dataProtection { legalHold { reason } } consents { id status witness recipient { name } }
+  referrals(first: 10) { totalCount edges { cursor node { id status reason } } } } } }"""
 COMPILED_REFERRAL_NODE = """query($id: ID!) { node(id: $id) { __typename id ... on Referral { status reason
   statusReason outcome overdue updatedAt survivor { id birthYear ageBand countyName languages }
   sessions(first: 10) { totalCount pageInfo { hasNextPage endCursor } edges { cursor node { id startedAt } } }
@@ -362,6 +365,7 @@ def listed_reason(body: Any, case: Case) -> Any:
 READS: dict[str, dict[str, Read]] = {
     "Survivor": {
         "node": by_node(SURVIVOR_NODE, "Survivor"),
+        "compiled.node": by_node(COMPILED_SURVIVOR_NODE, "Survivor"),
         "compiled.referral.survivor": field_of(COMPILED_REFERRAL_NODE, "Referral", ("survivor", "id"),
                                                lambda c: c.ids["Survivor"]),
         "nodes": by_nodes("Survivor"),
@@ -387,12 +391,14 @@ READS: dict[str, dict[str, Read]] = {
     },
     "Consent": {
         "node": by_node(NODE, "Consent"),
+        "compiled.survivor.consents": listed(COMPILED_SURVIVOR_NODE, "Survivor", ("consents",), "Consent"),
         "nodes": by_nodes("Consent"),
         "survivor.consents": listed(SURVIVOR_NODE, "Survivor", ("consents",), "Consent"),
         "referral.consent": field_of(REFERRAL_NODE, "Referral", ("consent", "id"), lambda c: c.ids["Consent"]),
     },
     "Referral": {
         "node": by_node(REFERRAL_NODE, "Referral"),
+        "compiled.survivor.referrals": connection(COMPILED_SURVIVOR_NODE, "Survivor", ("referrals",), "Referral"),
         "compiled.node": by_node(COMPILED_REFERRAL_NODE, "Referral"),
         "nodes": by_nodes("Referral"),
         "list": in_list(REFERRALS, "referrals", "Referral"),
@@ -441,11 +447,15 @@ READS: dict[str, dict[str, Read]] = {
     },
     "OtherPartnerConsent": {
         "node": by_node(NODE, "OtherPartnerConsent"),
+        "compiled.survivor.consents": listed(COMPILED_SURVIVOR_NODE, "Survivor", ("consents",),
+                                             "OtherPartnerConsent"),
         "nodes": by_nodes("OtherPartnerConsent"),
         "survivor.consents": listed(SURVIVOR_NODE, "Survivor", ("consents",), "OtherPartnerConsent"),
     },
     "OtherPartnerReferral": {
         "node": by_node(REFERRAL_NODE, "OtherPartnerReferral"),
+        "compiled.survivor.referrals": connection(COMPILED_SURVIVOR_NODE, "Survivor", ("referrals",),
+                                                  "OtherPartnerReferral"),
         "compiled.node": by_node(COMPILED_REFERRAL_NODE, "OtherPartnerReferral"),
         "nodes": by_nodes("OtherPartnerReferral"),
         "list": in_list(REFERRALS, "referrals", "OtherPartnerReferral"),
