@@ -305,39 +305,46 @@ class Renderer:
         return select(shown, KEY.c.master_key_id.label("k_master"), KEY.c.wrapped_key.label("k_wrapped")).select_from(
             shown.outerjoin(KEY, and_(KEY.c.survivor_id == shown.c.survivor_id, KEY.c.destroyed_at.is_(None))))
 
-    def _referral_connection(self, pick: Pick, index: int) -> str:
+    def _after(self, path: str, sort: Any, row_id: Any) -> list[ColumnElement[bool]]:
+        """The keyset condition of a connection's `after` cursor (none without one): (sort, id) after it."""
+        if not self.given(path, "after_sort"):
+            return []
+        return [tuple_(sort, row_id) > tuple_(literal_column(self.arg(path, "after_sort", "timestamptz")),
+                                              literal_column(self.arg(path, "after_id", "uuid")))]
+
+    def _root_page(self, pick: Pick, index: int, kind: str, *, rows: Callable[[list[Any], list[Any]], Any],
+                   columns: list[Any], conditions: list[ColumnElement[bool]], sort: Any, row_id: Any,
+                   node: Callable[[Pick], str]) -> str:
+        """A root connection: its page (and one row more) as a CTE with the survivors' keys, ordered by
+        (sort, id) as db/cursors.fetch_page orders it; `rows(columns, conditions)` is its SELECT. totalCount
+        counts every row the conditions keep, cursor or not (fetch_page's)."""
         path = pick.path
-        r, c, conditions, sort = self._referral_rows(path, by_id=False)
-        after = self.given(path, "after_sort")
-        shown = list(conditions)
-        if after:
-            shown.append(tuple_(sort, r.c.id) > tuple_(
-                literal_column(self.arg(path, "after_sort", "timestamptz")),
-                literal_column(self.arg(path, "after_id", "uuid"))))
+        after = self._after(path, sort, row_id)
         first = self.arg(path, "first", "int")
-        counted = not after and any(sub.name == "totalCount" for sub in pick.picks)
-        columns = [*self._referral_columns(r, c), sort.label("_sort"),
-                   func.row_number().over(order_by=(sort, r.c.id)).label("_n")]
-        if counted:
-            columns.append(func.count().over().label("_total"))
+        numbered = [*columns, sort.label("_sort"), func.row_number().over(order_by=(sort, row_id)).label("_n")]
+        if not after and any(sub.name == "totalCount" for sub in pick.picks):
+            numbered.append(func.count().over().label("_total"))
         name = f"page{index}"
-        page = self._rows(r, c, columns, shown).order_by(sort, r.c.id).limit(literal_column(f"{first} + 1"))
+        page = rows(numbered, [*conditions, *after]).order_by(sort, row_id).limit(literal_column(f"{first} + 1"))
         self.ctes.append(f"{name} AS ({_sql(self._with_key(page))})")
         self.pages.append(name)
 
-        def cursor(a: str) -> str:
-            return f"pamoja_cursor(pamoja_instant({a}._sort, ' '), {a}.id::text)"
-
         def total() -> str:
             if after:
-                return f"({_sql(self._rows(r, c, [func.count()], conditions))})"
+                return f"({_sql(rows([func.count()], conditions))})"
             return f"coalesce((SELECT p._total FROM {name} p WHERE p._n = 1), 0)"
 
         return self._connection(
-            pick, "Referral", cursor=cursor, rows=name, first=first, previous="true" if after else "false",
-            total=total, node=lambda n: self._referral(n.picks, "p"),
+            pick, kind, cursor=_key_cursor, rows=name, first=first, previous="true" if after else "false",
+            total=total, node=node,
             edges=lambda edge: f"coalesce((SELECT json_agg({edge} ORDER BY p._n) FROM {name} p "
                                f"WHERE p._n <= {first}), '[]'::json)")
+
+    def _referral_connection(self, pick: Pick, index: int) -> str:
+        r, c, conditions, sort = self._referral_rows(pick.path, by_id=False)
+        return self._root_page(pick, index, "Referral", rows=lambda cols, where: self._rows(r, c, cols, where),
+                               columns=self._referral_columns(r, c), conditions=conditions, sort=sort,
+                               row_id=r.c.id, node=lambda n: self._referral(n.picks, "p"))
 
     def _connection(self, pick: Pick, kind: str, *, cursor: Callable[[str], str], rows: str, first: str,
                     previous: str, total: Callable[[], str], node: Callable[[Pick], str],
@@ -379,38 +386,12 @@ class Renderer:
             conditions.append(select(r.c.id).where(
                 r.c.survivor_id == sv.c.id, referral_visible(self.scope, r),
                 r.c.status == func.any(literal_column(self.arg(path, "statuses", "text[]")))).exists())
-        after = self.given(path, "after_sort")
-        shown = list(conditions)
-        if after:
-            shown.append(tuple_(sv.c.created_at, sv.c.id) > tuple_(
-                literal_column(self.arg(path, "after_sort", "timestamptz")),
-                literal_column(self.arg(path, "after_id", "uuid"))))
-        first = self.arg(path, "first", "int")
-        counted = not after and any(sub.name == "totalCount" for sub in pick.picks)
-        columns = [*[sv.c[n] for n in SURVIVOR_COLUMNS], sv.c.id.label("survivor_id"), sv.c.created_at.label("_sort"),
-                   func.row_number().over(order_by=(sv.c.created_at, sv.c.id)).label("_n")]
-        if counted:
-            columns.append(func.count().over().label("_total"))
-        name = f"page{index}"
-        page = select(*columns).where(*shown).order_by(sv.c.created_at, sv.c.id).limit(
-            literal_column(f"{first} + 1"))
-        # with their keys: the statement's second column then opens sealed text under them (their consents')
-        self.ctes.append(f"{name} AS ({_sql(self._with_key(page))})")
-        self.pages.append(name)
-
-        def cursor(a: str) -> str:
-            return f"pamoja_cursor(pamoja_instant({a}._sort, ' '), {a}.id::text)"
-
-        def total() -> str:
-            if after:
-                return f"({_sql(select(func.count()).select_from(sv).where(*conditions))})"
-            return f"coalesce((SELECT p._total FROM {name} p WHERE p._n = 1), 0)"
-
-        return self._connection(
-            pick, "Survivor", cursor=cursor, rows=name, first=first, previous="true" if after else "false",
-            total=total, node=lambda n: self._survivor(n.picks, "p"),
-            edges=lambda edge: f"coalesce((SELECT json_agg({edge} ORDER BY p._n) FROM {name} p "
-                               f"WHERE p._n <= {first}), '[]'::json)")
+        # with their keys (_root_page): the statement's second column opens their consents' sealed text
+        return self._root_page(pick, index, "Survivor",
+                               rows=lambda cols, where: select(*cols).select_from(sv).where(*where),
+                               columns=[*[sv.c[n] for n in SURVIVOR_COLUMNS], sv.c.id.label("survivor_id")],
+                               conditions=conditions, sort=sv.c.created_at, row_id=sv.c.id,
+                               node=lambda n: self._survivor(n.picks, "p"))
 
     def _node(self, pick: Pick, index: int) -> str:
         """`node(id:)`: the record of the id's type, as its by-id read shows it (null when not shown)."""
@@ -596,11 +577,8 @@ class Renderer:
         path = pick.path
         r = Referral.__table__.alias("sr")  # type: ignore[attr-defined]
         c = Consent.__table__.alias("sc")  # type: ignore[attr-defined]
-        conditions = [r.c.survivor_id == literal_column(f"{s}.id"), referral_visible(self.scope, r)]
-        if self.given(path, "after_sort"):
-            conditions.append(tuple_(r.c.created_at, r.c.id) > tuple_(
-                literal_column(self.arg(path, "after_sort", "timestamptz")),
-                literal_column(self.arg(path, "after_id", "uuid"))))
+        conditions = [r.c.survivor_id == literal_column(f"{s}.id"), referral_visible(self.scope, r),
+                      *self._after(path, r.c.created_at, r.c.id)]
         first = self.arg(path, "first", "int")
         columns = [*self._referral_columns(r, c), r.c.created_at.label("_sort"),
                    func.row_number().over(order_by=(r.c.created_at, r.c.id)).label("_n"),
@@ -608,12 +586,8 @@ class Renderer:
         limited = self._rows(r, c, columns, conditions).order_by(r.c.created_at, r.c.id).limit(
             literal_column(f"{first} + 1"))
         rows = f"({_sql(self._with_key(limited))})"
-
-        def cursor(a: str) -> str:
-            return f"pamoja_cursor(pamoja_instant({a}._sort, ' '), {a}.id::text)"
-
         return self._connection(
-            pick, "Referral", cursor=cursor, rows=rows, first=first,
+            pick, "Referral", cursor=_key_cursor, rows=rows, first=first,
             previous="true" if self.given(path, "after_sort") else "false",
             total=lambda: f"coalesce((SELECT e_._total FROM {rows} e_ WHERE e_._n = 1), 0)",
             node=lambda n: self._referral(n.picks, "sp"), alias="sp",
@@ -646,8 +620,8 @@ class Renderer:
         path = pick.path
         first = self.arg(path, "first", "int")
         after = ""
-        if self.given(path, "after_started"):
-            after = f" AND (x.started_at, x.id) < ({self.arg(path, 'after_started', 'timestamptz')}, " \
+        if self.given(path, "after_sort"):  # newest first: the rows before the cursor
+            after = f" AND (x.started_at, x.id) < ({self.arg(path, 'after_sort', 'timestamptz')}, " \
                     f"{self.arg(path, 'after_id', 'uuid')})"
         visible = self._care_rows(p, "x", "sees_sessions")
         columns = "x.id, x.started_at, x.duration_minutes, x.modality, x.session_type, x.attendance, x.version"
@@ -706,6 +680,11 @@ class Renderer:
             "achievedOn": lambda _p: f"{m}.achieved_on",
             "note": lambda _p: _sealed(f"{m}.note_enc", p, "milestone", "note", f"{m}.id"),
         })
+
+
+def _key_cursor(a: str) -> str:
+    """api.graphql.relay.encode_cursor of the key db/cursors.fetch_page gives a row: (str(sort), str(id))."""
+    return f"pamoja_cursor(pamoja_instant({a}._sort, ' '), {a}.id::text)"
 
 
 def _sealed(column: str, p: str, table: str, name: str, row_id: str) -> str:

@@ -26,6 +26,7 @@ import json
 import re
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -210,15 +211,9 @@ def _referrals_arguments(given: dict[str, Any], principal: Principal) -> dict[st
     query = referral_query(given.get("filter"), principal)
     if query.survivor_id is not None:
         raise StepAside
-    request = page_request(given.get("first"), given.get("after"))
-    found: dict[str, Any] = {
-        "first": request.first, "statuses": [s.value for s in query.statuses] or None,
-        "receiving_organization_id": query.receiving_organization_id, "assigned_to": query.assigned_to,
-        "overdue": query.overdue, "updated_since": query.updated_since, "needs_assignment": query.needs_assignment,
-    }
-    if request.after_key is not None:
-        found["after_sort"], found["after_id"] = after_values(request.after_key, [datetime.fromisoformat, uuid.UUID])
-    return found
+    return {**_page(given), "statuses": [s.value for s in query.statuses] or None,
+            "receiving_organization_id": query.receiving_organization_id, "assigned_to": query.assigned_to,
+            "overdue": query.overdue, "updated_since": query.updated_since, "needs_assignment": query.needs_assignment}
 
 
 def _survivors_arguments(given: dict[str, Any], principal: Principal) -> dict[str, Any]:
@@ -227,31 +222,17 @@ def _survivors_arguments(given: dict[str, Any], principal: Principal) -> dict[st
     query = survivor_query(given.get("filter"))
     if query.search is not None or (query.under_legal_hold is not None and not policy.sees_data_protection(principal)):
         raise StepAside  # a search (phone or pseudonym rules), or a refusal: the use case's own words
-    request = page_request(given.get("first"), given.get("after"))
-    found: dict[str, Any] = {
-        "first": request.first, "county": query.county, "risk_level": query.risk_level,
-        "statuses": [s.value for s in query.referral_statuses] or None, "under_legal_hold": query.under_legal_hold,
-    }
-    if request.after_key is not None:
-        found["after_sort"], found["after_id"] = after_values(request.after_key, [datetime.fromisoformat, uuid.UUID])
-    return found
+    return {**_page(given), "county": query.county, "risk_level": query.risk_level,
+            "statuses": [s.value for s in query.referral_statuses] or None, "under_legal_hold": query.under_legal_hold}
 
 
-def _page_of_referrals(given: dict[str, Any], _principal: Principal) -> dict[str, Any]:
-    """A survivor's `referrals(first, after)`, keyed by creation as db/referrals.py's by_survivor."""
+def _page(given: dict[str, Any], _principal: Principal | None = None) -> dict[str, Any]:
+    """`first` and `after` as every connection compiled here reads them: a cursor of (instant, id), its
+    values checked as db/cursors.after_values checks them for the resolvers."""
     request = page_request(given.get("first"), given.get("after"))
     found: dict[str, Any] = {"first": request.first}
     if request.after_key is not None:
         found["after_sort"], found["after_id"] = after_values(request.after_key, [datetime.fromisoformat, uuid.UUID])
-    return found
-
-
-def _sessions_arguments(given: dict[str, Any], _principal: Principal) -> dict[str, Any]:
-    request = page_request(given.get("first"), given.get("after"))
-    found: dict[str, Any] = {"first": request.first}
-    if request.after_key is not None:
-        found["after_started"], found["after_id"] = after_values(request.after_key,
-                                                                 [datetime.fromisoformat, uuid.UUID])
     return found
 
 
@@ -269,8 +250,11 @@ def _viewer_values(_given: dict[str, Any], principal: Principal) -> dict[str, An
             "organization_id": principal.organization_id}
 
 
-_READERS = {"referrals": _referrals_arguments, "sessions": _sessions_arguments, "node": _node_arguments,
-            "viewer": _viewer_values, "survivors": _survivors_arguments, "referrals_of": _page_of_referrals}
+# How each kind of field's arguments are read (or, for viewer, the token's values).
+_READERS: dict[str, Callable[[dict[str, Any], Principal], dict[str, Any]]] = {
+    "referrals": _referrals_arguments, "survivors": _survivors_arguments, "sessions": _page, "referrals_of": _page,
+    "node": _node_arguments, "viewer": _viewer_values,
+}
 
 
 def _opened(text: str, wrapped: dict[str, str], master: MasterKeys) -> str:
