@@ -148,6 +148,9 @@ class Settings(BaseSettings):
     retention_enabled: bool = False
 
     request_timeout_seconds: float = 15
+    # Reads answered by one SQL statement (api/graphql/compiler.py); off, every read takes the resolver path,
+    # which answers the same (the tests compare the two): an operator's way back without a deployment.
+    compiled_reads: bool = True
     # Larger request bodies get 413 before anything parses them (the longest legitimate one, a session
     # with 20,000 characters of notes, is well under 200 KB even with every character escaped).
     max_body_bytes: int = Field(default=1_048_576, gt=0)

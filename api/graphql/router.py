@@ -52,6 +52,7 @@ class PamojaGraphQLRouter(GraphQLRouter[Any, Any]):
 
 def mount_graphql(app: FastAPI, settings: Settings) -> None:
     schema = build_schema(production=settings.is_production)
+    schema.compiler.enabled = settings.compiled_reads  # type: ignore[attr-defined]
     router: GraphQLRouter[Any, Any] = PamojaGraphQLRouter(
         schema,
         context_getter=get_context,

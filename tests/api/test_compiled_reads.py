@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from domain.enums import Role
 from tests.factories import Factory
 from tests.flows import RECORD_MILESTONE, Network, act, care_network, every_way, referred_case
+from tests.oauth_helpers import extra_app, http_from
 
 ACTORS = ("manager", "supervisor", "coordinator", "counselor", "other_counselor")
 
@@ -356,3 +357,17 @@ async def test_a_search_and_a_legal_hold_shown_to_her_organization_only(
             assert any(n["dataProtection"]["legalHold"] for n in nodes if n["dataProtection"])
         else:
             assert all(n["dataProtection"] is None for n in nodes)
+
+
+async def test_an_operator_turns_compiled_reads_off_and_the_resolvers_answer_the_same(
+        factory: Factory, app: FastAPI, settings: Any, busy_network: tuple[Network, list[str]]) -> None:
+    """PAMOJA_COMPILED_READS=false: the way back if a compiled answer is ever in doubt."""
+    net, _ = busy_network
+    compiled = await factory.gql(net.token("counselor"), DASHBOARD)
+    off = extra_app(settings.model_copy(update={"compiled_reads": False}))
+    async with off.router.lifespan_context(off), http_from(off) as http:
+        response = await http.post("/graphql", json={"query": DASHBOARD},
+                                   headers={"Authorization": f"Bearer {net.token('counselor')}"})
+    schema = off.state.graphql_schema
+    assert (schema.compiler.completed, schema.planner.completed) == (0, 1)
+    assert response.json() == compiled and _ids(compiled)
