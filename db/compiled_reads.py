@@ -123,17 +123,15 @@ class Statement:
 SHAPING = frozenset({"type"})
 
 
-class Shape:
-    """The parts of a run that change the statement's text: the scope's side and which of its persons
-    are set, and which arguments were given (their values are parameters)."""
-
-    @staticmethod
-    def of(values: RunValues) -> tuple[Any, ...]:
-        s = values.scope
-        args = tuple(sorted((path, tuple(sorted(
-            f"{k}={v}" if isinstance(v, bool) or k in SHAPING else k for k, v in given.items() if v is not None)))
-            for path, given in values.args.items()))
-        return s.side, s.case_manager_id is not None, s.counselor_id is not None, s.purposes, args, values.grants
+def shape_of(values: RunValues) -> tuple[Any, ...]:
+    """The parts of a run that change the statement's text: the scope's side and which of its persons are
+    set, which arguments were given (their values are parameters; booleans and SHAPING ones choose text),
+    and the principal's grants."""
+    s = values.scope
+    args = tuple(sorted((path, tuple(sorted(
+        f"{k}={v}" if isinstance(v, bool) or k in SHAPING else k for k, v in given.items() if v is not None)))
+        for path, given in values.args.items()))
+    return s.side, s.case_manager_id is not None, s.counselor_id is not None, s.purposes, args, values.grants
 
 
 # ----------------------------------------------------------------------------- rendering

@@ -54,7 +54,7 @@ from strawberry.types.arguments import convert_arguments
 from strawberry.types.field import StrawberryField
 
 from api.graphql.relay import page_request
-from db.compiled_reads import RENDERABLE, Pick, Renderer, RunValues, Shape, Statement
+from db.compiled_reads import RENDERABLE, Pick, Renderer, RunValues, Statement, shape_of
 from db.crypto import DecryptionFailed, MasterKeys, open_sealed
 from db.cursors import after_values
 from db.survivors import key_aad
@@ -132,7 +132,9 @@ class ReadCompiler:
         self.stepped_aside = 0  # compiled operations handed to the resolver path at run time
         self._operations: OrderedDict[tuple[int, str | None], tuple[DocumentNode, CompiledOperation | None]] = \
             OrderedDict()
-        self._statements: OrderedDict[tuple[int, tuple[Any, ...]], Statement] = OrderedDict()
+        # Keyed by the compiled operation itself (hashed by identity, kept alive by the key): an id() could be
+        # reused by another operation once the first is dropped from _operations.
+        self._statements: OrderedDict[tuple[CompiledOperation, tuple[Any, ...]], Statement] = OrderedDict()
 
     # ------------------------------------------------------------------ compile
 
@@ -182,7 +184,7 @@ class ReadCompiler:
         return CompiledJson(text) if getattr(context, "raw_json", False) else json.loads(text)
 
     def _statement(self, compiled: CompiledOperation, values: RunValues) -> Statement:
-        key = (id(compiled), Shape.of(values))
+        key = (compiled, shape_of(values))
         found = self._statements.get(key)
         if found is None:
             found = self._statements[key] = Renderer(values).statement(compiled.roots)
