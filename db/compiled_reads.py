@@ -173,7 +173,8 @@ class Renderer:
         self.scope = _token_scope(values.scope)
         self.args: dict[str, Callable[[RunValues], Any]] = {}
         self.ctes: list[str] = []
-        self.pages: list[str] = []  # the CTEs of referrals, with their survivors' keys
+        self.pages: list[str] = []  # the CTEs of the roots' rows, with their survivors' keys
+        self.nodes: list[str] = []  # the CTEs of `node` roots
 
     def given(self, path: str, name: str) -> bool:
         value = self.values.args.get(path, {}).get(name)
@@ -202,7 +203,9 @@ class Renderer:
         pages = " UNION ".join(f"SELECT survivor_id, k_master, k_wrapped FROM {name}" for name in self.pages)
         keys = (f"(SELECT json_object_agg(ks.survivor_id, ks.k_master || ' ' || {_b64('ks.k_wrapped')}) "
                 f"FROM ({pages}) ks WHERE ks.k_wrapped IS NOT NULL)::text") if pages else "NULL::text"
-        sql = ("WITH " + ", ".join(self.ctes) + " " if self.ctes else "") + f"SELECT {body}, {keys}"
+        # Third: whether every `node` found its record (one not shown is audited by the resolver path).
+        found = " AND ".join(f"EXISTS (SELECT 1 FROM {name})" for name in self.nodes) or "true"
+        sql = ("WITH " + ", ".join(self.ctes) + " " if self.ctes else "") + f"SELECT {body}, {keys}, {found}"
         names: list[str] = []
 
         def number(match: re.Match[str]) -> str:
@@ -413,6 +416,7 @@ class Renderer:
             render = lambda found, p: self._consent_object(found, p, p)  # noqa: E731 (the row carries its key)
         self.ctes.append(f"{name} AS ({_sql(self._with_key(rows))})")
         self.pages.append(name)
+        self.nodes.append(name)
         return f"(SELECT {render(picks, 'p')} FROM {name} p)"
 
     @staticmethod

@@ -170,17 +170,15 @@ class ReadCompiler:
         grants = frozenset({"staff_details"}) if policy.may_administer_staff(principal, Action.READ) else frozenset()
         values = RunValues(scope=policy.rows(principal, datetime.now(UTC)), args=args, grants=grants)
         statement = self._statement(compiled, values)
-        text, keys = await context.db.compiled_row(statement.sql, statement.parameters(values))
+        text, keys, every_node_found = await context.db.compiled_row(statement.sql, statement.parameters(values))
+        if not every_node_found:
+            raise StepAside  # a `node` that shows nothing: graphql-core answers, and audits the id
         if MISSING_TEXT in text:
             raise StepAside  # a non-null object not shown: the resolver path reports it
         try:
             text = _opened(text, json.loads(keys) if keys else {}, context.state.master_keys)
         except DecryptionFailed:
             raise StepAside from None  # the resolver path refuses the one field that does not open
-        if any(pick.name == "node" for pick in compiled.roots):
-            data = json.loads(text)
-            if any(pick.name == "node" and data[pick.key] is None for pick in compiled.roots):
-                raise StepAside  # null: graphql-core answers, and audits the id that showed nothing
         return CompiledJson(text) if getattr(context, "raw_json", False) else json.loads(text)
 
     def _statement(self, compiled: CompiledOperation, values: RunValues) -> Statement:
