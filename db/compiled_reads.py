@@ -31,10 +31,17 @@ from sqlalchemy import ColumnElement, and_, case, func, literal_column, or_, sel
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.types import DateTime, Uuid
 
-from db.directory import CAPACITY_RANK, organization_rows
+from db.directory import CAPACITY_RANK, counselor_rows, organization_conditions, organization_rows
 from db.referrals import needs_assignment_of
-from db.scopes import birth_year_shown, category_visible, consent_visible, referral_visible, survivor_visible
-from db.tables import Consent, Referral, Survivor, SurvivorKey
+from db.scopes import (
+    birth_year_shown,
+    care_visible,
+    category_visible,
+    consent_visible,
+    referral_visible,
+    survivor_visible,
+)
+from db.tables import CareGoal, Consent, Organization, Referral, Survivor, SurvivorKey
 from domain.consent import AGE_BANDS, OLDEST_BAND
 from domain.enums import CapacityStatus, DataCategory, ReferralStatus
 from domain.kenya import COUNTIES
@@ -53,7 +60,10 @@ _TOKEN = re.compile(r"\$([a-z][a-z0-9_]*)")
 # What this module can render, by GraphQL type: everything else goes to the resolver path. Audited reads
 # (identity, notes, assessments, concerns) are absent on purpose (README, "Compiled reads").
 RENDERABLE: Mapping[str, frozenset[str]] = {
-    "Query": frozenset({"referrals", "node", "viewer", "survivors"}),
+    "Query": frozenset({"referrals", "node", "nodes", "viewer", "survivors", "organizations"}),
+    "OrganizationConnection": frozenset({"edges", "pageInfo", "totalCount"}),
+    "OrganizationEdge": frozenset({"cursor", "node"}),
+    "Counselor": frozenset({"id", "displayName", "openCaseload"}),
     "SurvivorConnection": frozenset({"edges", "pageInfo", "totalCount"}),
     "SurvivorEdge": frozenset({"cursor", "node"}),
     "SurvivorDataProtection": frozenset({"legalHold", "erasureRequestedAt", "erasureReason"}),
@@ -70,14 +80,14 @@ RENDERABLE: Mapping[str, frozenset[str]] = {
                            "receivingOrganization", "consent"}),
     "Consent": frozenset({"id", "purposes", "dataCategories", "givenBy", "childAssent", "validFrom", "validUntil",
                           "status", "withdrawnAt", "withdrawalReason", "formVersion", "language", "witness", "version",
-                          "recipient"}),
+                          "recipient", "survivor"}),
     "Organization": frozenset({"id", "name", "kind", "counties", "countyNames", "languages", "services", "minAge",
-                               "maxAge", "capacityStatus", "openSlots", "active", "version"}),
+                               "maxAge", "capacityStatus", "openSlots", "active", "version", "counselors"}),
     "StaffUser": frozenset({"id", "displayName", "roles", "active", "deactivatedAt", "version", "email",
-                            "deactivationReason"}),
+                            "deactivationReason", "organization"}),
     "ReferralStatusChange": frozenset({"from", "to", "at", "reason", "actor"}),
     "Survivor": frozenset({"id", "pseudonym", "birthYear", "ageBand", "sex", "county", "countyName", "languages",
-                           "riskLevel", "version", "erasedAt", "dataProtection", "consents", "referrals"}),
+                           "riskLevel", "version", "erasedAt", "dataProtection", "consents", "referrals", "goals"}),
     "CounselingSession": frozenset({"id", "startedAt", "durationMinutes", "modality", "sessionType", "attendance",
                                     "version"}),
     "CareGoal": frozenset({"id", "domain", "description", "targetDate", "lifecycleStatus", "achievementStatus",
@@ -174,7 +184,7 @@ class Renderer:
         self.args: dict[str, Callable[[RunValues], Any]] = {}
         self.ctes: list[str] = []
         self.pages: list[str] = []  # the CTEs of the roots' rows, with their survivors' keys
-        self.nodes: list[str] = []  # the CTEs of `node` roots
+        self.nodes: list[str] = []  # per `node` or `nodes` root: whether it found every record asked
 
     def given(self, path: str, name: str) -> bool:
         value = self.values.args.get(path, {}).get(name)
@@ -203,8 +213,9 @@ class Renderer:
         pages = " UNION ".join(f"SELECT survivor_id, k_master, k_wrapped FROM {name}" for name in self.pages)
         keys = (f"(SELECT json_object_agg(ks.survivor_id, ks.k_master || ' ' || {_b64('ks.k_wrapped')}) "
                 f"FROM ({pages}) ks WHERE ks.k_wrapped IS NOT NULL)::text") if pages else "NULL::text"
-        # Third: whether every `node` found its record (one not shown is audited by the resolver path).
-        found = " AND ".join(f"EXISTS (SELECT 1 FROM {name})" for name in self.nodes) or "true"
+        # Third: whether every `node` and `nodes` found its records (one not shown is audited by the resolver
+        # path).
+        found = " AND ".join(self.nodes) or "true"
         sql = ("WITH " + ", ".join(self.ctes) + " " if self.ctes else "") + f"SELECT {body}, {keys}, {found}"
         names: list[str] = []
 
@@ -229,6 +240,10 @@ class Renderer:
             return self._viewer(pick)
         if pick.name == "survivors":
             return self._survivor_connection(pick, index)
+        if pick.name == "organizations":
+            return self._organization_connection(pick, index)
+        if pick.name == "nodes":
+            return self._nodes(pick, index)
         raise ValueError(pick.name)
 
     def _viewer(self, pick: Pick) -> str:
@@ -244,13 +259,15 @@ class Renderer:
                                 f"WHERE u.id = {self.arg(path, 'user_id', 'uuid')})",
         })
 
-    def _referral_rows(self, path: str, *, by_id: bool) -> tuple[Any, Any, list[ColumnElement[bool]], Any]:
-        """The visible referrals (and their consents) a root reads, with the root's filters."""
+    def _referral_rows(self, path: str, *, match: Callable[[Any], ColumnElement[bool]] | None = None,
+                       ) -> tuple[Any, Any, list[ColumnElement[bool]], Any]:
+        """The visible referrals (and their consents) a root reads, with the root's filters (`match`: those
+        whose id it matches)."""
         r = Referral.__table__.alias("r")  # type: ignore[attr-defined]
         c = Consent.__table__.alias("c")  # type: ignore[attr-defined]
         conditions: list[ColumnElement[bool]] = [referral_visible(self.scope, r)]
-        if by_id:
-            conditions.append(r.c.id == literal_column(self.arg(path, "id", "uuid")))
+        if match is not None:
+            conditions.append(match(r.c.id))
         if self.given(path, "statuses"):
             conditions.append(r.c.status == func.any(literal_column(self.arg(path, "statuses", "text[]"))))
         if self.given(path, "receiving_organization_id"):
@@ -306,29 +323,33 @@ class Renderer:
         return select(shown, KEY.c.master_key_id.label("k_master"), KEY.c.wrapped_key.label("k_wrapped")).select_from(
             shown.outerjoin(KEY, and_(KEY.c.survivor_id == shown.c.survivor_id, KEY.c.destroyed_at.is_(None))))
 
-    def _after(self, path: str, sort: Any, row_id: Any) -> list[ColumnElement[bool]]:
+    def _after(self, path: str, sort: Any, row_id: Any, sort_type: str = "timestamptz") -> list[ColumnElement[bool]]:
         """The keyset condition of a connection's `after` cursor (none without one): (sort, id) after it."""
         if not self.given(path, "after_sort"):
             return []
-        return [tuple_(sort, row_id) > tuple_(literal_column(self.arg(path, "after_sort", "timestamptz")),
+        return [tuple_(sort, row_id) > tuple_(literal_column(self.arg(path, "after_sort", sort_type)),
                                               literal_column(self.arg(path, "after_id", "uuid")))]
 
     def _root_page(self, pick: Pick, index: int, kind: str, *, rows: Callable[[list[Any], list[Any]], Any],
                    columns: list[Any], conditions: list[ColumnElement[bool]], sort: Any, row_id: Any,
-                   node: Callable[[Pick], str]) -> str:
-        """A root connection: its page (and one row more) as a CTE with the survivors' keys, ordered by
-        (sort, id) as db/cursors.fetch_page orders it; `rows(columns, conditions)` is its SELECT. totalCount
-        counts every row the conditions keep, cursor or not (fetch_page's)."""
+                   node: Callable[[Pick], str], cursor: Callable[[str], str] | None = None,
+                   sort_type: str = "timestamptz", keyed: bool = True) -> str:
+        """A root connection: its page (and one row more) as a CTE (`keyed`: with the survivors' keys),
+        ordered by (sort, id) as db/cursors.fetch_page orders it; `rows(columns, conditions)` is its SELECT.
+        totalCount counts every row the conditions keep, cursor or not (fetch_page's)."""
         path = pick.path
-        after = self._after(path, sort, row_id)
+        after = self._after(path, sort, row_id, sort_type)
         first = self.arg(path, "first", "int")
         numbered = [*columns, sort.label("_sort"), func.row_number().over(order_by=(sort, row_id)).label("_n")]
         if not after and any(sub.name == "totalCount" for sub in pick.picks):
             numbered.append(func.count().over().label("_total"))
         name = f"page{index}"
         page = rows(numbered, [*conditions, *after]).order_by(sort, row_id).limit(literal_column(f"{first} + 1"))
-        self.ctes.append(f"{name} AS ({_sql(self._with_key(page))})")
-        self.pages.append(name)
+        if keyed:
+            self.ctes.append(f"{name} AS ({_sql(self._with_key(page))})")
+            self.pages.append(name)
+        else:
+            self.ctes.append(f"{name} AS ({_sql(page)})")
 
         def total() -> str:
             if after:
@@ -336,13 +357,13 @@ class Renderer:
             return f"coalesce((SELECT p._total FROM {name} p WHERE p._n = 1), 0)"
 
         return self._connection(
-            pick, kind, cursor=_key_cursor, rows=name, first=first, previous="true" if after else "false",
+            pick, kind, cursor=cursor or _key_cursor, rows=name, first=first, previous="true" if after else "false",
             total=total, node=node,
             edges=lambda edge: f"coalesce((SELECT json_agg({edge} ORDER BY p._n) FROM {name} p "
                                f"WHERE p._n <= {first}), '[]'::json)")
 
     def _referral_connection(self, pick: Pick, index: int) -> str:
-        r, c, conditions, sort = self._referral_rows(pick.path, by_id=False)
+        r, c, conditions, sort = self._referral_rows(pick.path)
         return self._root_page(pick, index, "Referral", rows=lambda cols, where: self._rows(r, c, cols, where),
                                columns=self._referral_columns(r, c), conditions=conditions, sort=sort,
                                row_id=r.c.id, node=lambda n: self._referral(n.picks, "p"))
@@ -399,25 +420,53 @@ class Renderer:
         kind = self.values.args[pick.path]["type"]
         picks = next(p.picks for p in pick.picks if p.name == kind)
         name = f"page{index}"
-        record_id: Any = literal_column(self.arg(pick.path, "id", "uuid"))
+        render = self._records(name, kind, pick.path,
+                               lambda column: column == literal_column(self.arg(pick.path, "id", "uuid")))
+        self.nodes.append(f"EXISTS (SELECT 1 FROM {name})")
+        return f"(SELECT {render(picks, 'p')} FROM {name} p)"
+
+    def _nodes(self, pick: Pick, index: int) -> str:
+        """`nodes(ids:)`: per type asked, the records shown (one CTE each); the list in the order asked,
+        null where an id names nothing."""
+        path = pick.path
+        cases = []
+        for kind in (k for k in (p.name for p in pick.picks) if self.given(path, f"ids_{k}")):
+            name = f"page{index}_{kind.lower()}"
+            ids = self.arg(path, f"ids_{kind}", "uuid[]")
+            render = self._records(name, kind, path, _any_of(ids))
+            picks = next(p.picks for p in pick.picks if p.name == kind)
+            self.nodes.append(f"(SELECT count(*) FROM {name}) = cardinality({ids})")
+            cases.append(f"WHEN {_json_text(kind)} THEN (SELECT {render(picks, 'p')} FROM {name} p WHERE p.id = x.id)")
+        element = f"CASE x.t {' '.join(cases)} END" if cases else "NULL::json"
+        return f"coalesce((SELECT json_agg({element} ORDER BY x.n) FROM unnest({self.arg(path, 'types', 'text[]')}, " \
+               f"{self.arg(path, 'ids', 'uuid[]')}) WITH ORDINALITY AS x(t, id, n)), '[]'::json)"
+
+    def _records(self, name: str, kind: str, path: str,
+                 match: Callable[[Any], ColumnElement[bool]]) -> Callable[[tuple[Pick, ...], str], str]:
+        """The CTE `name` of the records of `kind` whose id `match`es, as its by-id read shows them (with their
+        survivors' keys where they hold sealed text); returns how one is rendered."""
+        if kind == "Organization":
+            rows, _ = organization_rows(DirectoryScope(include_inactive=bool(self.values.args[path].get("inactive"))))
+            table = Organization.__table__  # type: ignore[attr-defined]
+            self.ctes.append(f"{name} AS ({_sql(rows.where(match(table.c.id)))})")
+            return lambda found, p: self._organization_object(found, p)
         render: Callable[[tuple[Pick, ...], str], str]
         if kind == "Referral":
-            r, c, conditions, _sort = self._referral_rows(pick.path, by_id=True)
-            rows = self._rows(r, c, self._referral_columns(r, c), conditions)
+            r, c, conditions, _sort = self._referral_rows(path, match=match)
+            found = self._rows(r, c, self._referral_columns(r, c), conditions)
             render = self._referral
         elif kind == "Survivor":
             sv = Survivor.__table__.alias("sv")  # type: ignore[attr-defined]
-            rows = select(*[sv.c[n] for n in SURVIVOR_COLUMNS], sv.c.id.label("survivor_id")).where(
-                sv.c.id == record_id, survivor_visible(self.scope, sv))
+            found = select(*[sv.c[n] for n in SURVIVOR_COLUMNS], sv.c.id.label("survivor_id")).where(
+                match(sv.c.id), survivor_visible(self.scope, sv))
             render = self._survivor
         else:
             cn = Consent.__table__.alias("cn")  # type: ignore[attr-defined]
-            rows = select(cn).where(cn.c.id == record_id, consent_visible(self.scope, cn))
-            render = lambda found, p: self._consent_object(found, p, p)  # noqa: E731 (the row carries its key)
-        self.ctes.append(f"{name} AS ({_sql(self._with_key(rows))})")
+            found = select(cn).where(match(cn.c.id), consent_visible(self.scope, cn))
+            render = lambda shown, p: self._consent_object(shown, p, p)  # noqa: E731 (the row carries its key)
+        self.ctes.append(f"{name} AS ({_sql(self._with_key(found))})")
         self.pages.append(name)
-        self.nodes.append(name)
-        return f"(SELECT {render(picks, 'p')} FROM {name} p)"
+        return render
 
     @staticmethod
     def _page_info(picks: tuple[Pick, ...], *, rows: str, first: str, cursor: Callable[[str], str],
@@ -455,7 +504,7 @@ class Renderer:
                                   f"$at::timestamptz > {p}.respond_by)",
             "createdAt": lambda _p: f"pamoja_instant({p}.created_at)",
             "updatedAt": lambda _p: f"pamoja_instant({p}.last_activity_at)",
-            "survivor": lambda pick: f"(SELECT {self._survivor(pick.picks, 's')} FROM survivor s "
+            "survivor": lambda pick: f"(SELECT {self._survivor(pick.picks, 's', p)} FROM survivor s "
                                      f"WHERE s.id = {p}.survivor_id)",
             "sessions": lambda pick: self._sessions(pick, p),
             "goals": lambda pick: self._care_list(pick, p, "care_goal", "g", "g.created_at, g.id", self._goal),
@@ -500,6 +549,7 @@ class Renderer:
             "witness": lambda _p: _sealed(f"{q}.witness_enc", p, "consent", "witness", f"{q}.id"),
             "version": lambda _p: f"{q}.version",
             "recipient": lambda pick: self._organization(pick.picks, f"{q}.recipient_id"),
+            "survivor": lambda pick: self._survivor_of_consent(pick.picks, q, p),
         }
         return self._object(picks, fields)
 
@@ -508,22 +558,59 @@ class Renderer:
         (partners/directory.organizations_by_id, direct=False), its active services summarised."""
         rows, _ = organization_rows(DirectoryScope(include_inactive=True))
         found = _sql(rows.where(literal_column("organization.id") == literal_column(organization_id)))
+        return f"(SELECT {self._organization_object(picks, 'o')} FROM ({found}) o)"
+
+    def _organization_connection(self, pick: Pick, index: int) -> str:
+        """`organizations`: the directory as partners/directory.list_organizations lists it (inactive ones
+        for an administrator, policy.directory_scope), filtered as db/directory.py filters, by name."""
+        path = pick.path
+        rows, _ = organization_rows(DirectoryScope(include_inactive=bool(self.values.args[path].get("inactive"))))
+        conditions = organization_conditions(**{
+            name: literal_column(self.arg(path, name, "text")) if self.given(path, name) else None
+            for name in ("kind", "service", "county", "language")})
+        table = Organization.__table__  # type: ignore[attr-defined]
+
+        def cursor(a: str) -> str:
+            return f"pamoja_cursor(pamoja_json_ascii({a}._sort), {a}.id::text)"
+
+        return self._root_page(pick, index, "Organization", rows=lambda cols, where: rows.with_only_columns(
+            *cols, maintain_column_froms=True).where(*where), columns=list(rows.selected_columns),
+            conditions=conditions, sort=table.c.name, row_id=table.c.id,
+            node=lambda n: self._organization_object(n.picks, "p"), cursor=cursor, sort_type="text", keyed=False)
+
+    def _organization_object(self, picks: tuple[Pick, ...], o: str) -> str:
+        """An organization from a row of db/directory.organization_rows aliased `o`."""
         capacity = " ".join(f"WHEN {rank} THEN {_json_text(status.value)}" for status, rank in CAPACITY_RANK.items())
         fields: dict[str, Callable[[Pick], str]] = {
             "__typename": lambda _p: "'Organization'::text",
-            "id": lambda _p: "pamoja_global_id('Organization', o.id)", "name": lambda _p: "o.name",
-            "kind": lambda _p: "o.kind", "counties": lambda _p: "to_json(o.counties)",
+            "id": lambda _p: f"pamoja_global_id('Organization', {o}.id)", "name": lambda _p: f"{o}.name",
+            "kind": lambda _p: f"{o}.kind", "counties": lambda _p: f"to_json({o}.counties)",
             "countyNames": lambda _p: f"coalesce((SELECT json_agg({_county_name('x.code')} ORDER BY x.n) "
-                                      f"FROM unnest(o.counties) WITH ORDINALITY AS x(code, n)), '[]'::json)",
-            "languages": lambda _p: "to_json(o.languages)",
-            "services": lambda _p: "coalesce(to_json(o.services), '[]'::json)",
-            "minAge": lambda _p: "o.min_age", "maxAge": lambda _p: "o.max_age",
-            "capacityStatus": lambda _p: f"CASE o.capacity_rank {capacity} ELSE "
+                                      f"FROM unnest({o}.counties) WITH ORDINALITY AS x(code, n)), '[]'::json)",
+            "languages": lambda _p: f"to_json({o}.languages)",
+            "services": lambda _p: f"coalesce(to_json({o}.services), '[]'::json)",
+            "minAge": lambda _p: f"{o}.min_age", "maxAge": lambda _p: f"{o}.max_age",
+            "capacityStatus": lambda _p: f"CASE {o}.capacity_rank {capacity} ELSE "
                                          f"{_json_text(CapacityStatus.NO_CAPACITY.value)} END",
-            "openSlots": lambda _p: "o.open_slots", "active": lambda _p: "o.active",
-            "version": lambda _p: "o.version",
+            "openSlots": lambda _p: f"{o}.open_slots", "active": lambda _p: f"{o}.active",
+            "version": lambda _p: f"{o}.version",
+            "counselors": lambda pick: self._counselors(pick, o),
         }
-        return f"(SELECT {self._object(picks, fields)} FROM ({found}) o)"
+        return self._object(picks, fields)
+
+    def _counselors(self, pick: Pick, o: str) -> str:
+        """Organization.counselors: the caller's own partner organization only (policy.may_see_counselors:
+        the compiler binds her organization when she may see any), by name (db.directory.counselor_rows)."""
+        if not self.given(pick.path, "organization_id"):
+            return "'[]'::json"
+        own: Any = literal_column(self.arg(pick.path, "organization_id", "uuid"))
+        rows = _sql(counselor_rows(own).where(own == literal_column(f"{o}.id")))
+        found = self._object(pick.picks, {
+            "__typename": lambda _p: "'Counselor'::text",
+            "id": lambda _p: "pamoja_global_id('StaffUser', w.id)", "displayName": lambda _p: "w.display_name",
+            "openCaseload": lambda _p: "w.open_referrals",
+        })
+        return f"coalesce((SELECT json_agg({found} ORDER BY w.display_name, w.id) FROM ({rows}) w), '[]'::json)"
 
     def _staff(self, picks: tuple[Pick, ...], u: str) -> str:
         """A staff account referenced by a record the caller sees (domain/use_cases/staff.py, direct=False)."""
@@ -535,6 +622,7 @@ class Renderer:
             "deactivatedAt": lambda _p: f"pamoja_instant({u}.deactivated_at)", "version": lambda _p: f"{u}.version",
             "email": lambda _p: f"{u}.email" if details else "NULL::text",
             "deactivationReason": lambda _p: f"{u}.deactivation_reason" if details else "NULL::text",
+            "organization": lambda pick: self._organization(pick.picks, f"{u}.organization_id"),
         })
 
     def _change(self, picks: tuple[Pick, ...], h: str, p: str) -> str:
@@ -547,7 +635,19 @@ class Renderer:
             "actor": lambda _p: f"{h}.actor",
         })
 
-    def _survivor(self, picks: tuple[Pick, ...], s: str) -> str:
+    def _survivor_of_consent(self, picks: tuple[Pick, ...], q: str, p: str) -> str:
+        """Consent.survivor: the survivor as her by-id read shows her (db.scopes.survivor_visible); not shown,
+        the resolver path reports the non-null field."""
+        shown = Survivor.__table__.alias("shown_survivor")  # type: ignore[attr-defined]
+        visible = _sql(select(shown.c.id).where(shown.c.id == literal_column("cs.id"),
+                                                survivor_visible(self.scope, shown)))
+        return f"coalesce((SELECT {self._survivor(picks, 'cs', p)} FROM survivor cs WHERE cs.id = {q}.survivor_id " \
+               f"AND EXISTS ({visible})), {MISSING})"
+
+    def _survivor(self, picks: tuple[Pick, ...], s: str, key: str | None = None) -> str:
+        """A survivor row `s`; `key` the row carrying her data key (`survivor_id`, `k_wrapped`), `s` itself
+        when it does."""
+        key = key or s
         shown = Survivor.__table__.alias("shown_survivor")  # type: ignore[attr-defined]
         birth_year = "(" + _sql(select(case((birth_year_shown(self.scope, shown), shown.c.birth_year))).where(
             shown.c.id == literal_column(f"{s}.id"))) + ")"
@@ -562,6 +662,7 @@ class Renderer:
             "dataProtection": lambda pick: self._data_protection(pick.picks, s),
             "consents": lambda pick: self._consents_of(pick.picks, s),
             "referrals": lambda pick: self._referrals_of(pick, s),
+            "goals": lambda pick: self._goals_of(pick.picks, s, key),
         }
         return self._object(picks, fields)
 
@@ -612,6 +713,15 @@ class Renderer:
             "erasureRequestedAt": lambda _p: f"pamoja_instant({s}.erasure_requested_at)",
             "erasureReason": lambda _p: f"{s}.erasure_reason",
         })
+
+    def _goals_of(self, picks: tuple[Pick, ...], s: str, key: str) -> str:
+        """Survivor.goals: across her referrals the caller sees, as db/care.py's goals_by_survivor reads them
+        (db.scopes.care_visible for the assessments category), while her data key lives; oldest first."""
+        g = CareGoal.__table__.alias("sg")  # type: ignore[attr-defined]
+        rows = _sql(select(g).where(g.c.survivor_id == literal_column(f"{s}.id"),
+                                    care_visible(self.scope, g, DataCategory.ASSESSMENTS)))
+        return f"coalesce((SELECT json_agg({self._goal(picks, 'sg', key)} ORDER BY sg.created_at, sg.id) " \
+               f"FROM ({rows}) sg WHERE {key}.k_wrapped IS NOT NULL), '[]'::json)"
 
     def _care_rows(self, p: str, alias: str, sees: str) -> str:
         """policy.care_rows: the category decides; under the partner's own referrals, its own rows only."""
@@ -682,6 +792,11 @@ class Renderer:
             "achievedOn": lambda _p: f"{m}.achieved_on",
             "note": lambda _p: _sealed(f"{m}.note_enc", p, "milestone", "note", f"{m}.id"),
         })
+
+
+def _any_of(ids: str) -> Callable[[Any], ColumnElement[bool]]:
+    """An id column's test against the array `ids` (a bound uuid[])."""
+    return lambda column: column == func.any(literal_column(ids))
 
 
 def _key_cursor(a: str) -> str:

@@ -8,13 +8,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select
 
 from db.audit import AuditRow, LaterAudit, audit_table
 from db.care import SqlCare
 from db.consents import SqlConsents
 from db.crypto import MasterKeys
-from db.directory import SqlDirectory
+from db.directory import SqlDirectory, counselor_rows
 from db.engine import Db
 from db.outbox import enqueue
 from db.referrals import SqlReferrals
@@ -25,7 +25,6 @@ from db.tables import Referral, StaffUser
 from domain.policy import DirectoryScope
 from domain.ports import CounselorCaseload
 from domain.principal import Principal
-from domain.referrals import UNDER_WAY
 from domain.views import OrganizationView
 
 users_t = StaffUser.__table__  # type: ignore[attr-defined]
@@ -50,14 +49,7 @@ class SqlDirectoryPort:
 
     async def counselors(self, organization_id: uuid.UUID) -> Sequence[CounselorCaseload]:
         """One statement: the organization's active counselors with their open caseloads, by name."""
-        open_referrals = (select(func.count()).select_from(referral_t).where(
-            referral_t.c.assigned_counselor_id == users_t.c.id,
-            referral_t.c.status.in_([s.value for s in UNDER_WAY])).scalar_subquery())
-        rows = await self.db.all(
-            select(users_t.c.id, users_t.c.display_name, open_referrals.label("open_referrals"))
-            .where(users_t.c.organization_id == organization_id, users_t.c.active.is_(True),
-                   users_t.c.roles.any_() == "COUNSELOR")
-            .order_by(users_t.c.display_name, users_t.c.id))
+        rows = await self.db.all(counselor_rows(organization_id))
         return [CounselorCaseload(id=r.id, display_name=r.display_name, open_referrals=r.open_referrals)
                 for r in rows]
 

@@ -353,10 +353,15 @@ def may_manage_consent(principal: Principal, *, survivor_organization_id: uuid.U
     return may_register_survivors(principal) and principal.organization_id == survivor_organization_id
 
 
+def counselors_shown(principal: Principal) -> uuid.UUID | None:
+    """The one organization whose counselors and caseloads this principal sees: its own, if a partner (its
+    staff and systems, whom `assignCounselor` needs); nobody outside it: who counsels whom, and how many,
+    is the partner's business. (Data, so the read compiler binds it; may_see_counselors tests it.)"""
+    return principal.organization_id if principal.organization_kind is OrganizationKind.PARTNER else None
+
+
 def may_see_counselors(principal: Principal, organization_id: uuid.UUID) -> bool:
-    """A partner's counselors and their caseloads: its own staff and systems, whom `assignCounselor` needs
-    (nobody outside the organization: who counsels whom, and how many, is the partner's business)."""
-    return principal.organization_id == organization_id and principal.organization_kind is OrganizationKind.PARTNER
+    return counselors_shown(principal) == organization_id
 
 
 def may_triage_referrals(principal: Principal) -> bool:

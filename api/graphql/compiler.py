@@ -71,6 +71,7 @@ MAX_STATEMENTS = 512
 REQUIRES: dict[tuple[str, str], tuple[Resource, Action]] = {
     ("Query", "referrals"): (Resource.REFERRAL, Action.SEARCH),
     ("Query", "survivors"): (Resource.SURVIVOR, Action.SEARCH),
+    ("Query", "organizations"): (Resource.ORGANIZATION, Action.SEARCH),
     ("Referral", "survivor"): (Resource.SURVIVOR, Action.READ),
     ("Referral", "sessions"): (Resource.COUNSELING_SESSION, Action.SEARCH),
     ("Referral", "goals"): (Resource.CARE_GOAL, Action.SEARCH),
@@ -78,11 +79,13 @@ REQUIRES: dict[tuple[str, str], tuple[Resource, Action]] = {
     ("Referral", "consent"): (Resource.CONSENT, Action.READ),
     ("Survivor", "consents"): (Resource.CONSENT, Action.SEARCH),
     ("Survivor", "referrals"): (Resource.REFERRAL, Action.SEARCH),
+    ("Survivor", "goals"): (Resource.CARE_GOAL, Action.SEARCH),
+    ("Consent", "survivor"): (Resource.SURVIVOR, Action.READ),
 }
 # The records `node(id:)` is compiled for, and the scope its resolver asks of each (policy.require).
 NODE_TYPES: dict[str, tuple[Resource, Action]] = {
     "Referral": (Resource.REFERRAL, Action.READ), "Survivor": (Resource.SURVIVOR, Action.READ),
-    "Consent": (Resource.CONSENT, Action.READ),
+    "Consent": (Resource.CONSENT, Action.READ), "Organization": (Resource.ORGANIZATION, Action.READ),
 }
 # A sealed value as db/compiled_reads._sealed writes it: PostgreSQL's json_build_object spacing.
 MARKER = re.compile(r'\{"\\u0001" : (?:null|"([^"]*)")\}')
@@ -226,21 +229,71 @@ def _survivors_arguments(given: dict[str, Any], principal: Principal) -> dict[st
             "statuses": [s.value for s in query.referral_statuses] or None, "under_legal_hold": query.under_legal_hold}
 
 
-def _page(given: dict[str, Any], _principal: Principal | None = None) -> dict[str, Any]:
-    """`first` and `after` as every connection compiled here reads them: a cursor of (instant, id), its
-    values checked as db/cursors.after_values checks them for the resolvers."""
+def _organizations_arguments(given: dict[str, Any], principal: Principal) -> dict[str, Any]:
+    from api.graphql.queries import organization_query
+
+    query = organization_query(given.get("filter"))
+    return {**_page(given, sort=str), "kind": query.kind.value if query.kind else None,
+            "service": query.service.value if query.service else None, "county": query.county,
+            "language": query.language, "inactive": policy.directory_scope(principal).include_inactive}
+
+
+def _page(given: dict[str, Any], _principal: Principal | None = None, *,
+          sort: Callable[[str], Any] = datetime.fromisoformat) -> dict[str, Any]:
+    """`first` and `after` as every connection compiled here reads them: a cursor of (sort key, id) — an
+    instant, or for organizations a name — its values checked as db/cursors.after_values checks them for
+    the resolvers."""
     request = page_request(given.get("first"), given.get("after"))
     found: dict[str, Any] = {"first": request.first}
     if request.after_key is not None:
-        found["after_sort"], found["after_id"] = after_values(request.after_key, [datetime.fromisoformat, uuid.UUID])
+        found["after_sort"], found["after_id"] = after_values(request.after_key, [sort, uuid.UUID])
     return found
 
 
 def _node_arguments(given: dict[str, Any], principal: Principal) -> dict[str, Any]:
-    decoded = from_global_id(str(given["id"]))
+    kind, record_id = _node_of(str(given["id"]), principal)
+    found: dict[str, Any] = {"id": record_id, "type": kind}
+    if kind == "Organization":
+        found["inactive"] = policy.directory_scope(principal).include_inactive
+    return found
+
+
+def _nodes_arguments(given: dict[str, Any], principal: Principal) -> dict[str, Any]:
+    """`nodes(ids:)`: each id's type and uuid in the order asked (null for an id that names nothing, as the
+    resolver answers it), and per type the distinct ids to read."""
+    from api.graphql.queries import MAX_NODES
+
+    ids = [str(i) for i in given["ids"]]
+    if len(ids) > MAX_NODES:
+        raise StepAside  # the resolver refuses it, with its own error
+    types: list[str | None] = []
+    uuids: list[uuid.UUID | None] = []
+    by_type: dict[str, dict[uuid.UUID, None]] = {}
+    for global_id in ids:
+        if from_global_id(global_id) is None:
+            types.append(None)
+            uuids.append(None)
+            continue
+        kind, record_id = _node_of(global_id, principal)
+        types.append(kind)
+        uuids.append(record_id)
+        by_type.setdefault(kind, {})[record_id] = None
+    found: dict[str, Any] = {"types": types, "ids": uuids, **{f"ids_{k}": list(v) for k, v in by_type.items()}}
+    if "Organization" in by_type:
+        found["inactive"] = policy.directory_scope(principal).include_inactive
+    return found
+
+
+def _node_of(global_id: str, principal: Principal) -> tuple[str, uuid.UUID]:
+    decoded = from_global_id(global_id)
     if decoded is None or decoded[0] not in NODE_TYPES or not principal.allows(*NODE_TYPES[decoded[0]]):
         raise StepAside  # another type, or a scope lacking: the resolver path answers (and refuses)
-    return {"id": decoded[1], "type": decoded[0]}
+    return decoded
+
+
+def _counselors_values(_given: dict[str, Any], principal: Principal) -> dict[str, Any]:
+    """Organization.counselors: the one organization whose counselors the caller sees (or none)."""
+    return {"organization_id": policy.counselors_shown(principal)}
 
 
 def _viewer_values(_given: dict[str, Any], principal: Principal) -> dict[str, Any]:
@@ -253,7 +306,8 @@ def _viewer_values(_given: dict[str, Any], principal: Principal) -> dict[str, An
 # How each kind of field's arguments are read (or, for viewer, the token's values).
 _READERS: dict[str, Callable[[dict[str, Any], Principal], dict[str, Any]]] = {
     "referrals": _referrals_arguments, "survivors": _survivors_arguments, "sessions": _page, "referrals_of": _page,
-    "node": _node_arguments, "viewer": _viewer_values,
+    "node": _node_arguments, "nodes": _nodes_arguments, "viewer": _viewer_values,
+    "organizations": _organizations_arguments, "counselors": _counselors_values,
 }
 
 
@@ -363,8 +417,9 @@ class _Walk:
         if required is not None:
             self.requires.add(required)
         target: Any = _named(field.type)
-        kind = {("Query", "referrals"): "referrals", ("Query", "node"): "node", ("Query", "viewer"): "viewer",
-                ("Query", "survivors"): "survivors",
+        kind = {("Query", "referrals"): "referrals", ("Query", "node"): "node", ("Query", "nodes"): "nodes",
+                ("Query", "viewer"): "viewer", ("Query", "survivors"): "survivors",
+                ("Query", "organizations"): "organizations", ("Organization", "counselors"): "counselors",
                 ("Referral", "sessions"): "sessions",
                 ("Survivor", "referrals"): "referrals_of"}.get((parent.name, name))
         if kind is not None:
@@ -374,7 +429,7 @@ class _Walk:
             self.arguments[path] = Arguments(kind=kind, graphql_field=field, strawberry_field=definition, node=node)
         elif node.arguments:
             raise StepAside
-        if kind == "node":
+        if kind in ("node", "nodes"):
             if node.selection_set is None:
                 raise StepAside
             # One selection per type a node id can name here (ids of other types step aside at run time).

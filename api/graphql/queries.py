@@ -81,6 +81,15 @@ class ReferralFilter:
 NOTHING = uuid.UUID(int=0)
 
 
+def organization_query(filter: OrganizationFilter | None) -> directory_records.OrganizationFilter:
+    """The directory filter as `organizations` reads it (the read compiler reads it so too)."""
+    f = filter or OrganizationFilter()
+    check_input(f, ("filter",))
+    return directory_records.OrganizationFilter(
+        kind=f.kind, service=f.service,
+        county=county_code(f.county, field=("filter", "county")) if f.county else None, language=f.language)
+
+
 def survivor_query(filter: SurvivorFilter | None) -> SurvivorQuery:
     """`survivors(filter:)` as the use case takes it (the resolver's and the compiled read's)."""
     f = filter or SurvivorFilter()
@@ -133,17 +142,9 @@ class Query:
     @strawberry.field(description="The partner and service directory.")
     async def organizations(self, info: strawberry.Info, first: int | None = None, after: str | None = None,
                             filter: OrganizationFilter | None = None) -> Connection[Organization]:
-        f = filter or OrganizationFilter()
-        check_input(f, ("filter",))
         page = await directory.list_organizations(
             store=SqlDirectory(info.context.db), principal=info.context.principal,
-            filter=directory_records.OrganizationFilter(
-                kind=f.kind, service=f.service,
-                county=county_code(f.county, field=("filter", "county")) if f.county else None,
-                language=f.language,
-            ),
-            page=page_request(first, after),
-        )
+            filter=organization_query(filter), page=page_request(first, after))
         return to_connection(page, Organization.from_view)
 
     @strawberry.field(description="Survivors the caller may see: the NGO its own; a partner those referred to it.")

@@ -21,7 +21,7 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.enums import Role
-from tests.factories import Factory
+from tests.factories import Factory, unique
 from tests.flows import RECORD_MILESTONE, Network, act, care_network, every_way, referred_case
 from tests.oauth_helpers import extra_app, http_from
 
@@ -36,7 +36,8 @@ EVERY_COMPILED_FIELD = """{ referrals(first: 10) {
   __typename totalCount pageInfo { __typename hasNextPage hasPreviousPage startCursor endCursor }
   edges { __typename cursor node { __typename id service priority status statusReason reason respondBy overdue
     outcome createdAt updatedAt version
-    survivor { __typename id pseudonym birthYear ageBand sex county countyName languages riskLevel version erasedAt }
+    survivor { __typename id pseudonym birthYear ageBand sex county countyName languages riskLevel version erasedAt
+      goals { __typename id description achievementStatus } }
     sessions(first: 2) { __typename totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
       edges { __typename cursor node { __typename id startedAt durationMinutes modality sessionType attendance
         version } } }
@@ -48,7 +49,8 @@ EVERY_COMPILED_FIELD = """{ referrals(first: 10) {
       capacityStatus openSlots active version }
     receivingOrganization { name services capacityStatus openSlots countyNames }
     consent { __typename id purposes dataCategories givenBy childAssent validFrom validUntil status withdrawnAt
-      withdrawalReason formVersion language witness version recipient { id name } }
+      withdrawalReason formVersion language witness version recipient { id name }
+      survivor { pseudonym goals { description } } }
   } } } }"""
 
 FRAGMENTS_AND_ALIASES = """query Mine($n: Int, $statuses: [ReferralStatus!]) {
@@ -64,7 +66,8 @@ fragment R on Referral { id a: status b: status __typename survivor { ... { pseu
 BY_ID = """query($id: ID!) { node(id: $id) { __typename id ... on Referral { status reason survivor { birthYear }
   sessions(first: 2) { totalCount edges { node { id } } } goals { id } milestones { title } consent { id } }
   ... on Survivor { pseudonym birthYear dataProtection { legalHold { reason } } }
-  ... on Consent { consentStatus: status witness withdrawalReason recipient { name } } } }"""
+  ... on Consent { consentStatus: status witness withdrawalReason recipient { name }
+    survivor { pseudonym goals { description } } } } }"""
 
 PAGE = """query($after: String) { referrals(first: 1, after: $after) {
   totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } edges { cursor node { id } } } }"""
@@ -82,7 +85,8 @@ SURVIVORS = """query($f: SurvivorFilter, $after: String) { survivors(first: 2, a
   __typename totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
   edges { cursor node { __typename id pseudonym birthYear ageBand sex county countyName languages riskLevel version
     erasedAt dataProtection { __typename legalHold { since reason } erasureRequestedAt erasureReason }
-    consents { id status purposes witness withdrawalReason recipient { name } }
+    consents { id status purposes witness withdrawalReason recipient { name } survivor { id pseudonym } }
+    goals { id domain description targetDate lifecycleStatus }
     referrals(first: 1) { totalCount pageInfo { hasNextPage endCursor } edges { cursor node { id status reason
       sessions(first: 1) { totalCount } survivor { pseudonym } } } } } } } }"""
 
@@ -372,3 +376,94 @@ async def test_an_operator_turns_compiled_reads_off_and_the_resolvers_answer_the
     schema = off.state.graphql_schema
     assert (schema.compiler.completed, schema.planner.completed) == (0, 1)
     assert response.json() == compiled and _ids(compiled)
+
+
+ORGANIZATIONS = """query($f: OrganizationFilter, $after: String) { organizations(first: 2, after: $after, filter: $f) {
+  __typename totalCount pageInfo { __typename hasNextPage hasPreviousPage startCursor endCursor }
+  edges { __typename cursor node { __typename id name kind counties countyNames languages services minAge maxAge
+    capacityStatus openSlots active version counselors { __typename id displayName openCaseload } } } } }"""
+
+
+@pytest.mark.parametrize("filter_", [
+    {"language": "kam"}, {"language": "kam", "county": "Nyamira"}, {"language": "kam", "kind": "PARTNER"},
+    {"language": "kam", "service": "SHELTER"}, {"language": "kam", "county": "045", "service": "LEGAL_AID"},
+], ids=lambda f: "-".join(f"{k}={v}" for k, v in f.items()))
+async def test_the_directory_is_compiled_with_every_filter_and_page_and_names_in_cursors(
+        factory: Factory, app: FastAPI, busy_network: tuple[Network, list[str]], filter_: dict[str, Any]) -> None:
+    """Names that JSON escapes (quotes, accents, an emoji past U+FFFF) come back in cursors as the resolver
+    path writes them; an inactive organization is listed for an administrator only."""
+    net, _ = busy_network
+    # (last in the directory's order, in counties no other test's organizations serve)
+    for name in ('Zzz Kituo "Tumaini" Kwale', "Zzz Café Ngazi — Kwale", "Zzz Nyumba 😀 ya Amani", "Zzz Back\\slash"):
+        await factory.org(name=unique(name), counties=("045", "046"), languages=("kam", "sw"),
+                          services=("SHELTER", "LEGAL_AID"))
+    closed = await factory.org(name=unique("Zzz Closed Kwale Home"), counties=("046",), languages=("kam",))
+    async with factory.engine.begin() as connection:
+        await connection.execute(text("UPDATE organization SET active = false WHERE id = :id"), {"id": closed.id})
+    admin = await factory.token(await factory.user(net.ngo, Role.ADMIN))
+    listed: dict[str, list[str]] = {}
+    for who, token in [*((a, net.token(a)) for a in ("manager", "coordinator", "counselor")), ("admin", admin)]:
+        after = None
+        seen: list[str] = []
+        for _ in range(40):
+            ran = await every_way(factory, app, token, ORGANIZATIONS, {"f": filter_, "after": after})
+            assert "errors" not in ran.body and (ran.compiled, ran.compiled_stepped_aside) == (1, 0), (who, ran.body)
+            page = ran.body["data"]["organizations"]
+            seen += [e["node"]["name"] for e in page["edges"]]
+            if not page["pageInfo"]["hasNextPage"]:
+                break
+            after = page["pageInfo"]["endCursor"]
+        else:
+            raise AssertionError("more pages than organizations")
+        listed[who] = seen
+    assert closed.name not in listed["manager"]
+    assert (closed.name in listed["admin"]) is (set(filter_) <= {"language", "kind", "county"})
+    assert [n for n in listed["admin"] if not n.startswith("Zzz Closed")] == listed["manager"] == listed["counselor"]
+
+
+async def test_counselors_are_shown_to_their_own_partner_only(
+        factory: Factory, app: FastAPI, busy_network: tuple[Network, list[str]]) -> None:
+    net, _ = busy_network
+    query = """query($id: ID!) { node(id: $id) { ... on Organization { name counselors { id displayName
+      openCaseload } } } viewer { organization { counselors { displayName } } user { organization { name
+      counselors { openCaseload } } } } }"""
+    partner = (await factory.gql(net.token("coordinator"), "{ viewer { organization { id } } }"))
+    partner_id = partner["data"]["viewer"]["organization"]["id"]
+    shown = {}
+    for actor in ACTORS:
+        ran = await every_way(factory, app, net.token(actor), query, {"id": partner_id})
+        assert (ran.compiled, ran.compiled_stepped_aside) == (1, 0), (actor, ran.body)
+        shown[actor] = ran.body["data"]["node"]["counselors"]
+    assert shown["manager"] == shown["supervisor"] == []
+    assert len(shown["coordinator"]) == 2 and shown["coordinator"] == shown["counselor"]
+    assert sum(c["openCaseload"] for c in shown["coordinator"]) >= 2
+
+
+NODES = """query($ids: [ID!]!) { nodes(ids: $ids) { __typename id ... on Referral { status survivor { pseudonym } }
+  ... on Survivor { pseudonym } ... on Consent { consentStatus: status recipient { name } }
+  ... on Organization { name active } } }"""
+
+
+async def test_nodes_are_compiled_in_the_order_asked_and_unseen_ids_go_to_the_resolvers(
+        factory: Factory, app: FastAPI, busy_network: tuple[Network, list[str]]) -> None:
+    net, _ = busy_network
+    page = await factory.gql(net.token("manager"), """{ referrals { edges { node { id survivor { id }
+      consent { id } receivingOrganization { id } referringOrganization { id } } } } }""")
+    nodes = [e["node"] for e in page["data"]["referrals"]["edges"]]
+    every = [n["id"] for n in nodes] + [nodes[0]["survivor"]["id"], nodes[1]["consent"]["id"],
+                                        nodes[0]["receivingOrganization"]["id"],
+                                        nodes[0]["referringOrganization"]["id"]]
+    asked = [every[4], "not-an-id", every[0], every[5], every[0], every[6], every[7]]
+    ran = await every_way(factory, app, net.token("manager"), NODES, {"ids": asked})
+    assert (ran.compiled, ran.compiled_stepped_aside) == (1, 0), ran.body
+    found = ran.body["data"]["nodes"]
+    assert found[1] is None and found[2] == found[4] and [n["__typename"] for n in found if n] == [
+        "Survivor", "Referral", "Consent", "Referral", "Organization", "Organization"]
+    assert (await every_way(factory, app, net.token("manager"), NODES, {"ids": []})).body["data"]["nodes"] == []
+    # the partner sees what was referred to it; a referral it was not sent is audited by the resolver path
+    for actor in ("coordinator", "counselor", "other_counselor"):
+        ran = await every_way(factory, app, net.token(actor), NODES, {"ids": asked})
+        assert ran.compiled + ran.compiled_stepped_aside == 1, actor
+    one = await every_way(factory, app, net.token("coordinator"), """query($id: ID!) { node(id: $id) {
+      __typename ... on Organization { name } } }""", {"id": every[6]})
+    assert (one.compiled, one.body["data"]["node"]["__typename"]) == (1, "Organization")
