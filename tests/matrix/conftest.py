@@ -360,14 +360,22 @@ class World:
     specs: dict[str, CaseSpec]
     cases: dict[str, Case]
     memo: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    compiled_reads: set[tuple[str, str, str]] = field(default_factory=set)
     fresh_care: bool = True
 
     async def read(self, actor: str, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         """A read, memoised per (actor, query, variables) for the life of the world."""
         key = (actor, query, json.dumps(variables or {}, sort_keys=True))
         if key not in self.memo:
+            before = self.cast.compiled
             self.memo[key] = await self.cast.gql(actor, query, variables)
+            if self.cast.compiled > before:
+                self.compiled_reads.add(key)
         return self.memo[key]
+
+    def compiled(self, actor: str, query: str, variables: dict[str, Any] | None = None) -> bool:
+        """Whether the read compiler answered that (memoised) read."""
+        return (actor, query, json.dumps(variables or {}, sort_keys=True)) in self.compiled_reads
 
     async def fresh(self, state: str) -> Case:
         """A new survivor in `state`, for a test whose allowed mutation changes it for good.
