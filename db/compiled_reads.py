@@ -273,6 +273,8 @@ class Renderer:
         if self.given(path, "receiving_organization_id"):
             conditions.append(r.c.receiving_organization_id == literal_column(
                 self.arg(path, "receiving_organization_id", "uuid")))
+        if self.given(path, "survivor_id"):
+            conditions.append(r.c.survivor_id == literal_column(self.arg(path, "survivor_id", "uuid")))
         if self.given(path, "assigned_to"):
             conditions.append(r.c.assigned_counselor_id == literal_column(self.arg(path, "assigned_to", "uuid")))
         overdue = self.values.args.get(path, {}).get("overdue")
@@ -364,6 +366,10 @@ class Renderer:
 
     def _referral_connection(self, pick: Pick, index: int) -> str:
         r, c, conditions, sort = self._referral_rows(pick.path)
+        if self.given(pick.path, "survivor_id"):
+            # an empty page for a survivor named: the resolver path answers, and audits her if unseen
+            first = self.arg(pick.path, "first", "int")
+            self.nodes.append(f"EXISTS (SELECT 1 FROM page{index} p WHERE p._n <= {first})")
         return self._root_page(pick, index, "Referral", rows=lambda cols, where: self._rows(r, c, cols, where),
                                columns=self._referral_columns(r, c), conditions=conditions, sort=sort,
                                row_id=r.c.id, node=lambda n: self._referral(n.picks, "p"))

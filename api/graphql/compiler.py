@@ -13,9 +13,9 @@ READ snapshot) whenever it is not certain to give the resolver path's answer byt
   audited read is outside), two selections under one key that are not the same leaf;
 - at run time: invalid variables, an argument a resolver would refuse (bad cursor, `first` out of
   range, a filter it checks), a scope the caller lacks for any field (graphql-core reports and audits
-  the refusal), `referrals(filter: {survivorId})` (an unseen survivor is audited), `node` for an id
-  that is not a visible referral (an unseen id is audited), and sealed text that does not open (the
-  resolver path refuses that one field and answers the rest).
+  the refusal), `referrals(filter: {survivorId})` with an empty page (the survivor may be unseen: the
+  resolver audits it), `node`/`nodes` for an id that shows nothing (an unseen id is audited), and sealed
+  text that does not open (the resolver path refuses that one field and answers the rest).
 Sealed free text comes out of PostgreSQL as a marker and is opened here with the survivor's key.
 """
 
@@ -212,9 +212,7 @@ def _referrals_arguments(given: dict[str, Any], principal: Principal) -> dict[st
     from api.graphql.queries import referral_query  # the Query module imports every type module
 
     query = referral_query(given.get("filter"), principal)
-    if query.survivor_id is not None:
-        raise StepAside
-    return {**_page(given), "statuses": [s.value for s in query.statuses] or None,
+    return {**_page(given), "statuses": [s.value for s in query.statuses] or None, "survivor_id": query.survivor_id,
             "receiving_organization_id": query.receiving_organization_id, "assigned_to": query.assigned_to,
             "overdue": query.overdue, "updated_since": query.updated_since, "needs_assignment": query.needs_assignment}
 

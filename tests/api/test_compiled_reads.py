@@ -220,14 +220,28 @@ async def test_every_filter_is_compiled(factory: Factory, app: FastAPI,
         assert (ran.compiled, ran.compiled_stepped_aside) == (1, 0), (actor, ran.body)
 
 
-async def test_a_survivor_filter_or_a_missing_scope_goes_to_the_resolver_path(
+async def test_a_survivor_filter_is_compiled_unless_its_page_is_empty_and_a_missing_scope_is_not(
     factory: Factory, app: FastAPI, busy_network: tuple[Network, list[str]], owner_engine: AsyncEngine
 ) -> None:
     net, _ = busy_network
-    # survivorId: an unseen survivor is audited by the resolver path
-    ran = await every_way(factory, app, net.token("coordinator"), FILTERED,
-                          {"f": {"survivorId": "U3Vydml2b3I6MDAwMDAwMDAtMDAwMC0wMDAwLTAwMDAtMDAwMDAwMDAwMDAx"}})
-    assert (ran.compiled, ran.compiled_stepped_aside) == (0, 1)
+    # survivorId: an unseen survivor is audited by the resolver path (one row, naming the id asked)
+    unseen = "U3Vydml2b3I6MDAwMDAwMDAtMDAwMC0wMDAwLTAwMDAtMDAwMDAwMDAwMDAx"
+    audited = text("SELECT count(*) FROM audit_event WHERE record_id = :id AND purpose = 'NOT_VISIBLE'")
+    async with owner_engine.connect() as connection:
+        before = (await connection.execute(audited, {"id": unseen})).scalar_one()
+    ran = await every_way(factory, app, net.token("coordinator"), FILTERED, {"f": {"survivorId": unseen}})
+    assert (ran.compiled, ran.compiled_stepped_aside) == (0, 1) and ran.body["data"]["referrals"]["edges"] == []
+    async with owner_engine.connect() as connection:
+        assert (await connection.execute(audited, {"id": unseen})).scalar_one() > before
+    # a survivor seen, with referrals: compiled
+    survivors = await factory.gql(net.token("manager"), "{ survivors { edges { node { id } } } }")
+    for edge in survivors["data"]["survivors"]["edges"]:
+        for actor in ACTORS:
+            ran = await every_way(factory, app, net.token(actor), FILTERED, {"f": {"survivorId": edge["node"]["id"]}})
+            shown = ran.body["data"]["referrals"]["edges"]
+            assert (ran.compiled, ran.compiled_stepped_aside) == ((1, 0) if shown else (0, 1)), (actor, ran.body)
+            if actor == "manager":
+                assert shown
     # a token without the milestone scope: graphql-core refuses the field
     token = await factory.token(net.counselor, scopes=["user/Referral.rs", "user/Survivor.r"])
     ran = await every_way(factory, app, token, "{ referrals { edges { node { id milestones { id } } } } }")
