@@ -89,10 +89,11 @@ RENDERABLE: Mapping[str, frozenset[str]] = {
     "Survivor": frozenset({"id", "pseudonym", "birthYear", "ageBand", "sex", "county", "countyName", "languages",
                            "riskLevel", "version", "erasedAt", "dataProtection", "consents", "referrals", "goals"}),
     "CounselingSession": frozenset({"id", "startedAt", "durationMinutes", "modality", "sessionType", "attendance",
-                                    "version"}),
+                                    "version", "referral", "counselor"}),
     "CareGoal": frozenset({"id", "domain", "description", "targetDate", "lifecycleStatus", "achievementStatus",
-                           "version"}),
-    "Milestone": frozenset({"id", "title", "achievedOn", "note"}),
+                           "version", "survivor", "referral", "history"}),
+    "GoalProgress": frozenset({"at", "achievementStatus", "note"}),
+    "Milestone": frozenset({"id", "title", "achievedOn", "note", "referral", "goal"}),
 }
 
 
@@ -555,7 +556,7 @@ class Renderer:
             "witness": lambda _p: _sealed(f"{q}.witness_enc", p, "consent", "witness", f"{q}.id"),
             "version": lambda _p: f"{q}.version",
             "recipient": lambda pick: self._organization(pick.picks, f"{q}.recipient_id"),
-            "survivor": lambda pick: self._survivor_of_consent(pick.picks, q, p),
+            "survivor": lambda pick: self._survivor_by_id(pick.picks, f"{q}.survivor_id", p),
         }
         return self._object(picks, fields)
 
@@ -641,14 +642,29 @@ class Renderer:
             "actor": lambda _p: f"{h}.actor",
         })
 
-    def _survivor_of_consent(self, picks: tuple[Pick, ...], q: str, p: str) -> str:
-        """Consent.survivor: the survivor as her by-id read shows her (db.scopes.survivor_visible); not shown,
-        the resolver path reports the non-null field."""
+    def _survivor_by_id(self, picks: tuple[Pick, ...], survivor_id: str, key: str) -> str:
+        """A record's survivor (a consent's, a goal's): as her by-id read shows her (db.scopes.survivor_visible);
+        not shown, the resolver path reports the non-null field. `key` carries her data key."""
         shown = Survivor.__table__.alias("shown_survivor")  # type: ignore[attr-defined]
         visible = _sql(select(shown.c.id).where(shown.c.id == literal_column("cs.id"),
                                                 survivor_visible(self.scope, shown)))
-        return f"coalesce((SELECT {self._survivor(picks, 'cs', p)} FROM survivor cs WHERE cs.id = {q}.survivor_id " \
+        return f"coalesce((SELECT {self._survivor(picks, 'cs', key)} FROM survivor cs WHERE cs.id = {survivor_id} " \
                f"AND EXISTS ({visible})), {MISSING})"
+
+    def _referral_by_id(self, picks: tuple[Pick, ...], referral_id: str, *, required: bool) -> str:
+        """A care record's referral, as its by-id read shows it (db.scopes.referral_visible, with its survivor's
+        key); not shown: null, or for a non-null field the resolver path reports it."""
+        r, c, conditions, _sort = self._referral_rows("", match=lambda column: column == literal_column(referral_id))
+        rows = _sql(self._with_key(self._rows(r, c, self._referral_columns(r, c), conditions)))
+        found = f"(SELECT {self._referral(picks, 'rr')} FROM ({rows}) rr)"
+        return f"coalesce({found}, {MISSING})" if required else found
+
+    def _goal_by_id(self, picks: tuple[Pick, ...], goal_id: str, key: str) -> str:
+        """A milestone's goal, as goals_by_id shows it (db.scopes.care_visible, the key alive), else null."""
+        g = CareGoal.__table__.alias("bg")  # type: ignore[attr-defined]
+        rows = _sql(select(g).where(g.c.id == literal_column(goal_id),
+                                    care_visible(self.scope, g, DataCategory.ASSESSMENTS)))
+        return f"(SELECT {self._goal(picks, 'bg', key)} FROM ({rows}) bg WHERE {key}.k_wrapped IS NOT NULL)"
 
     def _survivor(self, picks: tuple[Pick, ...], s: str, key: str | None = None) -> str:
         """A survivor row `s`; `key` the row carrying her data key (`survivor_id`, `k_wrapped`), `s` itself
@@ -742,7 +758,8 @@ class Renderer:
             after = f" AND (x.started_at, x.id) < ({self.arg(path, 'after_sort', 'timestamptz')}, " \
                     f"{self.arg(path, 'after_id', 'uuid')})"
         visible = self._care_rows(p, "x", "sees_sessions")
-        columns = "x.id, x.started_at, x.duration_minutes, x.modality, x.session_type, x.attendance, x.version"
+        columns = "x.id, x.started_at, x.duration_minutes, x.modality, x.session_type, x.attendance, x.version, " \
+                  "x.referral_id, x.counselor_id"
         order = "x.started_at DESC, x.id DESC"
         # The page and one row more, numbered (pageInfo); the page alone, without a window (edges).
         rows = f"(SELECT {columns}, row_number() OVER (ORDER BY {order}) AS _n FROM counseling_session x " \
@@ -761,11 +778,12 @@ class Renderer:
         return self._connection(
             pick, "CounselingSession", cursor=cursor, rows=rows, first=first,
             previous=f"{p}.sees_sessions" if after else "false", total=total,
-            node=lambda n: self._session(n.picks, "q"), alias="q",
+            node=lambda n: self._session(n.picks, "q", p), alias="q",
             edges=lambda edge: f"coalesce((SELECT json_agg({edge} ORDER BY q.started_at DESC, q.id DESC) "
                                f"FROM {page} q), '[]'::json)")
 
-    def _session(self, picks: tuple[Pick, ...], x: str) -> str:
+    def _session(self, picks: tuple[Pick, ...], x: str, p: str) -> str:
+        """A session row `x` under the referral row `p`."""
         return self._object(picks, {
             "__typename": lambda _p: "'CounselingSession'::text",
             "id": lambda _p: f"pamoja_global_id('CounselingSession', {x}.id)",
@@ -773,6 +791,10 @@ class Renderer:
             "durationMinutes": lambda _p: f"{x}.duration_minutes", "modality": lambda _p: f"{x}.modality",
             "sessionType": lambda _p: f"{x}.session_type", "attendance": lambda _p: f"{x}.attendance",
             "version": lambda _p: f"{x}.version",
+            "referral": lambda pick: self._referral_by_id(pick.picks, f"{x}.referral_id", required=True),
+            # the counselor is part of the session shown (staff_by_id, direct=False)
+            "counselor": lambda pick: f"coalesce((SELECT {self._staff(pick.picks, 'u')} FROM staff_user u "
+                                      f"WHERE u.id = {x}.counselor_id), {MISSING})",
         })
 
     def _care_list(self, pick: Pick, p: str, table: str, alias: str, order: str,
@@ -788,7 +810,20 @@ class Renderer:
             "description": lambda _p: _sealed(f"{g}.description_enc", p, "care_goal", "description", f"{g}.id"),
             "targetDate": lambda _p: f"{g}.target_date", "lifecycleStatus": lambda _p: f"{g}.lifecycle_status",
             "achievementStatus": lambda _p: f"{g}.achievement_status", "version": lambda _p: f"{g}.version",
+            "survivor": lambda pick: self._survivor_by_id(pick.picks, f"{g}.survivor_id", p),
+            "referral": lambda pick: self._referral_by_id(pick.picks, f"{g}.referral_id", required=False),
+            "history": lambda pick: self._progress(pick.picks, g, p),
         })
+
+    def _progress(self, picks: tuple[Pick, ...], g: str, p: str) -> str:
+        """CareGoal.history: every achievement status the goal has had, oldest first (part of the goal)."""
+        found = self._object(picks, {
+            "__typename": lambda _p: "'GoalProgress'::text",
+            "at": lambda _p: "pamoja_instant(gp.at)", "achievementStatus": lambda _p: "gp.achievement_status",
+            "note": lambda _p: _sealed("gp.note_enc", p, "goal_progress", "note", "gp.id"),
+        })
+        return f"coalesce((SELECT json_agg({found} ORDER BY gp.id) FROM goal_progress gp WHERE gp.goal_id = {g}.id), " \
+               f"'[]'::json)"
 
     def _milestone(self, picks: tuple[Pick, ...], m: str, p: str) -> str:
         return self._object(picks, {
@@ -797,6 +832,9 @@ class Renderer:
             "title": lambda _p: _sealed(f"{m}.title_enc", p, "milestone", "title", f"{m}.id"),
             "achievedOn": lambda _p: f"{m}.achieved_on",
             "note": lambda _p: _sealed(f"{m}.note_enc", p, "milestone", "note", f"{m}.id"),
+            "referral": lambda pick: self._referral_by_id(pick.picks, f"{m}.referral_id", required=True),
+            "goal": lambda pick: f"CASE WHEN {m}.goal_id IS NOT NULL THEN "
+                                 f"{self._goal_by_id(pick.picks, f'{m}.goal_id', p)} END",
         })
 
 

@@ -81,6 +81,11 @@ REQUIRES: dict[tuple[str, str], tuple[Resource, Action]] = {
     ("Survivor", "referrals"): (Resource.REFERRAL, Action.SEARCH),
     ("Survivor", "goals"): (Resource.CARE_GOAL, Action.SEARCH),
     ("Consent", "survivor"): (Resource.SURVIVOR, Action.READ),
+    ("CareGoal", "survivor"): (Resource.SURVIVOR, Action.READ),
+    ("CareGoal", "referral"): (Resource.REFERRAL, Action.READ),
+    ("CounselingSession", "referral"): (Resource.REFERRAL, Action.READ),
+    ("Milestone", "referral"): (Resource.REFERRAL, Action.READ),
+    ("Milestone", "goal"): (Resource.CARE_GOAL, Action.READ),
 }
 # The records `node(id:)` is compiled for, and the scope its resolver asks of each (policy.require).
 NODE_TYPES: dict[str, tuple[Resource, Action]] = {

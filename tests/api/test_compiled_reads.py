@@ -481,3 +481,32 @@ async def test_nodes_are_compiled_in_the_order_asked_and_unseen_ids_go_to_the_re
     one = await every_way(factory, app, net.token("coordinator"), """query($id: ID!) { node(id: $id) {
       __typename ... on Organization { name } } }""", {"id": every[6]})
     assert (one.compiled, one.body["data"]["node"]["__typename"]) == (1, "Organization")
+
+
+CARE_BACK_REFERENCES = """{ referrals(first: 10) { edges { node { id
+  sessions(first: 3) { edges { node { id referral { id status survivor { pseudonym } }
+    counselor { displayName organization { name } } } } }
+  goals { id survivor { pseudonym goals { id } } referral { id reason }
+    history { __typename at achievementStatus note } }
+  milestones { title referral { id consent { status } } goal { id description history { note } } } } } } }"""
+
+
+async def test_care_records_back_to_their_referral_survivor_goal_and_counselor_are_compiled(
+        factory: Factory, app: FastAPI, busy_network: tuple[Network, list[str]]) -> None:
+    """What planned execution used to answer under a referral's care records, compiled instead: a goal's
+    history (sealed notes opened), its survivor and referral, a milestone's goal, a session's counselor."""
+    net, _ = busy_network
+    goals = await factory.gql(net.token("counselor"), "{ referrals { edges { node { goals { id } } } } }")
+    goal_ids = [g["id"] for e in goals["data"]["referrals"]["edges"] for g in e["node"]["goals"]]
+    assert goal_ids
+    for goal_id in goal_ids:
+        body = await factory.gql(net.token("counselor"), """mutation($i: UpdateGoalProgressInput!) {
+          updateGoalProgress(input: $i) { userErrors { field } } }""", {"i": {
+            "goalId": goal_id, "achievementStatus": "IMPROVING", "note": "Sleeps through the night now."}})
+        assert body["data"]["updateGoalProgress"]["userErrors"] == []
+    notes = 0
+    for actor in ACTORS:
+        ran = await every_way(factory, app, net.token(actor), CARE_BACK_REFERENCES)
+        assert "errors" not in ran.body and (ran.compiled, ran.compiled_stepped_aside) == (1, 0), (actor, ran.body)
+        notes += json.dumps(ran.body).count("Sleeps through the night now.")
+    assert notes >= 4  # the history's notes and the milestones' goals' notes were opened
