@@ -55,7 +55,7 @@ class LaterAudit:
     the wrong predecessor, and `pamoja audit verify` would report the trail broken. So a query's
     rows (reads of identity, notes, assessments and concerns; refusals) are written in a short READ
     COMMITTED transaction before its response leaves (api/graphql/extensions.py). The same row twice
-    in one operation (a read run again when planned execution steps aside) is written once.
+    in one operation (one record's identity asked for in two places of a query) is written once.
     """
 
     def __init__(self) -> None:

@@ -7,7 +7,7 @@ per-field work) for what PostgreSQL answers in a few ms. Here the document is wa
 parsing functions), and the statement text is made once per (document, operation, shape: the scope's
 side and persons, which arguments were given) with every principal value and argument bound.
 
-It steps aside (returns None; planned execution or graphql-core then answer, from the same REPEATABLE
+It steps aside (graphql-core and the resolvers then answer, from the same REPEATABLE
 READ snapshot) whenever it is not certain to give the resolver path's answer byte for byte:
 - at compile time: a mutation, a directive, a field outside db/compiled_reads.RENDERABLE (every
   audited read is outside), two selections under one key that are not the same leaf;

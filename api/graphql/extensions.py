@@ -6,10 +6,12 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import GraphQLError, OperationDefinitionNode
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
+from api.graphql.compiler import ReadCompiler, StepAside
 from api.graphql.echoes import SentValues, allowed_values, without_suggestions
 from api.graphql.errors import UNAUTHENTICATED, ForbiddenError, InvalidArgumentError, should_mask
 from auth.tokens import InvalidToken
@@ -71,6 +73,28 @@ class RequestTransaction(SchemaExtension):
                                extensions={"code": UNAUTHENTICATED}) from None
         context._unit = context._loaders = None
         await db.set_row_security(context.row_security())
+
+
+class CompiledReads(SchemaExtension):
+    """A query the read compiler takes is answered by its one statement, in the request's transaction:
+    the result is set before graphql-core would run, so it does not (strawberry runs the operation only
+    when no extension has given a result). When the compiler steps aside, graphql-core answers from the
+    same REPEATABLE READ snapshot."""
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        context = self.execution_context
+        compiler: ReadCompiler = context.schema.compiler  # type: ignore[attr-defined]
+        compiled = compiler.compile(context.graphql_document, context.operation_name) \
+            if context.graphql_document is not None else None
+        if compiled is not None:
+            try:
+                data = await compiler.run(compiled, context.context, context.variables)
+            except StepAside:
+                compiler.stepped_aside += 1
+            else:
+                compiler.completed += 1
+                context.result = GraphQLExecutionResult(data=data, errors=None)
+        yield
 
 
 class OneOperationNamed(SchemaExtension):

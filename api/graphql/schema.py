@@ -7,7 +7,6 @@ from typing import Any
 
 import strawberry
 from graphql import ASTValidationRule, GraphQLError
-from graphql import ExecutionResult as GraphQLExecutionResult
 from strawberry.extensions import (
     AddValidationRules,
     DisableIntrospection,
@@ -19,12 +18,17 @@ from strawberry.extensions import (
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
-from strawberry.utils.await_maybe import await_maybe
 
-from api.graphql.compiler import CompiledOperation, ReadCompiler, StepAside
+from api.graphql.compiler import ReadCompiler
 from api.graphql.cost import CostLimit
 from api.graphql.errors import should_mask
-from api.graphql.extensions import OneOperationNamed, ReadableDomainErrors, ReadAudit, RequestTransaction
+from api.graphql.extensions import (
+    CompiledReads,
+    OneOperationNamed,
+    ReadableDomainErrors,
+    ReadAudit,
+    RequestTransaction,
+)
 from api.graphql.input_hints import describe_inputs
 from api.graphql.mutations.base import FirstResponses
 from api.graphql.mutations.care import CareMutations
@@ -33,7 +37,6 @@ from api.graphql.mutations.clients import ClientMutations
 from api.graphql.mutations.directory import DirectoryMutations
 from api.graphql.mutations.staff import StaffMutations
 from api.graphql.mutations.subject_rights import SubjectRightsMutations
-from api.graphql.planned import OperationPlan, PlannedRun, Planner
 from api.graphql.queries import Query
 from api.graphql.shape import shape_limits
 from api.graphql.types import webhooks
@@ -59,56 +62,7 @@ class PamojaSchema(strawberry.Schema):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         describe_inputs(self._schema)
-        self.planner = Planner(self._schema)
         self.compiler = ReadCompiler(self)
-
-    def _get_execute_function(self) -> Callable[..., Any]:
-        """graphql-core's execute, preceded by the read compiler and then planned execution for the read
-        operations they can run.
-
-        Only the async path is served (the app never executes synchronously); the function returns
-        an awaitable whenever a plan exists.
-        """
-        core_execute = super()._get_execute_function()
-        planner = self.planner
-        compiler = self.compiler
-
-        def execute(schema: Any, document: Any, *args: Any, **kwargs: Any) -> Any:
-            compiled = compiler.compile(document, kwargs.get("operation_name"))
-            if compiled is not None:
-                return self._run_compiled(compiled, resolve, schema, document, args, kwargs)
-            return resolve(schema, document, *args, **kwargs)
-
-        def resolve(schema: Any, document: Any, *args: Any, **kwargs: Any) -> Any:
-            planned = planner.plan(document, kwargs.get("operation_name"))
-            if planned is None:
-                return core_execute(schema, document, *args, **kwargs)
-            return self._run_planned(planned, core_execute, schema, document, args, kwargs)
-
-        return execute
-
-    async def _run_compiled(self, compiled: CompiledOperation, resolve: Callable[..., Any], schema: Any,
-                            document: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        try:
-            data = await self.compiler.run(compiled, kwargs.get("context_value"), kwargs.get("variable_values"))
-        except StepAside:
-            self.compiler.stepped_aside += 1
-            return await await_maybe(resolve(schema, document, *args, **kwargs))
-        self.compiler.completed += 1
-        return GraphQLExecutionResult(data=data, errors=None)
-
-    async def _run_planned(self, planned: OperationPlan, core_execute: Callable[..., Any], schema: Any,
-                           document: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        context = kwargs.get("context_value")
-        try:
-            data = await PlannedRun(self, planned, context, kwargs.get("variable_values")).run()
-        except Exception:
-            self.planner.stepped_aside += 1
-            if context is not None:
-                context._loaders = None
-            return await await_maybe(core_execute(schema, document, *args, **kwargs))
-        self.planner.completed += 1
-        return GraphQLExecutionResult(data=data, errors=None)
 
     def process_errors(self, errors: list[GraphQLError],
                        execution_context: ExecutionContext | None = None) -> None:
@@ -154,6 +108,9 @@ def build_schema(*, production: bool, mutation: type | None = Mutation) -> straw
         RequestTransaction,
         # Inside the request's transaction: keeps first responses, answers replays (rule 6).
         FirstResponses,
+        # Inside it too: a query the read compiler takes is answered by one statement, and graphql-core
+        # does not run (api/graphql/compiler.py).
+        CompiledReads,
     ]
     if production:
         extensions.insert(0, DisableIntrospection)

@@ -1,7 +1,7 @@
 """The read compiler (api/graphql/compiler.py) answers exactly as the resolver path does, in one statement.
 
-Every query here runs three ways (tests/flows.every_way): compiled, through the resolver path (planned
-execution) and through graphql-core alone; the HTTP bodies must be identical byte for byte. Each test
+Every query here runs two ways (tests/flows.every_way): compiled, and through the resolver path (graphql-core
+and the resolvers); the HTTP bodies must be identical. Each test
 also checks which engine answered, so a compiler that silently stepped aside would not pass for one
 that answered. The access and BOLA matrices compare the two engines on every read they make
 (tests/matrix/conftest.Cast.gql).
@@ -388,7 +388,7 @@ async def test_an_operator_turns_compiled_reads_off_and_the_resolvers_answer_the
         response = await http.post("/graphql", json={"query": DASHBOARD},
                                    headers={"Authorization": f"Bearer {net.token('counselor')}"})
     schema = off.state.graphql_schema
-    assert (schema.compiler.completed, schema.planner.completed) == (0, 1)
+    assert (schema.compiler.completed, schema.compiler.stepped_aside) == (0, 0)
     assert response.json() == compiled and _ids(compiled)
 
 
@@ -493,7 +493,7 @@ CARE_BACK_REFERENCES = """{ referrals(first: 10) { edges { node { id
 
 async def test_care_records_back_to_their_referral_survivor_goal_and_counselor_are_compiled(
         factory: Factory, app: FastAPI, busy_network: tuple[Network, list[str]]) -> None:
-    """What planned execution used to answer under a referral's care records, compiled instead: a goal's
+    """What planned execution (deleted) answered under a referral's care records, compiled instead: a goal's
     history (sealed notes opened), its survivor and referral, a milestone's goal, a session's counselor."""
     net, _ = busy_network
     goals = await factory.gql(net.token("counselor"), "{ referrals { edges { node { goals { id } } } } }")

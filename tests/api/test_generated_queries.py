@@ -2,8 +2,8 @@
 
 For each generated query and for two actors on a network with care records: the server answers with
 a GraphQL body (never a 5xx), no error is an unexpected one (MaskErrors' "Unexpected error." would
-mean a resolver crashed), and the read compiler, planned execution and graphql-core give the same body. The queries are
-drawn deterministically (derandomize), so a failure reproduces.
+mean a resolver crashed), and the read compiler and the resolver path (graphql-core) give the same body. The
+queries are drawn deterministically (derandomize), so a failure reproduces.
 """
 
 from __future__ import annotations
@@ -50,14 +50,12 @@ async def test_generated_queries_never_crash_and_every_engine_gives_one_answer(f
     net, _ = await care_network(factory)
     generated = _generated_queries()
     assert len(generated) >= len(QUERY_ROOTS) * PER_ROOT // 2
-    planned_runs = compiled_runs = 0
+    compiled_runs = 0
     for query in generated:
         for actor in ("coordinator", "manager"):
             ran = await every_way(factory, app, net.token(actor), query)
-            planned_runs += ran.planned
             compiled_runs += ran.compiled
             unexpected = [e for e in ran.body.get("errors") or [] if e.get("message") == "Unexpected error."]
             assert not unexpected, (actor, query, unexpected)
-    # the generator reached queries the compiler and the planner run, not only ones they hand back
-    assert planned_runs > 0
+    # the generator reached queries the compiler runs, not only ones it hands back
     assert compiled_runs > 0

@@ -3,7 +3,7 @@
 graphql-core cancels the siblings of a field that failed; a sibling cancelled while its statement
 ran used to close the request's connection, so the request failed at commit ("the underlying
 connection is closed") and the refusal was never audited. Whatever the depth, the spelling (inline,
-fragments, node) or the executor (planned or graphql-core), a missing scope now answers the same
+fragments, node) or the engine (the read compiler stepping aside, graphql-core), a missing scope now answers the same
 way every time, even in a concurrent burst; and a query's audited reads keep the audit chain whole
 while other requests write theirs.
 """
@@ -97,7 +97,7 @@ DEEP = {
     "goals, in a named fragment": (
         [*REFERRAL_SCOPES], "query { referrals { ...R } } fragment R on ReferralConnection { edges { node { "
                             "goals { id } } } }", "referrals.edges.node.goals", False),
-    "milestones, in an inline fragment (planned execution steps aside)": (
+    "milestones, in an inline fragment (the read compiler steps aside)": (
         [*REFERRAL_SCOPES], "{ referrals { edges { node { ... on Referral { milestones { id } } } } } }",
         "referrals.edges.node.milestones", False),
     "identity through node()": (
@@ -134,14 +134,14 @@ async def test_every_deep_refusal_is_forbidden_on_its_path_and_audited_once(
     assert await refusals(owner_engine, request_id) == [(f"query.{refused}", "denied", "FORBIDDEN", None)]
 
 
-async def test_a_refusal_met_by_planned_execution_is_audited_once(factory: Factory, app: Any,
+async def test_a_refusal_met_by_the_read_compiler_is_audited_once(factory: Factory, app: Any,
                                                                   owner_engine: AsyncEngine) -> None:
-    """Planned execution meets the refusal, steps aside, and graphql-core meets it again: one row."""
+    """The read compiler meets the missing scope, steps aside, and graphql-core refuses the field: one row."""
     _, _, token = await coordinator(factory, REFERRAL_SCOPES)
-    planner = app.state.graphql_schema.planner
-    stepped_aside = planner.stepped_aside
+    compiler = app.state.graphql_schema.compiler
+    stepped_aside = compiler.stepped_aside
     body, request_id = await ask(factory, token, "{ referrals { edges { node { id milestones { id } } } } }")
-    assert planner.stepped_aside == stepped_aside + 1
+    assert compiler.stepped_aside == stepped_aside + 1
     forbidden_paths(body)
     assert await refusals(owner_engine, request_id) == [
         ("query.referrals.edges.node.milestones", "denied", "FORBIDDEN", None)]
