@@ -559,6 +559,11 @@ def log_session_body(referral_id: uuid.UUID) -> bytes:
     }})
 
 
+# What primes a worker's remembered caller (auth/resource.RememberedPrincipals): the cheapest compiled read.
+PRIME_BODY = body_of("{ viewer { clientId } }")
+PRIME_ROUNDS = 4  # each token this many times: a worker misses one with odds 2 * (1/2)^4 at two workers
+
+
 def referral_body(referral_id: uuid.UUID) -> bytes:
     return body_of(REFERRAL_BY_ID, {"id": to_global_id("Referral", referral_id)})
 
@@ -712,6 +717,25 @@ async def drive(concurrency: int, seconds: float, request: Callable[[int, int], 
     await asyncio.gather(*(user(vu) for vu in range(concurrency)))
     return Outcome(latencies=latencies, errors=sum(kinds.values()), elapsed=time.perf_counter() - started,
                    error_kinds=kinds)
+
+
+async def prime_callers(client: Connections, tokens: Sequence[str], concurrency: int) -> None:
+    """Use every counselor's token a few times over the warmed-up connections before measuring.
+
+    A real token is used for its whole life (15 minutes), so in steady state each worker remembers its
+    caller and re-checks it in the request's own transaction (one round trip). The benchmark mints a
+    token per counselor per scenario and, in 20 s, uses each about three times: without this, most
+    measured requests would be a worker's first sight of a token (`--cold-callers` measures that)."""
+    order = [t for _ in range(PRIME_ROUNDS) for t in tokens]
+
+    async def user(vu: int) -> None:
+        for k in range(vu, len(order), concurrency):
+            status, content = await client.send(vu, client.request(
+                "/graphql", PRIME_BODY, {"Authorization": f"Bearer {order[k]}"}))
+            if status != 200:
+                raise RuntimeError(f"priming a caller failed: {status} {content[:200]!r}")
+
+    await asyncio.gather(*(user(vu) for vu in range(concurrency)))
 
 
 # ----------------------------------------------------------------------------- resource sampling
@@ -1536,6 +1560,8 @@ async def http_phase(args: argparse.Namespace, owner_url: str, state: BenchState
                     log(f"{plan.name}: warming up {warmup:.0f} s, then {args.seconds:.0f} s at concurrency "
                         f"{args.concurrency} against {args.workers} workers")
                     await drive(args.concurrency, warmup, http_request, ramp=ramp)
+                    if not args.cold_callers:
+                        await prime_callers(client, fixtures.tokens, args.concurrency)
                     sampler.reset()
                     before = sampler.cpu()
                     outcome = await drive(args.concurrency, args.seconds, http_request)
@@ -1701,6 +1727,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--quiet-wait", type=float, default=60.0,
                         help="before each scenario, wait up to this many seconds for other work to stop")
+    parser.add_argument("--cold-callers", action="store_true",
+                        help="measure without first using each counselor's token (most requests then read their "
+                             "caller: a worker remembers a caller only once it has seen the token)")
     parser.add_argument("--burst-connect", action="store_true",
                         help="open all client connections at once (shows uvicorn's uneven worker split)")
     parser.add_argument("--postgraphile", default=str(PEER_DIR),
