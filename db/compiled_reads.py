@@ -1,6 +1,7 @@
-"""Compiled reads: a read of referrals and their care becomes ONE statement that builds the response's
-`data` as JSON text inside PostgreSQL (json_build_object per object, a correlated sub-select with
-ORDER BY / LIMIT per list or connection, keyset cursors, totalCount and pageInfo only when asked).
+"""Compiled reads: a read (referrals, survivors, the directory, records by id, and their care) becomes ONE
+statement that builds the response's `data` as JSON text inside PostgreSQL (json_build_object per object,
+a correlated sub-select with ORDER BY / LIMIT per list or connection, keyset cursors, totalCount and
+pageInfo only when asked).
 
 Nothing here decides who sees what: the conditions come from db/scopes.py, the SQL rendering of
 domain/policy.py's row scopes and CATEGORY_GRANTS (`referral_visible`, `category_visible`), the very
@@ -41,7 +42,7 @@ from db.scopes import (
     referral_visible,
     survivor_visible,
 )
-from db.tables import CareGoal, Consent, Organization, Referral, Survivor, SurvivorKey
+from db.tables import CareGoal, Consent, CounselingSession, Milestone, Organization, Referral, Survivor, SurvivorKey
 from domain.consent import AGE_BANDS, OLDEST_BAND
 from domain.enums import CapacityStatus, DataCategory, ReferralStatus
 from domain.kenya import COUNTIES
@@ -129,6 +130,13 @@ class Statement:
     def parameters(self, values: RunValues) -> list[Any]:
         return [get(values) for get in self.getters]
 
+
+# The care records `node` reads: their table, the data category that shows them, whether their text is sealed.
+CARE_RECORDS: Mapping[str, tuple[Any, DataCategory, bool]] = {
+    "CounselingSession": (CounselingSession, DataCategory.SESSION_ATTENDANCE, False),
+    "CareGoal": (CareGoal, DataCategory.ASSESSMENTS, True),
+    "Milestone": (Milestone, DataCategory.ASSESSMENTS, True),
+}
 
 # Arguments whose value, not only whether it was given, shapes the statement: the record type `node` reads.
 SHAPING = frozenset({"type"})
@@ -458,6 +466,18 @@ class Renderer:
             self.ctes.append(f"{name} AS ({_sql(rows.where(match(table.c.id)))})")
             return lambda found, p: self._organization_object(found, p)
         render: Callable[[tuple[Pick, ...], str], str]
+        if kind in CARE_RECORDS:
+            # care.sessions_by_id, goals_by_id, milestones_by_id: db.scopes.care_visible for the record's
+            # category; goals and milestones only while the survivor's data key lives (their text is sealed)
+            table, category, sealed = CARE_RECORDS[kind]
+            x = table.__table__.alias("x")
+            found = self._with_key(select(x).where(match(x.c.id), care_visible(self.scope, x, category)))
+            if sealed:
+                found = found.where(KEY.c.wrapped_key.is_not(None))
+            self.ctes.append(f"{name} AS ({_sql(found)})")
+            self.pages.append(name)
+            record = {"CounselingSession": self._session, "CareGoal": self._goal, "Milestone": self._milestone}[kind]
+            return lambda shown, p: record(shown, p, p)  # the row carries its survivor's key
         if kind == "Referral":
             r, c, conditions, _sort = self._referral_rows(path, match=match)
             found = self._rows(r, c, self._referral_columns(r, c), conditions)

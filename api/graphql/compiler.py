@@ -1,5 +1,6 @@
-"""The read compiler: a query operation over referrals becomes one SQL statement whose result is the
-response's `data`, built as JSON text inside PostgreSQL (db/compiled_reads.py renders the SQL).
+"""The read compiler: a query operation (every read that writes no audit row: README "Compiled reads")
+becomes one SQL statement whose result is the response's `data`, built as JSON text inside PostgreSQL
+(db/compiled_reads.py renders the SQL; api/graphql/extensions.CompiledReads runs it).
 
 Why: the resolver path spends ~40 ms of Python per counselor dashboard (views, loaders, graphql-core's
 per-field work) for what PostgreSQL answers in a few ms. Here the document is walked once per
@@ -27,7 +28,7 @@ import re
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -91,6 +92,8 @@ REQUIRES: dict[tuple[str, str], tuple[Resource, Action]] = {
 NODE_TYPES: dict[str, tuple[Resource, Action]] = {
     "Referral": (Resource.REFERRAL, Action.READ), "Survivor": (Resource.SURVIVOR, Action.READ),
     "Consent": (Resource.CONSENT, Action.READ), "Organization": (Resource.ORGANIZATION, Action.READ),
+    "CounselingSession": (Resource.COUNSELING_SESSION, Action.READ), "CareGoal": (Resource.CARE_GOAL, Action.READ),
+    "Milestone": (Resource.MILESTONE, Action.READ),
 }
 # A sealed value as db/compiled_reads._sealed writes it: PostgreSQL's json_build_object spacing.
 MARKER = re.compile(r'\{"\\u0001" : (?:null|"([^"]*)")\}')
@@ -115,10 +118,12 @@ class CompiledJson:
 class Arguments:
     """A field's arguments, read at run time as its resolver reads them."""
 
-    kind: str  # "referrals", "sessions" or "node"
+    kind: str  # a key of _READERS
     graphql_field: GraphQLField
     strawberry_field: StrawberryField
     node: FieldNode
+    # For `node` and `nodes`: the record types whose selection compiled (an id of another steps aside).
+    node_types: frozenset[str] = frozenset()
 
 
 @dataclass(eq=False, slots=True)
@@ -206,11 +211,15 @@ class ReadCompiler:
                                   scalar_registry=self.strawberry_schema.schema_converter.scalar_registry,
                                   config=self.strawberry_schema.config)
         try:
-            return _READERS[spec.kind](given, principal)
+            found = _READERS[spec.kind](given, principal)
         except StepAside:
             raise
         except Exception:
             raise StepAside from None  # the resolver refuses it, with its own error
+        if spec.kind in ("node", "nodes") and not {found.get("type"), *(t for t in found.get("types", ()) if t)} \
+                <= spec.node_types | {None}:
+            raise StepAside  # an id of a type whose selection did not compile
+        return found
 
 
 def _referrals_arguments(given: dict[str, Any], principal: Principal) -> dict[str, Any]:
@@ -435,11 +444,18 @@ class _Walk:
         if kind in ("node", "nodes"):
             if node.selection_set is None:
                 raise StepAside
-            # One selection per type a node id can name here (ids of other types step aside at run time).
-            return Pick(key=key, name=name, path=path, picks=tuple(
-                Pick(key=type_name, name=type_name, path=path,
-                     picks=self._picks(self.schema.get_type(type_name), [node.selection_set], path))  # type: ignore[arg-type]
-                for type_name in NODE_TYPES))
+            # One selection per type a node id can name here; a type whose selection does not compile (a
+            # session's notes) is left out, and an id of it steps aside at run time.
+            by_type = []
+            for type_name in NODE_TYPES:
+                arguments, requires = dict(self.arguments), set(self.requires)
+                try:
+                    by_type.append(Pick(key=type_name, name=type_name, path=path, picks=self._picks(
+                        self.schema.get_type(type_name), [node.selection_set], path)))  # type: ignore[arg-type]
+                except StepAside:
+                    self.arguments, self.requires = arguments, requires
+            self.arguments[path] = replace(self.arguments[path], node_types=frozenset(p.name for p in by_type))
+            return Pick(key=key, name=name, path=path, picks=tuple(by_type))
         if isinstance(target, GraphQLObjectType):
             if node.selection_set is None:
                 raise StepAside

@@ -510,3 +510,38 @@ async def test_care_records_back_to_their_referral_survivor_goal_and_counselor_a
         assert "errors" not in ran.body and (ran.compiled, ran.compiled_stepped_aside) == (1, 0), (actor, ran.body)
         notes += json.dumps(ran.body).count("Sleeps through the night now.")
     assert notes >= 4  # the history's notes and the milestones' goals' notes were opened
+
+
+CARE_NODES = """query($ids: [ID!]!) { nodes(ids: $ids) { __typename id ... on CounselingSession { startedAt attendance
+  referral { id } counselor { displayName } } ... on CareGoal { description history { achievementStatus } }
+  ... on Milestone { title goal { description } referral { status } } } }"""
+
+
+async def test_care_records_by_id_are_compiled_and_a_sessions_notes_are_not(
+        factory: Factory, app: FastAPI, busy_network: tuple[Network, list[str]]) -> None:
+    net, _ = busy_network
+    page = await factory.gql(net.token("counselor"), """{ referrals { edges { node {
+      sessions(first: 2) { edges { node { id } } } goals { id } milestones { id } } } } }""")
+    ids = [i for e in page["data"]["referrals"]["edges"] for i in (
+        [s["node"]["id"] for s in e["node"]["sessions"]["edges"]] + [g["id"] for g in e["node"]["goals"]]
+        + [m["id"] for m in e["node"]["milestones"]])]
+    assert len(ids) >= 6
+    for actor in ACTORS:
+        ran = await every_way(factory, app, net.token(actor), CARE_NODES, {"ids": ids})
+        # a record the actor does not see is audited by the resolver path
+        assert ran.compiled + ran.compiled_stepped_aside == 1, actor
+        if actor in ("counselor", "coordinator"):
+            assert ran.compiled == 1 and None not in ran.body["data"]["nodes"], (actor, ran.body)
+    for record_id in ids:
+        one = await every_way(factory, app, net.token("counselor"), """query($id: ID!) { node(id: $id) {
+          __typename ... on CounselingSession { durationMinutes } ... on CareGoal { domain }
+          ... on Milestone { achievedOn } } }""", {"id": record_id})
+        assert one.compiled == 1 and one.body["data"]["node"]
+    # notes are an audited read: a session's id steps aside, a referral's id in the same document does not
+    notes = """query($id: ID!) { node(id: $id) { id ... on CounselingSession { notes } ... on Referral { status } } }"""
+    ran = await every_way(factory, app, net.token("counselor"), notes, {"id": ids[0]})
+    assert (ran.compiled, ran.compiled_stepped_aside) == (0, 1)
+    referral_id = (await factory.gql(net.token("counselor"), "{ referrals(first: 1) { edges { node { id } } } }")
+                   )["data"]["referrals"]["edges"][0]["node"]["id"]
+    ran = await every_way(factory, app, net.token("counselor"), notes, {"id": referral_id})
+    assert (ran.compiled, ran.compiled_stepped_aside) == (1, 0)

@@ -250,6 +250,8 @@ NODE = "query($id: ID!) { node(id: $id) { id } }"
 COMPILED_SURVIVOR_NODE = """query($id: ID!) { node(id: $id) { __typename id ... on Survivor { birthYear ageBand
   dataProtection { legalHold { reason } } consents { id status witness recipient { name } survivor { id } }
   referrals(first: 10) { totalCount edges { cursor node { id status reason } } } goals { id description } } } }"""
+COMPILED_CARE_NODE = """query($id: ID!) { node(id: $id) { __typename id ... on CounselingSession { attendance
+  counselor { id } } ... on CareGoal { description history { note } } ... on Milestone { title goal { id } } } }"""
 COMPILED_CONSENT_NODE = """query($id: ID!) { node(id: $id) { id ... on Consent { status survivor { id pseudonym
   goals { id } } } } }"""
 COMPILED_REFERRAL_NODE = """query($id: ID!) { node(id: $id) { __typename id ... on Referral { status reason
@@ -415,6 +417,7 @@ READS: dict[str, dict[str, Read]] = {
     },
     "CounselingSession": {
         "node": by_node(SESSION_NODE, "CounselingSession"),
+        "compiled.node": by_node(COMPILED_CARE_NODE, "CounselingSession"),
         "compiled.referral.sessions": connection(COMPILED_REFERRAL_NODE, "Referral", ("sessions",),
                                                  "CounselingSession"),
         "nodes": by_nodes("CounselingSession"),
@@ -433,6 +436,7 @@ READS: dict[str, dict[str, Read]] = {
     },
     "CareGoal": {
         "node": by_node(NODE, "CareGoal"),
+        "compiled.node": by_node(COMPILED_CARE_NODE, "CareGoal"),
         "compiled.referral.goals": listed(COMPILED_REFERRAL_NODE, "Referral", ("goals",), "CareGoal"),
         "nodes": by_nodes("CareGoal"),
         "referral.goals": listed(REFERRAL_NODE, "Referral", ("goals",), "CareGoal"),
@@ -441,6 +445,7 @@ READS: dict[str, dict[str, Read]] = {
     },
     "Milestone": {
         "node": by_node(NODE, "Milestone"),
+        "compiled.node": by_node(COMPILED_CARE_NODE, "Milestone"),
         "compiled.referral.milestones": listed(COMPILED_REFERRAL_NODE, "Referral", ("milestones",), "Milestone"),
         "nodes": by_nodes("Milestone"),
         "referral.milestones": listed(REFERRAL_NODE, "Referral", ("milestones",), "Milestone"),
