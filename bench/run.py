@@ -1229,7 +1229,8 @@ class GcClock:
 
 async def measure_in_process(app: Any, counter: SqlCounter, make: Callable[[int], tuple[str, bytes]],
                              scenario: str, repeats: int = 30) -> OperationCost:
-    """One request at a time: statements are exact; wall, DB and GC time show where a request's time goes.
+    """One request at a time, each caller already remembered by the app (as under load, prime_callers):
+    statements are exact; wall, DB and GC time show where a request's time goes.
 
     Times are means (a full garbage collection lands on one request in many, so a median would hide it).
     """
@@ -1246,6 +1247,9 @@ async def measure_in_process(app: Any, counter: SqlCounter, make: Callable[[int]
     texts: list[str] = []
     schema = app.state.graphql_schema
     before = (schema.compiler.completed, schema.compiler.stepped_aside)
+    primed = [make(i)[0] for i in range(repeats)]
+    for token in primed:  # as under load (prime_callers): the caller is remembered, as in steady state
+        await asgi_post(app, PRIME_BODY, token)
     with GcClock() as clock:
         started = time.perf_counter()
         for i in range(repeats):
