@@ -476,7 +476,9 @@ class Renderer:
                 found = found.where(KEY.c.wrapped_key.is_not(None))
             self.ctes.append(f"{name} AS ({_sql(found)})")
             self.pages.append(name)
-            record = {"CounselingSession": self._session, "CareGoal": self._goal, "Milestone": self._milestone}[kind]
+            if kind == "CounselingSession":
+                return self._session
+            record = self._goal if kind == "CareGoal" else self._milestone
             return lambda shown, p: record(shown, p, p)  # the row carries its survivor's key
         if kind == "Referral":
             r, c, conditions, _sort = self._referral_rows(path, match=match)
@@ -798,12 +800,12 @@ class Renderer:
         return self._connection(
             pick, "CounselingSession", cursor=cursor, rows=rows, first=first,
             previous=f"{p}.sees_sessions" if after else "false", total=total,
-            node=lambda n: self._session(n.picks, "q", p), alias="q",
+            node=lambda n: self._session(n.picks, "q"), alias="q",
             edges=lambda edge: f"coalesce((SELECT json_agg({edge} ORDER BY q.started_at DESC, q.id DESC) "
                                f"FROM {page} q), '[]'::json)")
 
-    def _session(self, picks: tuple[Pick, ...], x: str, p: str) -> str:
-        """A session row `x` under the referral row `p`."""
+    def _session(self, picks: tuple[Pick, ...], x: str) -> str:
+        """A session row `x` (its text is not sealed: no survivor's key needed)."""
         return self._object(picks, {
             "__typename": lambda _p: "'CounselingSession'::text",
             "id": lambda _p: f"pamoja_global_id('CounselingSession', {x}.id)",
