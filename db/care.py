@@ -211,6 +211,9 @@ def _sessions_under(after: bool) -> Any:
 
 SESSIONS_UNDER = _sessions_under(after=False)
 SESSIONS_UNDER_AFTER = _sessions_under(after=True)
+# How many sessions each referral shown has, for pages past the last one (which bring no row to count on).
+SESSION_COUNTS = select(session_t.c.referral_id, func.count().label("_count")).where(
+    care_under_shown(session_t)).group_by(session_t.c.referral_id)
 GOALS_UNDER = select(*_GOAL_COLUMNS).where(care_under_shown(goal_t)).order_by(goal_t.c.created_at, goal_t.c.id)
 MILESTONES_UNDER = select(*_MILESTONE_COLUMNS).where(care_under_shown(milestone_t)).order_by(
     milestone_t.c.achieved_on, milestone_t.c.created_at, milestone_t.c.id)
@@ -282,7 +285,8 @@ class SqlCare:
     async def sessions_under(self, rows: CareRows, page: PageRequest,
                              accesses: Mapping[uuid.UUID, ReferralAccess]) -> Mapping[uuid.UUID, Page[SessionView]]:
         """One page per referral, newest first, in one statement: the count covers every session of
-        the referral the caller sees, the rank only those after the cursor."""
+        the referral the caller sees, the rank only those after the cursor (past the last page, a
+        second statement counts them)."""
         if rows.is_empty:
             return {}
         params = {**care_under_params(rows), "limit": page.first + 1}
@@ -295,6 +299,10 @@ class SqlCare:
         grouped: dict[uuid.UUID, list[Any]] = defaultdict(list)
         for r in found:
             grouped[r.referral_id].append(r)
+        counts = {referral_id: int(items[0]._count) for referral_id, items in grouped.items()}
+        if page.after_key is not None and len(grouped) < len(rows.own) + len(rows.feedback):
+            counts.update({r.referral_id: int(r._count) for r in await self.db.all(
+                SESSION_COUNTS, care_under_params(rows)) if r.referral_id not in grouped})
         result: dict[uuid.UUID, Page[SessionView]] = {}
         for referral_id in (*rows.own, *rows.feedback):
             items = grouped.get(referral_id, [])
@@ -303,7 +311,7 @@ class SqlCare:
             result[referral_id] = Page(
                 items=[_session_view(r, access) for r in shown],
                 keys=[(r.started_at.isoformat(), str(r.id)) for r in shown], has_next=len(items) > page.first,
-                has_previous=page.after_key is not None, total_count=int(items[0]._count) if items else 0,
+                has_previous=page.after_key is not None, total_count=counts.get(referral_id, 0),
             )
         return result
 

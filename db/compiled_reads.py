@@ -719,13 +719,14 @@ class Renderer:
                f"FROM ({shown}) q), '[]'::json)"
 
     def _referrals_of(self, pick: Pick, s: str) -> str:
-        """A survivor's referrals the row scope shows, a page each (db/referrals.py's by_survivor: its count
-        and its flags as that statement gives them)."""
+        """A survivor's referrals the row scope shows, a page each (db/referrals.py's by_survivor); totalCount
+        counts every one of them, cursor or not, as a root connection does."""
         path = pick.path
         r = Referral.__table__.alias("sr")  # type: ignore[attr-defined]
         c = Consent.__table__.alias("sc")  # type: ignore[attr-defined]
-        conditions = [r.c.survivor_id == literal_column(f"{s}.id"), referral_visible(self.scope, r),
-                      *self._after(path, r.c.created_at, r.c.id)]
+        shown = [r.c.survivor_id == literal_column(f"{s}.id"), referral_visible(self.scope, r)]
+        after = self._after(path, r.c.created_at, r.c.id)
+        conditions = [*shown, *after]
         first = self.arg(path, "first", "int")
         columns = [*self._referral_columns(r, c), r.c.created_at.label("_sort"),
                    func.row_number().over(order_by=(r.c.created_at, r.c.id)).label("_n"),
@@ -736,7 +737,8 @@ class Renderer:
         return self._connection(
             pick, "Referral", cursor=_key_cursor, rows=rows, first=first,
             previous="true" if self.given(path, "after_sort") else "false",
-            total=lambda: f"coalesce((SELECT e_._total FROM {rows} e_ WHERE e_._n = 1), 0)",
+            total=lambda: f"({_sql(self._rows(r, c, [func.count()], shown))})" if after else
+            f"coalesce((SELECT e_._total FROM {rows} e_ WHERE e_._n = 1), 0)",
             node=lambda n: self._referral(n.picks, "sp"), alias="sp",
             edges=lambda edge: f"coalesce((SELECT json_agg({edge} ORDER BY sp._n) FROM {rows} sp "
                                f"WHERE sp._n <= {first}), '[]'::json)")
@@ -791,11 +793,8 @@ class Renderer:
         def cursor(a: str) -> str:
             return f"pamoja_cursor(pamoja_instant({a}.started_at), {a}.id::text)"
 
-        def total() -> str:
-            count = f"(SELECT count(*) FROM counseling_session x WHERE {visible})"
-            if after:  # as db/care.py: past the last session, the page counts none
-                return f"CASE WHEN EXISTS (SELECT 1 FROM {rows} e_) THEN {count} ELSE 0 END"
-            return count
+        def total() -> str:  # every session of the referral the caller sees, cursor or not
+            return f"(SELECT count(*) FROM counseling_session x WHERE {visible})"
 
         return self._connection(
             pick, "CounselingSession", cursor=cursor, rows=rows, first=first,

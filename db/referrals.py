@@ -172,23 +172,32 @@ class SqlReferrals:
 
     async def by_survivor(self, scope: RowScope, survivor_ids: Sequence[uuid.UUID],
                           page: PageRequest) -> Mapping[uuid.UUID, Page[ReferralView]]:
-        """One statement for many survivors' first pages (a window function per survivor)."""
+        """One statement for many survivors' pages (window functions per survivor): the count covers every
+        referral of the survivor the caller sees, the rank only those after the cursor (past the last
+        page, a second statement counts them)."""
         if not survivor_ids or scope.is_empty:
             return {}
-        statement = _select(scope, keys=False).where(referral_t.c.survivor_id.in_(list(set(survivor_ids))))
+        wanted = list(set(survivor_ids))
+        counted = _select(scope, keys=False).where(referral_t.c.survivor_id.in_(wanted)).add_columns(
+            func.count().over(partition_by=referral_t.c.survivor_id).label("_count")).subquery()
+        statement = select(counted, func.row_number().over(
+            partition_by=counted.c.survivor_id, order_by=(counted.c.created_at, counted.c.id)).label("_rank"))
         if page.after_key is not None:
             after = after_values(page.after_key, [datetime.fromisoformat, uuid.UUID])
-            statement = statement.where(func.row(referral_t.c.created_at, referral_t.c.id) > func.row(*after))
-        ranked = statement.add_columns(
-            func.row_number().over(partition_by=referral_t.c.survivor_id,
-                                   order_by=(referral_t.c.created_at, referral_t.c.id)).label("_rank"),
-            func.count().over(partition_by=referral_t.c.survivor_id).label("_count"),
-        ).subquery()
+            statement = statement.where(func.row(counted.c.created_at, counted.c.id) > func.row(*after))
+        ranked = statement.subquery()
         rows = await self.db.all(_with_keys(select(ranked).where(ranked.c._rank <= page.first + 1),
                                             "survivor_id", "_rank"))
         grouped: dict[uuid.UUID, list[Any]] = defaultdict(list)
         for r in rows:
             grouped[r.survivor_id].append(r)
+        counts = {survivor_id: int(items[0]._count) for survivor_id, items in grouped.items()}
+        if page.after_key is not None and len(grouped) < len(wanted):
+            counts.update({r.survivor_id: int(r.total) for r in await self.db.all(
+                select(referral_t.c.survivor_id, func.count().label("total"))
+                .where(referral_t.c.survivor_id.in_([s for s in wanted if s not in grouped]),
+                       referral_visible(scope, referral_t))
+                .group_by(referral_t.c.survivor_id))})
         result: dict[uuid.UUID, Page[ReferralView]] = {}
         for survivor_id in survivor_ids:
             items = grouped.get(survivor_id, [])
@@ -196,7 +205,7 @@ class SqlReferrals:
             result[survivor_id] = Page(
                 items=self._views(shown, scope),
                 keys=[(str(r.created_at), str(r.id)) for r in shown], has_next=len(items) > page.first,
-                has_previous=page.after_key is not None, total_count=int(items[0]._count) if items else 0,
+                has_previous=page.after_key is not None, total_count=counts.get(survivor_id, 0),
             )
         return result
 

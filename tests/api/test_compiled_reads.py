@@ -210,11 +210,29 @@ async def test_paging_and_polling_give_the_resolver_paths_cursors(
             after = ran.body["data"]["node"]["sessions"]["pageInfo"]["endCursor"]
         else:
             assert ran.compiled_stepped_aside == 1 and ran.body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
-    while after is not None:
+    totals = set()
+    while after is not None:  # to one page past the last
         ran = await every_way(factory, app, net.token("counselor"), SESSIONS_PAGE, {"id": referral_ids[0],
                                                                                     "after": after})
         assert ran.compiled == 1
         after = ran.body["data"]["node"]["sessions"]["pageInfo"]["endCursor"]
+        totals.add(ran.body["data"]["node"]["sessions"]["totalCount"])
+    assert totals == {3}  # every session, on every page: the past-the-last one too (as root connections count)
+
+
+async def test_a_survivors_referrals_count_all_of_hers_on_every_page(
+        factory: Factory, app: FastAPI, busy_network: tuple[Network, list[str]]) -> None:
+    net, _ = busy_network
+    query = """query($after: String) { survivors(first: 5) { edges { node { id
+      referrals(first: 1, after: $after) { totalCount pageInfo { endCursor } edges { node { id } } } } } } }"""
+    first = await every_way(factory, app, net.token("manager"), query, {"after": None})
+    pages = [e["node"]["referrals"] for e in first.body["data"]["survivors"]["edges"]]
+    assert first.compiled == 1 and all(p["totalCount"] == 1 for p in pages)
+    # past her only referral: an empty page, still counting it (resolver path and compiler alike)
+    past = await every_way(factory, app, net.token("manager"), query, {"after": pages[0]["pageInfo"]["endCursor"]})
+    assert past.compiled == 1
+    assert [e["node"]["referrals"]["totalCount"] for e in past.body["data"]["survivors"]["edges"]] == [1] * len(pages)
+    assert all(e["node"]["referrals"]["edges"] == [] for e in past.body["data"]["survivors"]["edges"][:1])
 
 
 @pytest.mark.parametrize("filter_", [
