@@ -42,6 +42,7 @@ from db.scopes import (
     referral_visible,
     survivor_visible,
 )
+from db.survivors import search_conditions
 from db.tables import CareGoal, Consent, CounselingSession, Milestone, Organization, Referral, Survivor, SurvivorKey
 from domain.consent import AGE_BANDS, OLDEST_BAND
 from domain.enums import CapacityStatus, DataCategory, ReferralStatus
@@ -415,6 +416,13 @@ class Renderer:
             conditions.append(sv.c.county == literal_column(self.arg(path, "county", "text")))
         if self.given(path, "risk_level"):
             conditions.append(sv.c.risk_level == literal_column(self.arg(path, "risk_level", "text")))
+        pseudonym: Any = literal_column(self.arg(path, "pseudonym", "text")) if self.given(path, "pseudonym") else None
+        conditions += search_conditions(  # db/survivors.py's: a pseudonym's start, or a phone by blind index
+            sv, pseudonym=pseudonym,
+            phone=(literal_column(self.arg(path, "phone_organization_id", "uuid")),
+                   literal_column(self.arg(path, "phone_index", "bytea")),
+                   literal_column(self.arg(path, "guardian_phone_index", "bytea")))
+            if self.given(path, "phone_index") else None)
         held = self.values.args.get(path, {}).get("under_legal_hold")
         if held is not None:
             conditions.append(sv.c.legal_hold_at.is_not(None) if held else sv.c.legal_hold_at.is_(None))

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import any_, bindparam, insert, select, update
+from sqlalchemy import ColumnElement, any_, bindparam, insert, literal, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import Uuid
 
@@ -57,6 +57,32 @@ _SEX = values.members(Sex)
 _RISK = values.members(RiskLevel)
 
 SURVIVORS_BY_ID = select(*_COLUMNS).where(survivor_t.c.id == any_(bindparam("ids", type_=ARRAY(Uuid()))))
+
+
+def pseudonym_pattern(prefix: str) -> str:
+    """The ILIKE pattern of a pseudonym search (escape character `\\`): the prefix taken literally."""
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def phone_indexes(index_key: bytes, phone: str) -> tuple[bytes, bytes]:
+    """A phone number's blind indexes as a survivor's phone and as a guardian's."""
+    return blind_index(index_key, "phone", phone), blind_index(index_key, "guardian_phone", phone)
+
+
+def search_conditions(survivor: Any, *, pseudonym: Any,
+                      phone: tuple[Any, Any, Any] | None) -> list[ColumnElement[bool]]:
+    """`survivors(filter: {search})` in SQL, each value an SQL expression (a bound value in the store, a
+    parameter in a compiled read): a pseudonym by its ILIKE pattern (pseudonym_pattern); a phone as
+    (organization id, phone index, guardian phone index): the organization's own survivors only."""
+    conditions: list[ColumnElement[bool]] = []
+    if pseudonym is not None:
+        conditions.append(survivor.c.pseudonym.ilike(pseudonym, escape="\\"))
+    if phone is not None:
+        organization_id, as_phone, as_guardian = phone
+        conditions.append(select(identity_t.c.survivor_id).where(
+            identity_t.c.survivor_id == survivor.c.id, identity_t.c.organization_id == organization_id,
+            (identity_t.c.phone_index == as_phone) | (identity_t.c.guardian_phone_index == as_guardian)).exists())
+    return conditions
 
 
 def key_aad(survivor_id: uuid.UUID) -> str:
@@ -261,16 +287,13 @@ class SqlSurvivors:
         if filter.under_legal_hold is not None:
             statement = statement.where(survivor_t.c.legal_hold_at.is_not(None) if filter.under_legal_hold
                                         else survivor_t.c.legal_hold_at.is_(None))
-        if filter.pseudonym_prefix:
-            escaped = filter.pseudonym_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            statement = statement.where(survivor_t.c.pseudonym.ilike(escaped + "%", escape="\\"))
+        phone = None
         if filter.phone and filter.phone_organization_id:
-            statement = statement.where(select(identity_t.c.survivor_id).where(
-                identity_t.c.survivor_id == survivor_t.c.id,
-                identity_t.c.organization_id == filter.phone_organization_id,
-                (identity_t.c.phone_index == blind_index(self.index_key, "phone", filter.phone))
-                | (identity_t.c.guardian_phone_index == blind_index(self.index_key, "guardian_phone", filter.phone)),
-            ).exists())
+            as_phone, as_guardian = phone_indexes(self.index_key, filter.phone)
+            phone = (literal(filter.phone_organization_id), literal(as_phone), literal(as_guardian))
+        statement = statement.where(*search_conditions(
+            survivor_t, phone=phone,
+            pseudonym=literal(pseudonym_pattern(filter.pseudonym_prefix)) if filter.pseudonym_prefix else None))
         if filter.referral_statuses:
             r = referral_t.alias("filter_referral")
             statement = statement.where(select(r.c.id).where(

@@ -58,11 +58,12 @@ from api.graphql.relay import page_request
 from db.compiled_reads import RENDERABLE, Pick, Renderer, RunValues, Statement, shape_of
 from db.crypto import DecryptionFailed, MasterKeys, open_sealed
 from db.cursors import after_values
-from db.survivors import key_aad
+from db.survivors import key_aad, phone_indexes, pseudonym_pattern
 from domain import policy
 from domain.ids import from_global_id
 from domain.principal import Principal
 from domain.scopes import Action, Resource
+from domain.use_cases import survivors
 
 MAX_OPERATIONS = 256
 MAX_STATEMENTS = 512
@@ -179,7 +180,8 @@ class ReadCompiler:
         coerced = get_variable_values(self.schema, compiled.operation.variable_definitions or (), variables or {})
         if isinstance(coerced, list):
             raise StepAside
-        args = {path: self._arguments(spec, coerced, principal) for path, spec in compiled.arguments.items()}
+        args = {path: self._arguments(spec, coerced, principal, context.state.blind_index_key)
+                for path, spec in compiled.arguments.items()}
         grants = frozenset({"staff_details"}) if policy.may_administer_staff(principal, Action.READ) else frozenset()
         values = RunValues(scope=policy.rows(principal, datetime.now(UTC)), args=args, grants=grants)
         statement = self._statement(compiled, values)
@@ -205,7 +207,7 @@ class ReadCompiler:
             self._statements.move_to_end(key)
         return found
 
-    def _arguments(self, spec: Arguments, variables: Any, principal: Principal) -> dict[str, Any]:
+    def _arguments(self, spec: Arguments, variables: Any, principal: Principal, index_key: bytes) -> dict[str, Any]:
         raw = get_argument_values(spec.graphql_field, spec.node, variables)
         given = convert_arguments(raw, spec.strawberry_field.arguments,
                                   scalar_registry=self.strawberry_schema.schema_converter.scalar_registry,
@@ -219,6 +221,8 @@ class ReadCompiler:
         if spec.kind in ("node", "nodes") and not {found.get("type"), *(t for t in found.get("types", ()) if t)} \
                 <= spec.node_types | {None}:
             raise StepAside  # an id of a type whose selection did not compile
+        if found.get("phone") is not None:  # a phone search: matched through its blind indexes only
+            found["phone_index"], found["guardian_phone_index"] = phone_indexes(index_key, found.pop("phone"))
         return found
 
 
@@ -235,10 +239,15 @@ def _survivors_arguments(given: dict[str, Any], principal: Principal) -> dict[st
     from api.graphql.queries import survivor_query
 
     query = survivor_query(given.get("filter"))
-    if query.search is not None or (query.under_legal_hold is not None and not policy.sees_data_protection(principal)):
-        raise StepAside  # a search (phone or pseudonym rules), or a refusal: the use case's own words
-    return {**_page(given), "county": query.county, "risk_level": query.risk_level,
-            "statuses": [s.value for s in query.referral_statuses] or None, "under_legal_hold": query.under_legal_hold}
+    if query.under_legal_hold is not None and not policy.sees_data_protection(principal):
+        raise StepAside  # a refusal: the use case's own words
+    found = {**_page(given), "county": query.county, "risk_level": query.risk_level,
+             "statuses": [s.value for s in query.referral_statuses] or None, "under_legal_hold": query.under_legal_hold}
+    if query.search is not None:  # read as the use case reads it (a refusal raises, and steps aside)
+        search = survivors.searched(principal, query)
+        found.update(pseudonym=pseudonym_pattern(search.pseudonym_prefix) if search.pseudonym_prefix else None,
+                     phone=search.phone, phone_organization_id=search.phone_organization_id)
+    return found
 
 
 def _organizations_arguments(given: dict[str, Any], principal: Principal) -> dict[str, Any]:

@@ -111,7 +111,7 @@ async def page(*, unit: Unit, principal: Principal, filter: SurvivorFilter,
         raise Forbidden("Only the organization that registered a survivor sees whether her record is under a "
                         "legal hold.")
     if filter.search is not None:
-        filter = _searched(principal, filter)
+        filter = searched(principal, filter)
     return await unit.survivors.page(policy.rows(principal, unit.now()), filter, request)
 
 
@@ -119,7 +119,7 @@ SEARCH_FIELD = ("filter", "search")
 MIN_SEARCH = 2
 
 
-def _searched(principal: Principal, filter: SurvivorFilter) -> SurvivorFilter:
+def searched(principal: Principal, filter: SurvivorFilter) -> SurvivorFilter:
     """`search` is a phone number (it starts with + or a digit: matched exactly, through the blind index,
     among the caller's own organization's survivors only, since a phone is contact data) or the start of
     a pseudonym (among every survivor the caller may see)."""
