@@ -6,6 +6,7 @@ with each page's weight as the browser received it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Iterator
@@ -317,8 +318,15 @@ async def test_what_a_browser_is_refused(screen: Screen, factory: Factory, owner
     assert screen.path.startswith("/app/sign-in")
     # A session left idle ends.
     screen.sign_in(stranger)
-    async with owner_engine.begin() as connection:
-        await connection.execute(text("UPDATE console_session SET last_seen_at = :t WHERE staff_user_id = :u"),
-                                 {"t": datetime.now(UTC) - timedelta(hours=2), "u": stranger.id})
+    idle = 0
+    for _ in range(50):  # the session row is written as the sign-in completes in the server: wait for it
+        async with owner_engine.begin() as connection:
+            idle = (await connection.execute(
+                text("UPDATE console_session SET last_seen_at = :t WHERE staff_user_id = :u"),
+                {"t": datetime.now(UTC) - timedelta(hours=2), "u": stranger.id})).rowcount
+        if idle:
+            break
+        await asyncio.sleep(0.1)
+    assert idle == 1
     screen.go("/app")
     assert screen.path == "/app/sign-in?notice=session-ended" and "Your session ended" in screen.body()
