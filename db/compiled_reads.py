@@ -194,7 +194,9 @@ class Renderer:
         self.args: dict[str, Callable[[RunValues], Any]] = {}
         self.ctes: list[str] = []
         self.pages: list[str] = []  # the CTEs of the roots' rows, with their survivors' keys
-        self.nodes: list[str] = []  # per `node` or `nodes` root: whether it found every record asked
+        # Whether every record asked for by id (`node`, `nodes`, a survivorId filter) was found: one that shows
+        # nothing is answered, and audited, by the resolver path.
+        self.found_all: list[str] = []
 
     def given(self, path: str, name: str) -> bool:
         value = self.values.args.get(path, {}).get(name)
@@ -225,7 +227,7 @@ class Renderer:
                 f"FROM ({pages}) ks WHERE ks.k_wrapped IS NOT NULL)::text") if pages else "NULL::text"
         # Third: whether every `node` and `nodes` found its records (one not shown is audited by the resolver
         # path).
-        found = " AND ".join(self.nodes) or "true"
+        found = " AND ".join(self.found_all) or "true"
         sql = ("WITH " + ", ".join(self.ctes) + " " if self.ctes else "") + f"SELECT {body}, {keys}, {found}"
         names: list[str] = []
 
@@ -379,7 +381,7 @@ class Renderer:
         if self.given(pick.path, "survivor_id"):
             # an empty page for a survivor named: the resolver path answers, and audits her if unseen
             first = self.arg(pick.path, "first", "int")
-            self.nodes.append(f"EXISTS (SELECT 1 FROM page{index} p WHERE p._n <= {first})")
+            self.found_all.append(f"EXISTS (SELECT 1 FROM page{index} p WHERE p._n <= {first})")
         return self._root_page(pick, index, "Referral", rows=lambda cols, where: self._rows(r, c, cols, where),
                                columns=self._referral_columns(r, c), conditions=conditions, sort=sort,
                                row_id=r.c.id, node=lambda n: self._referral(n.picks, "p"))
@@ -445,7 +447,7 @@ class Renderer:
         name = f"page{index}"
         render = self._records(name, kind, pick.path,
                                lambda column: column == literal_column(self.arg(pick.path, "id", "uuid")))
-        self.nodes.append(f"EXISTS (SELECT 1 FROM {name})")
+        self.found_all.append(f"EXISTS (SELECT 1 FROM {name})")
         return f"(SELECT {render(picks, 'p')} FROM {name} p)"
 
     def _nodes(self, pick: Pick, index: int) -> str:
@@ -458,7 +460,7 @@ class Renderer:
             ids = self.arg(path, f"ids_{kind}", "uuid[]")
             render = self._records(name, kind, path, _any_of(ids))
             picks = next(p.picks for p in pick.picks if p.name == kind)
-            self.nodes.append(f"(SELECT count(*) FROM {name}) = cardinality({ids})")
+            self.found_all.append(f"(SELECT count(*) FROM {name}) = cardinality({ids})")
             cases.append(f"WHEN {_json_text(kind)} THEN (SELECT {render(picks, 'p')} FROM {name} p WHERE p.id = x.id)")
         element = f"CASE x.t {' '.join(cases)} END" if cases else "NULL::json"
         return f"coalesce((SELECT json_agg({element} ORDER BY x.n) FROM unnest({self.arg(path, 'types', 'text[]')}, " \

@@ -180,7 +180,8 @@ class ReadCompiler:
         coerced = get_variable_values(self.schema, compiled.operation.variable_definitions or (), variables or {})
         if isinstance(coerced, list):
             raise StepAside
-        args = {path: self._arguments(spec, coerced, principal, context.state.blind_index_key)
+        args = {path: self._arguments(spec, coerced, Reading(principal, context.state.blind_index_key,
+                                                             spec.node_types))
                 for path, spec in compiled.arguments.items()}
         grants = frozenset({"staff_details"}) if policy.may_administer_staff(principal, Action.READ) else frozenset()
         values = RunValues(scope=policy.rows(principal, datetime.now(UTC)), args=args, grants=grants)
@@ -207,59 +208,66 @@ class ReadCompiler:
             self._statements.move_to_end(key)
         return found
 
-    def _arguments(self, spec: Arguments, variables: Any, principal: Principal, index_key: bytes) -> dict[str, Any]:
+    def _arguments(self, spec: Arguments, variables: Any, reading: Reading) -> dict[str, Any]:
         raw = get_argument_values(spec.graphql_field, spec.node, variables)
         given = convert_arguments(raw, spec.strawberry_field.arguments,
                                   scalar_registry=self.strawberry_schema.schema_converter.scalar_registry,
                                   config=self.strawberry_schema.config)
         try:
-            found = _READERS[spec.kind](given, principal)
+            return _READERS[spec.kind](given, reading)
         except StepAside:
             raise
         except Exception:
             raise StepAside from None  # the resolver refuses it, with its own error
-        if spec.kind in ("node", "nodes") and not {found.get("type"), *(t for t in found.get("types", ()) if t)} \
-                <= spec.node_types | {None}:
-            raise StepAside  # an id of a type whose selection did not compile
-        if found.get("phone") is not None:  # a phone search: matched through its blind indexes only
-            found["phone_index"], found["guardian_phone_index"] = phone_indexes(index_key, found.pop("phone"))
-        return found
 
 
-def _referrals_arguments(given: dict[str, Any], principal: Principal) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What a field's arguments are read with: the caller, the blind-index key (a phone search), and for
+    `node`/`nodes` the record types whose selection compiled."""
+
+    principal: Principal
+    index_key: bytes
+    node_types: frozenset[str]
+
+
+def _referrals_arguments(given: dict[str, Any], reading: Reading) -> dict[str, Any]:
     from api.graphql.queries import referral_query  # the Query module imports every type module
 
-    query = referral_query(given.get("filter"), principal)
+    query = referral_query(given.get("filter"), reading.principal)
     return {**_page(given), "statuses": [s.value for s in query.statuses] or None, "survivor_id": query.survivor_id,
             "receiving_organization_id": query.receiving_organization_id, "assigned_to": query.assigned_to,
             "overdue": query.overdue, "updated_since": query.updated_since, "needs_assignment": query.needs_assignment}
 
 
-def _survivors_arguments(given: dict[str, Any], principal: Principal) -> dict[str, Any]:
+def _survivors_arguments(given: dict[str, Any], reading: Reading) -> dict[str, Any]:
     from api.graphql.queries import survivor_query
 
     query = survivor_query(given.get("filter"))
-    if query.under_legal_hold is not None and not policy.sees_data_protection(principal):
+    if query.under_legal_hold is not None and not policy.sees_data_protection(reading.principal):
         raise StepAside  # a refusal: the use case's own words
     found = {**_page(given), "county": query.county, "risk_level": query.risk_level,
              "statuses": [s.value for s in query.referral_statuses] or None, "under_legal_hold": query.under_legal_hold}
     if query.search is not None:  # read as the use case reads it (a refusal raises, and steps aside)
-        search = survivors.searched(principal, query)
-        found.update(pseudonym=pseudonym_pattern(search.pseudonym_prefix) if search.pseudonym_prefix else None,
-                     phone=search.phone, phone_organization_id=search.phone_organization_id)
+        search = survivors.searched(reading.principal, query)
+        if search.pseudonym_prefix:
+            found["pseudonym"] = pseudonym_pattern(search.pseudonym_prefix)
+        if search.phone:  # matched through its blind indexes only
+            found["phone_organization_id"] = search.phone_organization_id
+            found["phone_index"], found["guardian_phone_index"] = phone_indexes(reading.index_key, search.phone)
     return found
 
 
-def _organizations_arguments(given: dict[str, Any], principal: Principal) -> dict[str, Any]:
+def _organizations_arguments(given: dict[str, Any], reading: Reading) -> dict[str, Any]:
     from api.graphql.queries import organization_query
 
     query = organization_query(given.get("filter"))
     return {**_page(given, sort=str), "kind": query.kind.value if query.kind else None,
             "service": query.service.value if query.service else None, "county": query.county,
-            "language": query.language, "inactive": policy.directory_scope(principal).include_inactive}
+            "language": query.language, "inactive": policy.directory_scope(reading.principal).include_inactive}
 
 
-def _page(given: dict[str, Any], _principal: Principal | None = None, *,
+def _page(given: dict[str, Any], _reading: Reading | None = None, *,
           sort: Callable[[str], Any] = datetime.fromisoformat) -> dict[str, Any]:
     """`first` and `after` as every connection compiled here reads them: a cursor of (sort key, id) — an
     instant, or for organizations a name — its values checked as db/cursors.after_values checks them for
@@ -271,15 +279,18 @@ def _page(given: dict[str, Any], _principal: Principal | None = None, *,
     return found
 
 
-def _node_arguments(given: dict[str, Any], principal: Principal) -> dict[str, Any]:
-    kind, record_id = _node_of(str(given["id"]), principal)
+def _node_arguments(given: dict[str, Any], reading: Reading) -> dict[str, Any]:
+    decoded = from_global_id(str(given["id"]))
+    if decoded is None:
+        raise StepAside  # the resolver answers null
+    kind, record_id = _node_of(decoded, reading)
     found: dict[str, Any] = {"id": record_id, "type": kind}
     if kind == "Organization":
-        found["inactive"] = policy.directory_scope(principal).include_inactive
+        found["inactive"] = policy.directory_scope(reading.principal).include_inactive
     return found
 
 
-def _nodes_arguments(given: dict[str, Any], principal: Principal) -> dict[str, Any]:
+def _nodes_arguments(given: dict[str, Any], reading: Reading) -> dict[str, Any]:
     """`nodes(ids:)`: each id's type and uuid in the order asked (null for an id that names nothing, as the
     resolver answers it), and per type the distinct ids to read."""
     from api.graphql.queries import MAX_NODES
@@ -291,41 +302,45 @@ def _nodes_arguments(given: dict[str, Any], principal: Principal) -> dict[str, A
     uuids: list[uuid.UUID | None] = []
     by_type: dict[str, dict[uuid.UUID, None]] = {}
     for global_id in ids:
-        if from_global_id(global_id) is None:
+        decoded = from_global_id(global_id)
+        if decoded is None:
             types.append(None)
             uuids.append(None)
             continue
-        kind, record_id = _node_of(global_id, principal)
+        kind, record_id = _node_of(decoded, reading)
         types.append(kind)
         uuids.append(record_id)
         by_type.setdefault(kind, {})[record_id] = None
     found: dict[str, Any] = {"types": types, "ids": uuids, **{f"ids_{k}": list(v) for k, v in by_type.items()}}
     if "Organization" in by_type:
-        found["inactive"] = policy.directory_scope(principal).include_inactive
+        found["inactive"] = policy.directory_scope(reading.principal).include_inactive
     return found
 
 
-def _node_of(global_id: str, principal: Principal) -> tuple[str, uuid.UUID]:
-    decoded = from_global_id(global_id)
-    if decoded is None or decoded[0] not in NODE_TYPES or not principal.allows(*NODE_TYPES[decoded[0]]):
-        raise StepAside  # another type, or a scope lacking: the resolver path answers (and refuses)
+def _node_of(decoded: tuple[str, uuid.UUID], reading: Reading) -> tuple[str, uuid.UUID]:
+    """A decoded id the compiled statement can read: its type compiled for this operation, the scope its
+    resolver asks for held; else the resolver path answers (and refuses, or audits)."""
+    kind = decoded[0]
+    if kind not in reading.node_types or not reading.principal.allows(*NODE_TYPES[kind]):
+        raise StepAside
     return decoded
 
 
-def _counselors_values(_given: dict[str, Any], principal: Principal) -> dict[str, Any]:
+def _counselors_values(_given: dict[str, Any], reading: Reading) -> dict[str, Any]:
     """Organization.counselors: the one organization whose counselors the caller sees (or none)."""
-    return {"organization_id": policy.counselors_shown(principal)}
+    return {"organization_id": policy.counselors_shown(reading.principal)}
 
 
-def _viewer_values(_given: dict[str, Any], principal: Principal) -> dict[str, Any]:
+def _viewer_values(_given: dict[str, Any], reading: Reading) -> dict[str, Any]:
     """What Query.viewer answers from the token (the same values, as JSON where a list)."""
+    principal = reading.principal
     return {"client_id": principal.client_id, "roles": json.dumps(sorted(r.value for r in principal.roles)),
             "scopes": json.dumps([str(s) for s in principal.scopes]), "user_id": principal.user_id,
             "organization_id": principal.organization_id}
 
 
 # How each kind of field's arguments are read (or, for viewer, the token's values).
-_READERS: dict[str, Callable[[dict[str, Any], Principal], dict[str, Any]]] = {
+_READERS: dict[str, Callable[[dict[str, Any], Reading], dict[str, Any]]] = {
     "referrals": _referrals_arguments, "survivors": _survivors_arguments, "sessions": _page, "referrals_of": _page,
     "node": _node_arguments, "nodes": _nodes_arguments, "viewer": _viewer_values,
     "organizations": _organizations_arguments, "counselors": _counselors_values,
