@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Executable, Row
+from sqlalchemy import Executable, Row, event
 from sqlalchemy.engine import Result
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction, create_async_engine
 
 from db.embedded import start_embedded
 from db.urls import to_async_url, with_role
@@ -47,11 +48,10 @@ def resolve_urls(
 
 def make_engine(url: str, *, pool_size: int = 10, statement_timeout_ms: int = 10_000,
                 application_name: str = "pamoja-api") -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         to_async_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,  # survive a database restart between requests (security.md row 25)
         connect_args={
             "server_settings": {
                 "application_name": application_name,
@@ -60,6 +60,20 @@ def make_engine(url: str, *, pool_size: int = 10, statement_timeout_ms: int = 10
             }
         },
     )
+    event.listen(engine.sync_engine.pool, "checkout", _closed_connection_discarded)
+    return engine
+
+
+def _closed_connection_discarded(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    """Survive a database restart between requests (security.md row 25) without a round trip per checkout.
+
+    A connection whose server went away (a restart, `pg_terminate_backend`) has been closed on this side
+    too: asyncpg saw the socket end. The pool discards it and hands out a fresh one, as asyncpg's own pool
+    does; SQLAlchemy's `pool_pre_ping` asked the server instead, one more round trip for every request.
+    A connection that dies between this check and its first statement is tried again by `transaction`.
+    """
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,15 +244,39 @@ async def transaction(engine: AsyncEngine, context: RowSecurityContext, *,
     `check` is asked in the same statement (auth.resource.Credentials: is the caller
     remembered from an earlier request still who it was?); its answer is `Db.still_valid`.
     """
-    async with engine.connect() as connection:
-        await connection.execution_options(isolation_level=isolation)
-        async with connection.begin():
-            still_valid = await _set_row_security(connection, context, check)
-            db = Db(connection)
-            db.still_valid = still_valid
-            try:
-                yield db
-            except BaseException:
-                await db.abandon()
+    connection, begun, still_valid = await _begun(engine, context, isolation, check)
+    db = Db(connection)
+    db.still_valid = still_valid
+    try:
+        try:
+            yield db
+        except BaseException:
+            await db.abandon()
+            await begun.rollback()
+            raise
+        await db.settle()
+        await begun.commit()
+    finally:
+        await connection.close()
+
+
+async def _begun(engine: AsyncEngine, context: RowSecurityContext, isolation: str,
+                 check: StillValid | None) -> tuple[AsyncConnection, AsyncTransaction, bool]:
+    """A connection in a transaction with the row-security context set. A connection the server closed
+    after the pool handed it out fails at its first statement, before the caller has done anything: that
+    one is tried once more on a fresh connection rather than failing the request."""
+    retries = 1
+    while True:
+        connection = await engine.connect()
+        try:
+            await connection.execution_options(isolation_level=isolation)
+            begun = await connection.begin()
+            return connection, begun, await _set_row_security(connection, context, check)
+        except DBAPIError as error:
+            await connection.close()
+            if not error.connection_invalidated or not retries:
                 raise
-            await db.settle()
+            retries -= 1
+        except BaseException:
+            await connection.close()
+            raise
