@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, tuple_, update
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.types import Uuid
 
 from db import values
@@ -477,7 +478,7 @@ class SqlCare:
         """The latest active version of every instrument, by key."""
         rows = await self.db.all(
             select(instrument_t.c.id, instrument_t.c.definition).where(instrument_t.c.active.is_(True))
-            .distinct(instrument_t.c.key)
+            .ext(distinct_on(instrument_t.c.key))
             .order_by(instrument_t.c.key, instrument_t.c.created_at.desc(), instrument_t.c.version.desc()))
         return [StoredInstrument(id=row.id, instrument=Instrument.from_dict(row.definition)) for row in rows]
 
