@@ -277,7 +277,7 @@ class Renderer:
         whose id it matches)."""
         r = Referral.__table__.alias("r")  # type: ignore[attr-defined]
         c = Consent.__table__.alias("c")  # type: ignore[attr-defined]
-        conditions: list[ColumnElement[bool]] = [referral_visible(self.scope, r)]
+        conditions: list[ColumnElement[bool]] = [referral_visible(self.scope, r, c)]  # `_rows` joins c
         if match is not None:
             conditions.append(match(r.c.id))
         if self.given(path, "statuses"):

@@ -72,8 +72,10 @@ def _managed_survivor(survivor: Any, scope: RowScope) -> ColumnElement[bool]:
     return condition
 
 
-def referral_visible(scope: RowScope, referral: Any = referral_t) -> ColumnElement[bool]:
-    """Rows of `referral` the scope may see."""
+def referral_visible(scope: RowScope, referral: Any = referral_t, consent: Any = None) -> ColumnElement[bool]:
+    """Rows of `referral` the scope may see. `consent`: the referral's own consent, when the statement has
+    joined it already (`consent.id = referral.consent_id`, the column is not null): the partner's conditions
+    on it are asked of that row rather than of a sub-select finding it again (one index probe per row)."""
     if scope.side is Side.REFERRER:
         condition: ColumnElement[bool] = referral.c.referring_organization_id == scope.organization_id
         if scope.case_manager_id is not None:
@@ -82,14 +84,13 @@ def referral_visible(scope: RowScope, referral: Any = referral_t) -> ColumnEleme
                 s.c.id == referral.c.survivor_id, _managed_survivor(s, scope)).exists())
         return condition
     if scope.side is Side.RECEIVER:
-        c = SCOPE_CONSENT
+        c = SCOPE_CONSENT if consent is None else consent
+        names_partner = and_(c.c.recipient_id == scope.organization_id, consent_in_force(c, scope, scope.purposes))
         condition = and_(
             referral.c.receiving_organization_id == scope.organization_id,
             referral.c.status != ReferralStatus.DRAFT.value,
-            select(c.c.id).where(
-                c.c.id == referral.c.consent_id, c.c.recipient_id == scope.organization_id,
-                consent_in_force(c, scope, scope.purposes),
-            ).exists(),
+            select(c.c.id).where(c.c.id == referral.c.consent_id, names_partner).exists() if consent is None
+            else names_partner,
         )
         if scope.counselor_id is not None:
             condition = and_(condition, referral.c.assigned_counselor_id == scope.counselor_id)
