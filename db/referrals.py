@@ -81,7 +81,7 @@ def _from(*, keys: bool) -> Any:
 def _select(scope: RowScope, *, keys: bool = True) -> Any:
     """Visible referrals; with `keys=False` for pages, which join the keys to the rows they return only."""
     columns = [*_columns(scope), *KEY_COLUMNS] if keys else _columns(scope)
-    return select(*columns).select_from(_from(keys=keys)).where(referral_visible(scope))
+    return select(*columns).select_from(_from(keys=keys)).where(referral_visible(scope, referral_t, consent_t))
 
 
 def _with_keys(limited: Any, *order: str) -> Any:

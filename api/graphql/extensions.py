@@ -150,7 +150,8 @@ class ReadAudit(SchemaExtension):
         rows = later.rows()
         refused = [r for r in rows if r.purpose == NOT_VISIBLE]
         kept = [r for r in rows if r.purpose != NOT_VISIBLE]
-        kept += context.state.refused_reads.admit(refused, context.row_security())
+        if refused:
+            kept += context.state.refused_reads.admit(refused, context.row_security())
         if not kept:
             return
         try:
