@@ -185,6 +185,13 @@ def _json_text(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def _json_array(column: str) -> str:
+    """A text[] column as a JSON array written as `json_agg` writes one (`["a", "b"]`, in order; null for a
+    null array), the style of every answer (`to_json` would write `["a","b"]`)."""
+    return (f"CASE WHEN {column} IS NULL THEN NULL::json ELSE coalesce((SELECT json_agg(x.v ORDER BY x.n) "
+            f"FROM unnest({column}) WITH ORDINALITY AS x(v, n)), '[]'::json) END")
+
+
 class Renderer:
     """Renders one operation's picks for one shape; `statement()` numbers the tokens."""
 
@@ -574,8 +581,8 @@ class Renderer:
         fields: dict[str, Callable[[Pick], str]] = {
             "__typename": lambda _p: "'Consent'::text",
             "id": lambda _p: f"pamoja_global_id('Consent', {q}.id)",
-            "purposes": lambda _p: f"to_json({q}.purposes)",
-            "dataCategories": lambda _p: f"to_json({q}.data_categories)",
+            "purposes": lambda _p: _json_array(f"{q}.purposes"),
+            "dataCategories": lambda _p: _json_array(f"{q}.data_categories"),
             "givenBy": lambda _p: f"{q}.given_by", "childAssent": lambda _p: f"{q}.child_assent",
             "validFrom": lambda _p: f"pamoja_instant({q}.valid_from)",
             "validUntil": lambda _p: f"pamoja_instant({q}.valid_until)",
@@ -623,11 +630,11 @@ class Renderer:
         fields: dict[str, Callable[[Pick], str]] = {
             "__typename": lambda _p: "'Organization'::text",
             "id": lambda _p: f"pamoja_global_id('Organization', {o}.id)", "name": lambda _p: f"{o}.name",
-            "kind": lambda _p: f"{o}.kind", "counties": lambda _p: f"to_json({o}.counties)",
+            "kind": lambda _p: f"{o}.kind", "counties": lambda _p: _json_array(f"{o}.counties"),
             "countyNames": lambda _p: f"coalesce((SELECT json_agg({_county_name('x.code')} ORDER BY x.n) "
                                       f"FROM unnest({o}.counties) WITH ORDINALITY AS x(code, n)), '[]'::json)",
-            "languages": lambda _p: f"to_json({o}.languages)",
-            "services": lambda _p: f"coalesce(to_json({o}.services), '[]'::json)",
+            "languages": lambda _p: _json_array(f"{o}.languages"),
+            "services": lambda _p: f"coalesce({_json_array(f'{o}.services')}, '[]'::json)",
             "minAge": lambda _p: f"{o}.min_age", "maxAge": lambda _p: f"{o}.max_age",
             "capacityStatus": lambda _p: f"CASE {o}.capacity_rank {capacity} ELSE "
                                          f"{_json_text(CapacityStatus.NO_CAPACITY.value)} END",
@@ -657,7 +664,7 @@ class Renderer:
         return self._object(picks, {
             "__typename": lambda _p: "'StaffUser'::text",
             "id": lambda _p: f"pamoja_global_id('StaffUser', {u}.id)", "displayName": lambda _p: f"{u}.display_name",
-            "roles": lambda _p: f"to_json({u}.roles)", "active": lambda _p: f"{u}.active",
+            "roles": lambda _p: _json_array(f"{u}.roles"), "active": lambda _p: f"{u}.active",
             "deactivatedAt": lambda _p: f"pamoja_instant({u}.deactivated_at)", "version": lambda _p: f"{u}.version",
             "email": lambda _p: f"{u}.email" if details else "NULL::text",
             "deactivationReason": lambda _p: f"{u}.deactivation_reason" if details else "NULL::text",
@@ -711,7 +718,7 @@ class Renderer:
             "pseudonym": lambda _p: f"{s}.pseudonym", "birthYear": lambda _p: birth_year,
             "ageBand": lambda _p: _age_band(f"{s}.birth_year"), "sex": lambda _p: f"{s}.sex",
             "county": lambda _p: f"{s}.county", "countyName": lambda _p: _county_name(f"{s}.county"),
-            "languages": lambda _p: f"to_json({s}.languages)", "riskLevel": lambda _p: f"{s}.risk_level",
+            "languages": lambda _p: _json_array(f"{s}.languages"), "riskLevel": lambda _p: f"{s}.risk_level",
             "version": lambda _p: f"{s}.version", "erasedAt": lambda _p: f"pamoja_instant({s}.erased_at)",
             "dataProtection": lambda pick: self._data_protection(pick.picks, s),
             "consents": lambda pick: self._consents_of(pick.picks, s),

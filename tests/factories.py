@@ -137,12 +137,15 @@ class Factory:
                 url_policy=functools.partial(webhook_url_problem, production=False),
             )
 
-    async def gql(self, token: str, query: str, variables: dict[str, Any] | None = None,
-                  *, expect_errors: bool = False) -> dict[str, Any]:
-        response = await self.client.post(
+    async def gql_response(self, token: str, query: str, variables: dict[str, Any] | None = None) -> httpx.Response:
+        return await self.client.post(
             "/graphql", json={"query": query, "variables": variables or {}},
             headers={"Authorization": f"Bearer {token}"},
         )
+
+    async def gql(self, token: str, query: str, variables: dict[str, Any] | None = None,
+                  *, expect_errors: bool = False) -> dict[str, Any]:
+        response = await self.gql_response(token, query, variables)
         assert response.status_code in (200, 400, 422), response.text
         body: dict[str, Any] = response.json()
         if not expect_errors:

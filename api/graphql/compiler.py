@@ -365,7 +365,7 @@ def _opened(text: str, wrapped: dict[str, str], master: MasterKeys) -> str:
             master_id, wrapped_key = wrapped[survivor].split(" ")
             key = keys[survivor] = master.unwrap(master_id, base64.b64decode(wrapped_key),
                                                  aad=key_aad(uuid.UUID(survivor)))
-        return json.dumps(open_sealed(key, base64.b64decode(blob), aad=aad).decode())
+        return json.dumps(open_sealed(key, base64.b64decode(blob), aad=aad).decode(), ensure_ascii=False)
 
     return MARKER.sub(open_marker, text)
 

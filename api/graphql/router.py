@@ -40,14 +40,26 @@ class PamojaGraphQLRouter(GraphQLRouter[Any, Any]):
         return result
 
     def encode_json(self, data: object) -> str | bytes:
-        """A compiled read's `data` is JSON text already: written in as it is, not parsed and re-encoded."""
+        """Every answer in PostgreSQL's JSON style, so that the resolver path writes the very bytes a compiled
+        read does: a compiled read's `data` is PostgreSQL's text, written in as it is, never parsed."""
         compiled = data.get("data") if isinstance(data, dict) else None
         if isinstance(compiled, CompiledJson):
             assert isinstance(data, dict)
-            rest = {k: v for k, v in data.items() if k != "data"}
-            tail = "," + json.dumps(rest, separators=(",", ":"))[1:] if rest else "}"
-            return '{"data":' + compiled.text + tail
-        return super().encode_json(data)
+            rest = "".join(f", {json_text(key)} : {json_text(value)}" for key, value in data.items() if key != "data")
+            return '{"data" : ' + compiled.text + rest + "}"
+        return json_text(data)
+
+
+def json_text(value: object) -> str:
+    """JSON as PostgreSQL writes it (`json_build_object`, `json_agg`): `{"key" : value, …}`, `[a, b]`, text in
+    UTF-8 as it is, escaped by the same rules (quote, backslash, \\b \\f \\n \\r \\t, other control
+    characters as \\u00xx). A lone surrogate, which no stored text holds, cannot be UTF-8: escaped then."""
+    text = json.dumps(value, ensure_ascii=False, separators=(", ", " : "))
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(value, separators=(", ", " : "))
+    return text
 
 
 def mount_graphql(app: FastAPI, settings: Settings) -> None:

@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.graphql.router import json_text
 from domain.enums import Role
 from tests.factories import Factory, unique
 from tests.flows import RECORD_MILESTONE, Network, act, care_network, every_way, referred_case, register_survivor
@@ -586,3 +587,22 @@ async def test_care_records_by_id_are_compiled_and_a_sessions_notes_are_not(
                    )["data"]["referrals"]["edges"][0]["node"]["id"]
     ran = await every_way(factory, app, net.token("counselor"), notes, {"id": referral_id})
     assert (ran.compiled, ran.compiled_stepped_aside) == (1, 0)
+
+
+TRICKY_TEXT = ['say "hi"', "back\\slash", "\b\f\n\r\t", "\x01\x1f", "\x7f", "Wanjirũ é", "🙂 emoji", "\u2028 line",
+               "a/b <script>", "", "tab\tand 'quote'"]
+
+
+async def test_answers_are_written_as_postgresql_writes_json(owner_engine: AsyncEngine) -> None:
+    """The resolver path's JSON (api/graphql/router.json_text) is byte for byte what PostgreSQL writes for the
+    same values, so a compiled answer and the resolver path's can be compared as bytes."""
+    async with owner_engine.connect() as connection:
+        for value in TRICKY_TEXT:
+            written = (await connection.execute(text(
+                "SELECT json_build_object('k', CAST(:v AS text), 'n', 1, 'list', "
+                "(SELECT json_agg(x) FROM unnest(ARRAY[CAST(:v AS text), 'b']) x), 'none', NULL::int, "
+                "'empty', '[]'::json, 'yes', true)::text"), {"v": value})).scalar()
+            assert json_text({"k": value, "n": 1, "list": [value, "b"], "none": None, "empty": [], "yes": True}) \
+                == written, value
+    # A lone surrogate (no stored text holds one) cannot be written as UTF-8: it is escaped instead.
+    assert json_text({"k": "\ud800"}) == '{"k" : "\\ud800"}'

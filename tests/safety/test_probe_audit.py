@@ -81,7 +81,7 @@ async def test_partner_b_probing_a_through_node_is_audited_and_answered_as_missi
         unknown = random_id(type_name)
         forbidden = await post(factory.client, prober, NODE, {"id": gid})
         missing = await post(factory.client, prober, NODE, {"id": unknown})
-        assert forbidden.content == missing.content == b'{"data":{"node":null}}'
+        assert forbidden.content == missing.content == b'{"data" : {"node" : null}}'
         for response, asked in ((forbidden, gid), (missing, unknown)):
             assert await audit_rows(owner_engine, response.headers["x-request-id"]) == [
                 (b.coordinator.gid, type_name, asked, "read", "denied", "NOT_VISIBLE")]
