@@ -149,8 +149,10 @@ class RequestIdAndAccessLog:
             await self.app(scope, receive, send_with_request_id)
         finally:
             structlog.contextvars.unbind_contextvars("request_id")
+            read = scope["state"].get("read")  # a GraphQL query: which engine answered (CompiledReads)
             logger.info("request", method=scope["method"], path=scope["path"], status=status,
-                        duration_ms=round((time.perf_counter() - started) * 1000, 1), request_id=request_id)
+                        duration_ms=round((time.perf_counter() - started) * 1000, 1), request_id=request_id,
+                        **({"read": read} if read else {}))
 
 
 def app_from_environment() -> FastAPI:

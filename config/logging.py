@@ -22,6 +22,8 @@ ALLOWED_KEYS = frozenset({
     "attempt", "status_code", "outbox_event_id", "event_type", "latency_ms", "revision", "host", "port",
     "workers", "delivered", "failed", "key_id",
     "error_kind", "overdue", "dispatched", "retried", "dead",
+    # the access line of a GraphQL query: "compiled", "stepped_aside" or "resolvers" (api/main.py)
+    "read",
     # startup: the database in use (embedded folder or URL with passwords masked) and the migration head
     "database", "head",
     # housekeeping counts

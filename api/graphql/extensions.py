@@ -86,14 +86,20 @@ class CompiledReads(SchemaExtension):
         compiler: ReadCompiler = context.schema.compiler  # type: ignore[attr-defined]
         compiled = compiler.compile(context.graphql_document, context.operation_name) \
             if context.graphql_document is not None else None
+        read = "resolvers"
         if compiled is not None:
             try:
                 data = await compiler.run(compiled, context.context, context.variables)
             except StepAside:
                 compiler.stepped_aside += 1
+                read = "stepped_aside"
             else:
                 compiler.completed += 1
                 context.result = GraphQLExecutionResult(data=data, errors=None)
+                read = "compiled"
+        request = getattr(context.context, "request", None)
+        if request is not None and context.operation_type == OperationType.QUERY:
+            request.state.read = read  # the access line says which engine answered (api/main.py)
         yield
 
 

@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import secrets
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,10 @@ from config.logging import HANDLER_NAME, configure_logging, get_logger
 from config.settings import Settings
 from db.engine import DatabaseUrls
 from db.migrate import alembic_config, head_revision, upgrade
+from domain.ids import to_global_id
 from tests.conftest import create_database, drop_database
+from tests.factories import Factory
+from tests.flows import network
 
 NAME = "Amina Wanjiru"
 
@@ -185,3 +189,22 @@ async def test_startup_says_when_the_database_cannot_be_reached(log_lines: io.St
     assert used["database"] == "postgresql://pamoja_app:***@127.0.0.1:1/pamoja"
     assert unreachable["level"] == "warning" and "error_type" in unreachable
     assert SECRET not in log_lines.getvalue()
+
+
+async def test_a_querys_access_line_says_which_engine_answered(factory: Factory, log_lines: io.StringIO) -> None:
+    """An operator can count, from the access log, the queries the read compiler answered, those it handed to
+    the resolvers at run time and those it does not take; a mutation's line says nothing of it."""
+    net = await network(factory)
+    unseen = to_global_id("Referral", uuid.uuid4())
+    asked = {
+        "compiled": "{ referrals(first: 5) { totalCount } }",
+        "stepped_aside": f'{{ node(id: "{unseen}") {{ id }} }}',  # shows nothing: the resolver path audits it
+        "resolvers": "{ __schema { queryType { name } } }",
+        None: "mutation { __typename }",
+    }
+    for n, query in enumerate(asked.values()):
+        await factory.client.post("/graphql", json={"query": query}, headers={
+            "Authorization": f"Bearer {net.token('counselor')}", "X-Request-Id": f"req-engine-{n:02d}"})
+    lines = {record["request_id"]: record for record in _lines(log_lines)
+             if str(record.get("request_id", "")).startswith("req-engine-") and record["event"] == "request"}
+    assert [lines[f"req-engine-{n:02d}"].get("read") for n in range(len(asked))] == list(asked)
