@@ -14,6 +14,7 @@ from strawberry.types import ExecutionResult
 from api.graphql.compiler import CompiledJson
 from api.graphql.context import Context
 from api.graphql.errors import UNAUTHENTICATED
+from api.graphql.http import DATA_FIRST
 from api.graphql.schema import build_schema
 from auth.resource import Credentials, request_credentials, unauthorized
 from config.settings import Settings
@@ -46,7 +47,7 @@ class PamojaGraphQLRouter(GraphQLRouter[Any, Any]):
         if isinstance(compiled, CompiledJson):
             assert isinstance(data, dict)
             rest = "".join(f", {json_text(key)} : {json_text(value)}" for key, value in data.items() if key != "data")
-            return '{"data" : ' + compiled.text + rest + "}"
+            return DATA_FIRST + compiled.text + rest + "}"
         return json_text(data)
 
 

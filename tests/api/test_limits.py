@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from api.graphql import http as graphql_http
 from api.main import create_app
 from config.settings import Settings
 from domain.enums import Role
@@ -106,6 +107,23 @@ async def test_graphql_response_media_type_and_status_codes(factory: Factory) ->
     legacy = await factory.client.post("/graphql", json={"query": "{ nope }"},
                                        headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
     assert legacy.headers["content-type"].startswith("application/json")
+
+
+async def test_an_answer_with_data_is_not_parsed_to_find_its_status(factory: Factory,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A compiled read's bytes go to the client unparsed (issue 13), for a client of the spec's media type
+    too: the status of an answer with `data` is read from its first bytes."""
+    token = await _token(factory)
+    query = {"query": "{ viewer { clientId } referrals(first: 3) { totalCount } }"}
+    legacy = await factory.client.post("/graphql", json=query, headers={"Authorization": f"Bearer {token}"})
+
+    def no_parsing(_: object) -> int:
+        raise AssertionError("the body was parsed to find its status")
+
+    monkeypatch.setattr(graphql_http, "status_for", no_parsing)  # what the parsing branch asks
+    spec = await factory.client.post("/graphql", json=query, headers={"Authorization": f"Bearer {token}",
+                                                                      "Accept": SPEC})
+    assert (spec.status_code, spec.headers["content-type"], spec.content) == (200, SPEC, legacy.content)
 
 
 # Each misspelling earns a "Did you mean" hint from graphql-core outside production.
