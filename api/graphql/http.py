@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 MEDIA_TYPE = "application/graphql-response+json"
 # How every GraphQL body begins (api/graphql/router.encode_json writes `data` first, in this style).
 DATA_FIRST = '{"data" : '
+_DATA_FIRST, _DATA_NULL = DATA_FIRST.encode(), f"{DATA_FIRST}null".encode()
 
 
 def _prefers_spec_media_type(accept: str) -> bool:
@@ -101,4 +102,4 @@ class GraphQLResponseMediaType:
 def _answered_with_data(body: bytes) -> bool:
     """`data` present and not null: 200 whatever else the body holds (a compiled dashboard is 50+ KB that
     would otherwise be parsed just to find this out)."""
-    return body.startswith(DATA_FIRST.encode()) and not body.startswith(f"{DATA_FIRST}null".encode())
+    return body.startswith(_DATA_FIRST) and not body.startswith(_DATA_NULL)

@@ -19,6 +19,8 @@ from api.graphql.schema import build_schema
 from auth.resource import Credentials, request_credentials, unauthorized
 from config.settings import Settings
 
+SEPARATORS = (", ", " : ")  # PostgreSQL's, between items and after keys
+
 
 async def get_context(request: Request, caller: Credentials = Depends(request_credentials)) -> Context:
     return Context(principal=caller.principal, state=request.app.state.pamoja,
@@ -40,27 +42,27 @@ class PamojaGraphQLRouter(GraphQLRouter[Any, Any]):
             raise unauthorized()  # the caller, remembered from an earlier request, is gone: as if just checked
         return result
 
-    def encode_json(self, data: object) -> str | bytes:
+    def encode_json(self, data: object) -> bytes:
         """Every answer in PostgreSQL's JSON style, so that the resolver path writes the very bytes a compiled
-        read does: a compiled read's `data` is PostgreSQL's text, written in as it is, never parsed."""
+        read does: a compiled read's `data` is PostgreSQL's text, written in as it is, never parsed. Bytes,
+        which the response sends as they are (a str would be encoded once more)."""
         compiled = data.get("data") if isinstance(data, dict) else None
         if isinstance(compiled, CompiledJson):
             assert isinstance(data, dict)
-            rest = "".join(f", {json_text(key)} : {json_text(value)}" for key, value in data.items() if key != "data")
-            return DATA_FIRST + compiled.text + rest + "}"
-        return json_text(data)
+            rest = {key: value for key, value in data.items() if key != "data"}
+            tail = b", " + json_bytes(rest)[1:] if rest else b"}"
+            return (DATA_FIRST + compiled.text).encode() + tail
+        return json_bytes(data)
 
 
-def json_text(value: object) -> str:
+def json_bytes(value: object) -> bytes:
     """JSON as PostgreSQL writes it (`json_build_object`, `json_agg`): `{"key" : value, …}`, `[a, b]`, text in
     UTF-8 as it is, escaped by the same rules (quote, backslash, \\b \\f \\n \\r \\t, other control
     characters as \\u00xx). A lone surrogate, which no stored text holds, cannot be UTF-8: escaped then."""
-    text = json.dumps(value, ensure_ascii=False, separators=(", ", " : "))
     try:
-        text.encode()
+        return json.dumps(value, ensure_ascii=False, separators=SEPARATORS).encode()
     except UnicodeEncodeError:
-        return json.dumps(value, separators=(", ", " : "))
-    return text
+        return json.dumps(value, separators=SEPARATORS).encode()
 
 
 def mount_graphql(app: FastAPI, settings: Settings) -> None:

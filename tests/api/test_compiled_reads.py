@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.graphql.router import json_text
+from api.graphql.router import json_bytes
 from domain.enums import Role
 from tests.factories import Factory, unique
 from tests.flows import RECORD_MILESTONE, Network, act, care_network, every_way, referred_case, register_survivor
@@ -594,7 +594,7 @@ TRICKY_TEXT = ['say "hi"', "back\\slash", "\b\f\n\r\t", "\x01\x1f", "\x7f", "Wan
 
 
 async def test_answers_are_written_as_postgresql_writes_json(owner_engine: AsyncEngine) -> None:
-    """The resolver path's JSON (api/graphql/router.json_text) is byte for byte what PostgreSQL writes for the
+    """The resolver path's JSON (api/graphql/router.json_bytes) is byte for byte what PostgreSQL writes for the
     same values, so a compiled answer and the resolver path's can be compared as bytes."""
     async with owner_engine.connect() as connection:
         for value in TRICKY_TEXT:
@@ -602,7 +602,7 @@ async def test_answers_are_written_as_postgresql_writes_json(owner_engine: Async
                 "SELECT json_build_object('k', CAST(:v AS text), 'n', 1, 'list', "
                 "(SELECT json_agg(x) FROM unnest(ARRAY[CAST(:v AS text), 'b']) x), 'none', NULL::int, "
                 "'empty', '[]'::json, 'yes', true)::text"), {"v": value})).scalar()
-            assert json_text({"k": value, "n": 1, "list": [value, "b"], "none": None, "empty": [], "yes": True}) \
-                == written, value
+            assert json_bytes({"k": value, "n": 1, "list": [value, "b"], "none": None, "empty": [], "yes": True}) \
+                == written.encode(), value
     # A lone surrogate (no stored text holds one) cannot be written as UTF-8: it is escaped instead.
-    assert json_text({"k": "\ud800"}) == '{"k" : "\\ud800"}'
+    assert json_bytes({"k": "\ud800"}) == b'{"k" : "\\ud800"}'
