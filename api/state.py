@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.graphql.read_audit import RefusedReadLimit
 from auth.resource import Authenticator
 from config.settings import Settings
-from db.crypto import MasterKeys
+from db.crypto import DataKeys, MasterKeys
 from db.engine import DatabaseUrls
 
 
@@ -22,6 +22,8 @@ class AppState:
     blind_index_key: bytes
     authenticator: Authenticator
     refused_reads: RefusedReadLimit = field(init=False)
+    data_keys: DataKeys = field(init=False)  # survivors' keys as compiled reads open them
 
     def __post_init__(self) -> None:
+        self.data_keys = DataKeys(self.master_keys)
         self.refused_reads = RefusedReadLimit(self.settings.refused_read_audit_limit, self.engine)

@@ -9,10 +9,13 @@ to decrypt (security.md §4).
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import os
 import unicodedata
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -96,13 +99,56 @@ def seal(key: bytes, plaintext: bytes, *, aad: str) -> bytes:
 
 
 def open_sealed(key: bytes, blob: bytes, *, aad: str) -> bytes:
+    return _opened_with(AESGCM(key), blob, aad)
+
+
+def _opened_with(cipher: AESGCM, blob: bytes, aad: str) -> bytes:
     if not blob or blob[:1] != FORMAT_VERSION:
         raise DecryptionFailed("unknown ciphertext format")
     nonce, body = blob[1 : 1 + NONCE_BYTES], blob[1 + NONCE_BYTES :]
     try:
-        return AESGCM(key).decrypt(nonce, body, aad.encode())
+        return cipher.decrypt(nonce, body, aad.encode())
     except Exception as exc:  # InvalidTag: wrong key, wrong row, or tampered
         raise DecryptionFailed("ciphertext does not verify") from exc
+
+
+class DataKeys:
+    """Survivors' data keys as compiled reads open them, remembered per (survivor, wrapped key) up to
+    `size` keys: a counselor's dashboard names the same fifty survivors on every request, and unwrapping
+    their keys each time was a third of opening its sealed text.
+
+    Remembering grants nothing. A key is used only when the statement being answered brought that very
+    wrapped key for that survivor (row-level security and the policy let it through, the key not
+    destroyed); a destroyed or re-wrapped key is never brought again, so its entry is never used and
+    ages out. The process already holds the master keys, which open every one of these."""
+
+    def __init__(self, master: MasterKeys, size: int = 4096) -> None:
+        self._master = master
+        self._size = size
+        self._ciphers: OrderedDict[tuple[str, str], AESGCM] = OrderedDict()
+
+    def open(self, survivor_id: str, wrapped: str, blob: str, *, aad: str, key_aad: Callable[[str], str]) -> bytes:
+        """Open `blob` (base64) sealed with the survivor's data key; `wrapped` is the key as the statement
+        brought it ("<master key id> <base64 wrapped key>"), `key_aad` gives the wrapped key's associated
+        data for a survivor (asked only when the key is not remembered)."""
+        found = (survivor_id, wrapped)
+        cipher = self._ciphers.get(found)
+        if cipher is None:
+            master_id, _, wrapped_key = wrapped.partition(" ")
+            cipher = AESGCM(self._master.unwrap(master_id, _base64(wrapped_key), aad=key_aad(survivor_id)))
+            self._ciphers[found] = cipher
+            if len(self._ciphers) > self._size:
+                self._ciphers.popitem(last=False)
+        else:
+            self._ciphers.move_to_end(found)
+        return _opened_with(cipher, _base64(blob), aad)
+
+
+def _base64(text: str) -> bytes:
+    try:
+        return binascii.a2b_base64(text)
+    except (binascii.Error, ValueError):
+        raise DecryptionFailed("unknown ciphertext format") from None
 
 
 def field_aad(table: str, column: str, row_id: object) -> str:

@@ -22,7 +22,6 @@ Sealed free text comes out of PostgreSQL as a marker and is opened here with the
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import uuid
@@ -30,6 +29,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from json.encoder import encode_basestring
 from typing import Any
 
 from graphql import (
@@ -56,7 +56,7 @@ from strawberry.types.field import StrawberryField
 
 from api.graphql.relay import page_request
 from db.compiled_reads import RENDERABLE, Pick, Renderer, RunValues, Statement, shape_of
-from db.crypto import DecryptionFailed, MasterKeys, open_sealed
+from db.crypto import DataKeys, DecryptionFailed
 from db.cursors import after_values
 from db.survivors import key_aad, phone_indexes, pseudonym_pattern
 from domain import policy
@@ -192,7 +192,7 @@ class ReadCompiler:
         if MISSING_TEXT in text:
             raise StepAside  # a non-null object not shown: the resolver path reports it
         try:
-            text = _opened(text, json.loads(keys) if keys else {}, context.state.master_keys)
+            text = _opened(text, json.loads(keys) if keys else {}, context.state.data_keys)
         except DecryptionFailed:
             raise StepAside from None  # the resolver path refuses the one field that does not open
         return CompiledJson(text) if getattr(context, "raw_json", False) else json.loads(text)
@@ -347,27 +347,27 @@ _READERS: dict[str, Callable[[dict[str, Any], Reading], dict[str, Any]]] = {
 }
 
 
-def _opened(text: str, wrapped: dict[str, str], master: MasterKeys) -> str:
+def _opened(text: str, wrapped: dict[str, str], keys: DataKeys) -> str:
     """The statement's JSON with every sealed marker replaced by its opened value (JSON text)."""
     if "\\u0001" not in text:
         return text
-    keys: dict[str, bytes] = {}
 
     def open_marker(match: re.Match[str]) -> str:
         sealed = match.group(1)
         if sealed is None:
             return "null"  # the survivor's key is destroyed: as SealedField.reveal, nothing to show
         survivor, aad, blob = sealed.split(" ")
-        key = keys.get(survivor)
+        key = wrapped.get(survivor)
         if key is None:
-            if survivor not in wrapped:
-                raise StepAside  # a survivor the statement brought no key for: the resolver path answers
-            master_id, wrapped_key = wrapped[survivor].split(" ")
-            key = keys[survivor] = master.unwrap(master_id, base64.b64decode(wrapped_key),
-                                                 aad=key_aad(uuid.UUID(survivor)))
-        return json.dumps(open_sealed(key, base64.b64decode(blob), aad=aad).decode(), ensure_ascii=False)
+            raise StepAside  # a survivor the statement brought no key for: the resolver path answers
+        opened = keys.open(survivor, key, blob, aad=aad, key_aad=_survivor_key_aad)
+        return encode_basestring(opened.decode())  # as json.dumps(…, ensure_ascii=False) writes a string
 
     return MARKER.sub(open_marker, text)
+
+
+def _survivor_key_aad(survivor_id: str) -> str:
+    return key_aad(uuid.UUID(survivor_id))
 
 
 # ----------------------------------------------------------------------------- walking the document

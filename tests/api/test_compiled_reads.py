@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.graphql.router import json_bytes
 from domain.enums import Role
+from domain.ids import from_global_id
 from tests.factories import Factory, unique
 from tests.flows import RECORD_MILESTONE, Network, act, care_network, every_way, referred_case, register_survivor
 from tests.oauth_helpers import extra_app, http_from
@@ -153,6 +154,32 @@ async def test_sealed_text_is_opened_and_categories_masked_as_the_policy_says(
                                                        "startCursor": None, "endCursor": None}, "edges": []}
     assert by_id[private]["goals"] == [] and by_id[private]["milestones"] == []
     assert ngo.compiled == 1
+
+
+SEALED_OF_REFERRAL = """query($id: ID!) { node(id: $id) { ... on Referral { reason survivor { id }
+  goals { description } milestones { title } } } }"""
+
+
+async def test_a_key_destroyed_after_a_read_opens_nothing_more(
+    factory: Factory, app: FastAPI, busy_network: tuple[Network, list[str]], owner_engine: AsyncEngine
+) -> None:
+    """Compiled reads remember survivors' unwrapped keys (db.crypto.DataKeys); erasing her destroys her
+    key, and from then on nothing of hers opens, remembered or not."""
+    net, (in_care, *_) = busy_network
+    ran = await every_way(factory, app, net.token("coordinator"), SEALED_OF_REFERRAL, {"id": in_care})
+    seen = ran.body["data"]["node"]
+    assert ran.compiled == 1 and seen["reason"] and seen["milestones"][0]["title"] == "First session attended"
+    decoded = from_global_id(seen["survivor"]["id"])
+    assert decoded is not None
+    survivor = str(decoded[1])
+    remembered = app.state.pamoja.data_keys._ciphers
+    assert any(who == survivor for who, _ in remembered)
+    async with owner_engine.begin() as connection:
+        await connection.execute(text("UPDATE survivor_key SET destroyed_at = now() WHERE survivor_id = :id"),
+                                 {"id": survivor})
+    ran = await every_way(factory, app, net.token("coordinator"), SEALED_OF_REFERRAL, {"id": in_care})
+    erased = ran.body["data"]["node"]
+    assert ran.compiled == 1 and erased["reason"] is None and erased["goals"] == erased["milestones"] == []
 
 
 async def test_node_by_id_is_compiled_when_visible_and_answered_by_the_resolvers_when_not(

@@ -21,6 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.crypto import (
+    DataKeys,
     DecryptionFailed,
     MasterKeys,
     blind_index,
@@ -60,6 +61,63 @@ def test_same_plaintext_encrypts_differently_and_round_trips() -> None:
     b = encrypt_field(key, "+254712345678", table="survivor_identity", column="phone", row_id="r1")
     assert a != b
     assert decrypt_field(key, a, table="survivor_identity", column="phone", row_id="r1") == "+254712345678"
+
+
+class CountingMaster(MasterKeys):
+    """Master keys that count their unwraps."""
+
+    unwraps: list[str]
+
+    def unwrap(self, key_id: str, wrapped: bytes, *, aad: str) -> bytes:
+        self.unwraps.append(aad)
+        return super().unwrap(key_id, wrapped, aad=aad)
+
+
+def _sealed_for(master: MasterKeys, survivor: str, texts: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """A survivor's wrapped key as a compiled read brings it, and each text sealed as its marker carries it."""
+    data_key = new_data_key()
+    master_id, wrapped = master.wrap(data_key, aad=key_aad(uuid.UUID(survivor)))
+    sealed = {aad: base64.b64encode(encrypt_field(data_key, value, table="milestone", column="title", row_id=aad)
+                                    or b"").decode() for aad, value in texts.items()}
+    return f"{master_id} {base64.b64encode(wrapped).decode()}", sealed
+
+
+def _survivor_aad(survivor: str) -> str:
+    return key_aad(uuid.UUID(survivor))
+
+
+def test_data_keys_unwrap_each_survivors_key_once_and_only_for_the_key_brought() -> None:
+    master = CountingMaster(MasterKeys.parse(f"k1:{_key()}").keys)
+    object.__setattr__(master, "unwraps", [])
+    keys = DataKeys(master, size=2)
+    amina, baraka, chausiku = (str(uuid.uuid4()) for _ in range(3))
+    wrapped, sealed = _sealed_for(master, amina, {"m1": "First session attended", "m2": "Back at school"})
+    aad = {name: f"milestone.title:{name}" for name in sealed}
+    texts = {"m1": "First session attended", "m2": "Back at school"}
+    for name in ("m1", "m2", "m1"):
+        assert keys.open(amina, wrapped, sealed[name], aad=aad[name], key_aad=_survivor_aad).decode() == texts[name]
+    assert len(master.unwraps) == 1  # remembered: one unwrap for three texts
+    # Her wrapped key brought as another survivor's: its associated data names her, so it does not open.
+    with pytest.raises(DecryptionFailed):
+        keys.open(baraka, wrapped, sealed["m1"], aad=aad["m1"], key_aad=_survivor_aad)
+    # Her key re-wrapped (a master key rotation): the new wrapped key is unwrapped, not matched to the old.
+    data_key = master.unwrap(wrapped.split(" ")[0], base64.b64decode(wrapped.split(" ")[1]), aad=_survivor_aad(amina))
+    rewrapped = master.wrap(data_key, aad=_survivor_aad(amina))
+    rewrapped_text = f"{rewrapped[0]} {base64.b64encode(rewrapped[1]).decode()}"
+    master.unwraps.clear()
+    assert keys.open(amina, rewrapped_text, sealed["m2"], aad=aad["m2"], key_aad=_survivor_aad) == b"Back at school"
+    assert len(master.unwraps) == 1
+    # Bounded: a third key pushes out the least recently used (amina's first wrapping).
+    other, other_sealed = _sealed_for(master, chausiku, {"m3": "Sleeps through the night"})
+    keys.open(chausiku, other, other_sealed["m3"], aad="milestone.title:m3", key_aad=_survivor_aad)
+    master.unwraps.clear()
+    keys.open(amina, wrapped, sealed["m1"], aad=aad["m1"], key_aad=_survivor_aad)
+    assert len(master.unwraps) == 1
+    # A text sealed for one row does not open as another's; a broken marker is a decryption failure.
+    with pytest.raises(DecryptionFailed):
+        keys.open(amina, wrapped, sealed["m1"], aad=aad["m2"], key_aad=_survivor_aad)
+    with pytest.raises(DecryptionFailed):
+        keys.open(amina, wrapped, "not base64!", aad=aad["m1"], key_aad=_survivor_aad)
 
 
 def test_ciphertext_moved_to_another_row_or_column_does_not_decrypt() -> None:
