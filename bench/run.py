@@ -1436,12 +1436,22 @@ class ScenarioResult:
     peak_rss_mb: dict[str, float]
     busy_before_pct: float
     postgraphile: dict[str, Any] | None = None
+    round: int = 1  # of --rounds
 
     @property
     def ratio(self) -> float | None:
         if not self.floor or not self.floor.get("rps"):
             return None
         return float(self.api["rps"]) / float(self.floor["rps"])
+
+    @property
+    def ratio_to_postgraphile(self) -> float | None:
+        if not self.postgraphile or not self.postgraphile.get("rps"):
+            return None
+        return float(self.api["rps"]) / float(self.postgraphile["rps"])
+
+    def label(self, rounds: int) -> str:
+        return f"{self.name} #{self.round}" if rounds > 1 else self.name
 
 
 async def prepare(args: argparse.Namespace) -> tuple[str, BenchState, float | None]:
@@ -1549,51 +1559,69 @@ async def http_phase(args: argparse.Namespace, owner_url: str, state: BenchState
         sampling = asyncio.create_task(sampler.run())
         try:
             for plan in plans:
-                fixtures.tokens = await mint_tokens(owner_url, state.master_keys, fixtures.counselors)
-                quiet = await wait_until_quiet(args.quiet_wait)
-                client = Connections(base)
-                try:
-
-                    async def http_request(vu: int, i: int, plan: Scenario = plan,
-                                           client: Connections = client) -> str | None:
-                        who, body = plan.pick(vu, i)
-                        status, content = await client.send(vu, client.request(
-                            "/graphql", body, {"Authorization": f"Bearer {fixtures.tokens[who]}"}))
-                        return failure_of(plan.name, status, content)
-
-                    log(f"{plan.name}: warming up {warmup:.0f} s, then {args.seconds:.0f} s at concurrency "
-                        f"{args.concurrency} against {args.workers} workers")
-                    await drive(args.concurrency, warmup, http_request, ramp=ramp)
-                    if not args.cold_callers:
-                        await prime_callers(client, fixtures.tokens, args.concurrency)
-                    sampler.reset()
-                    before = sampler.cpu()
-                    outcome = await drive(args.concurrency, args.seconds, http_request)
-                    after = sampler.cpu()
-                    sampler.sample()
-                    held = sampler.connections(int(base.rsplit(":", 1)[1]))
-                finally:
-                    await client.close()
-                api = outcome.summary()
-                cpu = cpu_per_request(before, after, outcome.count)
-                cpu["connections_per_worker"] = held
-                peaks = {str(pid): round(rss / 2**20, 1) for pid, rss in sorted(sampler.peaks.items())}
-                log(f"{plan.name}: API {api['rps']} req/s, p50 {api['p50_ms']} ms, p99 {api['p99_ms']} ms, "
-                    f"{api['errors']} errors {api['error_kinds'] or ''}(connections per worker {held})")
-                floor = await run_floor(args, owner_url, plan.name, fixtures, today, warmup, sampler,
-                                        MasterKeys.parse(state.master_keys))
-                postgraphile = await run_peer(args, peer, plan.name, fixtures, warmup, sampler)
-                cost = costs[plan.name]
-                results.append(ScenarioResult(
-                    name=plan.name, title=plan.title, api=api, floor=floor, statements=cost.statements,
-                    transactions=cost.transactions, checkouts=cost.checkouts, in_process_ms=cost.wall_ms,
-                    in_process_db_ms=cost.db_ms, in_process_gc_ms=cost.gc_ms, cpu=cpu, peak_rss_mb=peaks,
-                    busy_before_pct=quiet, postgraphile=postgraphile,
-                ))
+                for round_ in range(1, args.rounds + 1):
+                    results.append(await measure_round(args, owner_url, state, fixtures, plan, costs[plan.name],
+                                                       round_, base=base, sampler=sampler, peer=peer,
+                                                       warmup=warmup, ramp=ramp, today=today))
         finally:
             sampler.stop()
             await sampling
     return results
+
+
+async def measure_round(args: argparse.Namespace, owner_url: str, state: BenchState, fixtures: Fixtures,
+                        plan: Scenario, cost: OperationCost, round_: int, *, base: str, sampler: Sampler,
+                        peer: Peer | None, warmup: float, ramp: float, today: date) -> ScenarioResult:
+    """One round of a scenario: Pamoja, the floor and PostGraphile, each warmed up and then measured.
+    Even rounds measure the others first, so that a machine speeding up or slowing down during a run
+    (a shared machine does) favours neither side once the rounds are taken together."""
+    fixtures.tokens = await mint_tokens(owner_url, state.master_keys, fixtures.counselors)
+    quiet = await wait_until_quiet(args.quiet_wait)
+
+    async def others() -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        floor = await run_floor(args, owner_url, plan.name, fixtures, today, warmup, sampler,
+                                MasterKeys.parse(state.master_keys))
+        return floor, await run_peer(args, peer, plan.name, fixtures, warmup, sampler)
+
+    if round_ % 2 == 0:
+        floor, postgraphile = await others()
+    client = Connections(base)
+    try:
+
+        async def http_request(vu: int, i: int) -> str | None:
+            who, body = plan.pick(vu, i)
+            status, content = await client.send(vu, client.request(
+                "/graphql", body, {"Authorization": f"Bearer {fixtures.tokens[who]}"}))
+            return failure_of(plan.name, status, content)
+
+        log(f"{plan.name}{f' (round {round_} of {args.rounds})' if args.rounds > 1 else ''}: warming up "
+            f"{warmup:.0f} s, then {args.seconds:.0f} s at concurrency {args.concurrency} against "
+            f"{args.workers} workers")
+        await drive(args.concurrency, warmup, http_request, ramp=ramp)
+        if not args.cold_callers:
+            await prime_callers(client, fixtures.tokens, args.concurrency)
+        sampler.reset()
+        before = sampler.cpu()
+        outcome = await drive(args.concurrency, args.seconds, http_request)
+        after = sampler.cpu()
+        sampler.sample()
+        held = sampler.connections(int(base.rsplit(":", 1)[1]))
+    finally:
+        await client.close()
+    api = outcome.summary()
+    cpu = cpu_per_request(before, after, outcome.count)
+    cpu["connections_per_worker"] = held
+    peaks = {str(pid): round(rss / 2**20, 1) for pid, rss in sorted(sampler.peaks.items())}
+    log(f"{plan.name}: API {api['rps']} req/s, p50 {api['p50_ms']} ms, p99 {api['p99_ms']} ms, "
+        f"{api['errors']} errors {api['error_kinds'] or ''}(connections per worker {held})")
+    if round_ % 2 == 1:
+        floor, postgraphile = await others()
+    return ScenarioResult(
+        name=plan.name, title=plan.title, api=api, floor=floor, statements=cost.statements,
+        transactions=cost.transactions, checkouts=cost.checkouts, in_process_ms=cost.wall_ms,
+        in_process_db_ms=cost.db_ms, in_process_gc_ms=cost.gc_ms, cpu=cpu, peak_rss_mb=peaks,
+        busy_before_pct=quiet, postgraphile=postgraphile, round=round_,
+    )
 
 
 async def run_floor(args: argparse.Namespace, owner_url: str, scenario: str, fixtures: Fixtures, today: date,
@@ -1625,11 +1653,30 @@ async def run_floor(args: argparse.Namespace, owner_url: str, scenario: str, fix
     return floor
 
 
+def report_rounds(results: list[ScenarioResult]) -> None:
+    """Each scenario's ratios across rounds: their median, and the ratio of all rounds' requests taken
+    together (Pamoja's and its peers' windows alternate, so drift during the run cancels out)."""
+    report("Across rounds (Pamoja and its peers measured in alternating order):")
+    for name in dict.fromkeys(r.name for r in results):
+        rounds = [r for r in results if r.name == name]
+        for label, peers in (("PostGraphile", [r.postgraphile for r in rounds]), ("floor", [r.floor for r in rounds])):
+            if not all(p and p.get("rps") for p in peers):
+                continue
+            ratios = [r.api["rps"] / p["rps"] for r, p in zip(rounds, peers, strict=True) if p]
+            pooled = sum(r.api["rps"] for r in rounds) / sum(p["rps"] for p in peers if p)
+            report(f"  {name:<12} API/{label} by round {', '.join(f'{x:.2f}' for x in ratios)}; "
+                   f"median {statistics.median(ratios):.2f}; all rounds together {pooled:.2f}")
+
+
 def print_report(args: argparse.Namespace, results: list[ScenarioResult], load_seconds: float | None,
                  state: BenchState, costs: dict[str, OperationCost], check: dict[str, Any], busy: float) -> None:
+    def tag(r: ScenarioResult) -> str:
+        return r.label(args.rounds)
+
     report("\n" + "=" * 100)
+    rounds = f" and round, {args.rounds} rounds" if args.rounds > 1 else ""
     report(f"Pamoja benchmark: scale {args.scale} ({state.counts}), {args.workers} workers, concurrency "
-          f"{args.concurrency}, {args.seconds:.0f} s per scenario, {psutil.cpu_count()} CPUs")
+          f"{args.concurrency}, {args.seconds:.0f} s per scenario{rounds}, {psutil.cpu_count()} CPUs")
     loaded = f"reused ({state.load_seconds} s when loaded)" if load_seconds is None else f"{load_seconds:.1f} s"
     report(f"load time: {loaded}; machine busy before the run: {busy:.0f}%")
     report(f"floor check: {check.get('counselors_compared')} counselors' dashboards compared, "
@@ -1641,7 +1688,7 @@ def print_report(args: argparse.Namespace, results: list[ScenarioResult], load_s
     report("-" * len(header))
     for r in results:
         rss = ", ".join(f"{v:.0f}" for v in r.peak_rss_mb.values())
-        report(f"{r.name:<12} {'API':<6} {r.api['rps']:>8.1f} {r.api['p50_ms']:>8.1f} {r.api['p95_ms']:>8.1f} "
+        report(f"{tag(r):<12} {'API':<6} {r.api['rps']:>8.1f} {r.api['p50_ms']:>8.1f} {r.api['p95_ms']:>8.1f} "
               f"{r.api['p99_ms']:>8.1f} {r.api['errors']:>7} {r.statements:>8.0f} {r.transactions:>8.0f} "
               f"{r.checkouts:>8.0f}  {rss}")
         if r.floor:
@@ -1654,9 +1701,11 @@ def print_report(args: argparse.Namespace, results: list[ScenarioResult], load_s
                   f"{p['p99_ms']:>8.1f} {p['errors']:>7} {1:>8}")
             report(f"{'':<12} API/PostGraphile = {r.api['rps'] / p['rps']:.2f}" if p["rps"] else "")
     report("-" * len(header))
+    if args.rounds > 1:
+        report_rounds(results)
     report("CPU per request (ms) during the measured window | in-process, one request at a time (mean):")
     for r in results:
-        report(f"  {r.name:<12} workers {r.cpu['workers_ms']:6.2f}  postgres {r.cpu['postgres_ms']:6.2f}  "
+        report(f"  {tag(r):<12} workers {r.cpu['workers_ms']:6.2f}  postgres {r.cpu['postgres_ms']:6.2f}  "
               f"client {r.cpu['client_ms']:5.2f}  others {r.cpu['others_ms']:6.2f}  "
               f"busy {r.cpu['machine_busy_pct']:5.1f}% (before {r.busy_before_pct:.0f}%)  | in-process "
               f"{r.in_process_ms:6.1f} ms: {r.in_process_db_ms:5.1f} ms in {r.statements:.0f} SQL statements, "
@@ -1664,17 +1713,17 @@ def print_report(args: argparse.Namespace, results: list[ScenarioResult], load_s
     for r in results:
         if r.postgraphile:
             c = r.postgraphile["cpu"]
-            report(f"  {r.name:<12} PostGraphile v5 (as 'others'): postgres {c['postgres_ms']:6.2f}  "
+            report(f"  {tag(r):<12} PostGraphile v5 (as 'others'): postgres {c['postgres_ms']:6.2f}  "
                   f"client {c['client_ms']:5.2f}  others {c['others_ms']:6.2f}  busy {c['machine_busy_pct']:5.1f}%")
         if r.floor:
             c = r.floor["cpu"]
-            report(f"  {r.name:<12} floor: postgres {c['postgres_ms']:6.2f}  client {c['client_ms']:5.2f}  "
+            report(f"  {tag(r):<12} floor: postgres {c['postgres_ms']:6.2f}  client {c['client_ms']:5.2f}  "
                   f"others {c['others_ms']:6.2f}  busy {c['machine_busy_pct']:5.1f}%")
     for r in results:
-        report(f"  {r.name}: each worker process busy {r.cpu['worker_busy_pct']} % of the window; client "
+        report(f"  {tag(r)}: each worker process busy {r.cpu['worker_busy_pct']} % of the window; client "
               f"connections held per worker {r.cpu['connections_per_worker']}")
         if r.cpu["top_others"]:
-            report(f"  {r.name}: other processes that took CPU during the window: {'; '.join(r.cpu['top_others'])}")
+            report(f"  {tag(r)}: other processes that took CPU during the window: {'; '.join(r.cpu['top_others'])}")
     report("Which engine answered the in-process requests (the same documents as under load):")
     for name, cost in costs.items():
         report(f"  {name:<12} {cost.paths}")
@@ -1701,7 +1750,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "scale": args.scale, "counts": state.counts, "workers": args.workers, "concurrency": args.concurrency,
         "seconds": args.seconds, "load_seconds": load_seconds, "machine_busy_before_pct": busy,
         "floor_check": check,
-        "scenarios": [{**asdict(r), "ratio_api_to_floor": r.ratio,
+        "rounds": args.rounds,
+        "scenarios": [{**asdict(r), "ratio_api_to_floor": r.ratio, "ratio_api_to_postgraphile": r.ratio_to_postgraphile,
                        "statement_texts": costs[r.name].statement_texts} for r in results],
         "profile": profile,
     }
@@ -1718,7 +1768,11 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--seconds", type=float, default=20.0, help="measured duration per scenario")
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured duration per scenario and round")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure each scenario this many times, Pamoja and its peers in alternating order "
+                             "(a shared machine's speed drifts during a run); the report adds each round's "
+                             "API/PostGraphile and their median")
     parser.add_argument("--concurrency", type=int, default=16, help="virtual users (closed loop)")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--reuse", action="store_true", help="keep a database this script already loaded")
@@ -1742,8 +1796,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--only", default="dashboard,referral,logSession",
                         help="comma-separated scenarios to run (default: all three)")
     args = parser.parse_args(argv)
-    if args.seconds <= 0 or args.concurrency < 1 or args.workers < 1 or args.scale <= 0:
-        parser.error("--seconds, --concurrency, --workers and --scale must be positive")
+    if args.seconds <= 0 or args.concurrency < 1 or args.workers < 1 or args.scale <= 0 or args.rounds < 1:
+        parser.error("--seconds, --concurrency, --workers, --scale and --rounds must be positive")
     args.only = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = set(args.only) - {"dashboard", "referral", "logSession"}
     if unknown or not args.only:
