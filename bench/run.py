@@ -24,7 +24,10 @@ What it does, and why each choice:
    each scenario first waits a while for the machine to be quiet), so "where the time goes" has
    numbers.
 5. Runs the same reads as ONE hand-written statement through asyncpg at the same concurrency (the
-   floor) and prints API/floor.
+   floor) and prints API/floor, and PostGraphile v5 on the same database (API/PostGraphile).
+   `--rounds N` repeats each scenario, Pamoja and its peers in alternating order, and prints the
+   ratios by round, their median and all rounds together: a shared machine's speed drifts during a
+   run, and one window per side can favour either.
 6. `--profile`: the dashboard in-process under pyinstrument (if installed) or cProfile.
 """
 
