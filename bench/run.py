@@ -1586,39 +1586,43 @@ async def measure_round(args: argparse.Namespace, owner_url: str, state: BenchSt
                                 MasterKeys.parse(state.master_keys))
         return floor, await run_peer(args, peer, plan.name, fixtures, warmup, sampler)
 
-    if round_ % 2 == 0:
-        floor, postgraphile = await others()
-    client = Connections(base)
-    try:
+    async def pamoja() -> tuple[dict[str, Any], dict[str, Any], dict[str, float]]:
+        client = Connections(base)
+        try:
 
-        async def http_request(vu: int, i: int) -> str | None:
-            who, body = plan.pick(vu, i)
-            status, content = await client.send(vu, client.request(
-                "/graphql", body, {"Authorization": f"Bearer {fixtures.tokens[who]}"}))
-            return failure_of(plan.name, status, content)
+            async def http_request(vu: int, i: int) -> str | None:
+                who, body = plan.pick(vu, i)
+                status, content = await client.send(vu, client.request(
+                    "/graphql", body, {"Authorization": f"Bearer {fixtures.tokens[who]}"}))
+                return failure_of(plan.name, status, content)
 
-        log(f"{plan.name}{f' (round {round_} of {args.rounds})' if args.rounds > 1 else ''}: warming up "
-            f"{warmup:.0f} s, then {args.seconds:.0f} s at concurrency {args.concurrency} against "
-            f"{args.workers} workers")
-        await drive(args.concurrency, warmup, http_request, ramp=ramp)
-        if not args.cold_callers:
-            await prime_callers(client, fixtures.tokens, args.concurrency)
-        sampler.reset()
-        before = sampler.cpu()
-        outcome = await drive(args.concurrency, args.seconds, http_request)
-        after = sampler.cpu()
-        sampler.sample()
-        held = sampler.connections(int(base.rsplit(":", 1)[1]))
-    finally:
-        await client.close()
-    api = outcome.summary()
-    cpu = cpu_per_request(before, after, outcome.count)
-    cpu["connections_per_worker"] = held
-    peaks = {str(pid): round(rss / 2**20, 1) for pid, rss in sorted(sampler.peaks.items())}
-    log(f"{plan.name}: API {api['rps']} req/s, p50 {api['p50_ms']} ms, p99 {api['p99_ms']} ms, "
-        f"{api['errors']} errors {api['error_kinds'] or ''}(connections per worker {held})")
-    if round_ % 2 == 1:
+            log(f"{plan.name}{f' (round {round_} of {args.rounds})' if args.rounds > 1 else ''}: warming up "
+                f"{warmup:.0f} s, then {args.seconds:.0f} s at concurrency {args.concurrency} against "
+                f"{args.workers} workers")
+            await drive(args.concurrency, warmup, http_request, ramp=ramp)
+            if not args.cold_callers:
+                await prime_callers(client, fixtures.tokens, args.concurrency)
+            sampler.reset()
+            before = sampler.cpu()
+            outcome = await drive(args.concurrency, args.seconds, http_request)
+            after = sampler.cpu()
+            sampler.sample()
+            held = sampler.connections(int(base.rsplit(":", 1)[1]))
+        finally:
+            await client.close()
+        api = outcome.summary()
+        cpu = cpu_per_request(before, after, outcome.count)
+        cpu["connections_per_worker"] = held
+        log(f"{plan.name}: API {api['rps']} req/s, p50 {api['p50_ms']} ms, p99 {api['p99_ms']} ms, "
+            f"{api['errors']} errors {api['error_kinds'] or ''}(connections per worker {held})")
+        return api, cpu, {str(pid): round(rss / 2**20, 1) for pid, rss in sorted(sampler.peaks.items())}
+
+    if round_ % 2:
+        api, cpu, peaks = await pamoja()
         floor, postgraphile = await others()
+    else:
+        floor, postgraphile = await others()
+        api, cpu, peaks = await pamoja()
     return ScenarioResult(
         name=plan.name, title=plan.title, api=api, floor=floor, statements=cost.statements,
         transactions=cost.transactions, checkouts=cost.checkouts, in_process_ms=cost.wall_ms,
