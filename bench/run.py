@@ -24,7 +24,9 @@ What it does, and why each choice:
    each scenario first waits a while for the machine to be quiet), so "where the time goes" has
    numbers.
 5. Runs the same reads as ONE hand-written statement through asyncpg at the same concurrency (the
-   floor) and prints API/floor, and PostGraphile v5 on the same database (API/PostGraphile).
+   floor) and prints API/floor, and PostGraphile v5 on the same database twice: as the table owner
+   (API/PostGraphile, its best case) and as Pamoja's runtime role under Pamoja's RLS with Pamoja's
+   own tokens (API/PostGraphile (RLS), the like-for-like peer).
    `--rounds N` repeats each scenario, Pamoja and its peers in alternating order, and prints the
    ratios by round, their median and all rounds together: a shared machine's speed drifts during a
    run, and one window per side can favour either.
@@ -990,9 +992,14 @@ PEER_QUERY_FIXES = (("nodes { title achievedOn }", "nodes { titleEnc achievedOn 
 
 @dataclass
 class Peer:
+    """One PostGraphile server: `rls` connects as Pamoja's runtime role and is sent each counselor's own
+    Pamoja token (it verifies it against Pamoja's JWKS and sets the same row-security settings), so
+    Pamoja's RLS policies apply to its statements; otherwise it is the table owner (no RLS)."""
+
     base: str
     dashboard: str
     referral: str
+    rls: bool = False
 
 
 def _peer_ready(source: Path, owner_url: str, database: str) -> Path | None:
@@ -1022,31 +1029,47 @@ def _peer_ready(source: Path, owner_url: str, database: str) -> Path | None:
     return node
 
 
-def _spawn_peer(node: Path, port: int, database: str, log_path: Path) -> subprocess.Popen[bytes]:
+def _spawn_peer(node: Path, port: int, database: str, log_path: Path, jwks: Path | None) -> subprocess.Popen[bytes]:
+    """PostGraphile as the owner, or (`jwks`: Pamoja's published keys) as Pamoja's runtime role under RLS."""
+    mode = {"MODE": "owner"} if jwks is None else {
+        "MODE": "rls", "JWKS_FILE": str(jwks), "PAMOJA_PUBLIC_URL": PUBLIC_URL}
     with log_path.open("wb") as output:
         return subprocess.Popen(
             [str(node), str(PEER_COPY / "node_modules" / ".bin" / "postgraphile"), "-C", "graphile.config.mjs"],
             cwd=PEER_COPY, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, "BENCH_DB": database, "MODE": "owner", "PORT": str(port),
-                 "GRAPHILE_ENV": "production", "NODE_ENV": "production"})
+            env={**os.environ, "BENCH_DB": database, "PORT": str(port), "GRAPHILE_ENV": "production",
+                 "NODE_ENV": "production", **mode})
 
 
 @contextlib.asynccontextmanager
-async def peer_server(args: argparse.Namespace, owner_url: str) -> AsyncIterator[Peer | None]:
-    """PostGraphile v5 as the table owner (no RLS: its best case) on the benchmark database."""
+async def peer_servers(args: argparse.Namespace, owner_url: str, api_base: str,
+                       token: str) -> AsyncIterator[list[Peer]]:
+    """PostGraphile v5 on the benchmark database twice: as the table owner (no RLS: its best case) and as
+    Pamoja's runtime role under Pamoja's RLS, verifying Pamoja's own tokens (`api_base` publishes the keys;
+    `token`, one of them, asks whether it is up). Either may be missing (logged): the rest of the run goes on."""
     node = None if args.no_postgraphile else _peer_ready(Path(args.postgraphile), owner_url, args.database)
     if node is None:
-        yield None
+        yield []
         return
     connection = await asyncpg.connect(plain(owner_url))
     try:
         await connection.execute((PEER_COPY / "setup.sql").read_text())
     finally:
         await connection.close()
+    jwks = PEER_COPY / "jwks.json"
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        jwks.write_bytes((await client.get(api_base + "/.well-known/jwks.json")).raise_for_status().content)
+    async with _peer(node, args.database, None, token) as owner, _peer(node, args.database, jwks, token) as rls:
+        yield [p for p in (owner, rls) if p is not None]
+
+
+@contextlib.asynccontextmanager
+async def _peer(node: Path, database: str, jwks: Path | None, token: str) -> AsyncIterator[Peer | None]:
     port = free_port()
-    log_path = PEER_COPY / "server.log"
-    process = _spawn_peer(node, port, args.database, log_path)
+    log_path = PEER_COPY / ("server.log" if jwks is None else "server-rls.log")
+    process = _spawn_peer(node, port, database, log_path, jwks)
     base = f"http://127.0.0.1:{port}"
+    label = "PostGraphile" if jwks is None else "PostGraphile (RLS)"
     dashboard = (PEER_COPY / "dashboard.graphql").read_text()
     for old, new in PEER_QUERY_FIXES:
         dashboard = dashboard.replace(old, new)
@@ -1054,22 +1077,59 @@ async def peer_server(args: argparse.Namespace, owner_url: str) -> AsyncIterator
         async with httpx.AsyncClient(timeout=5.0) as client:
             for _ in range(120):
                 with contextlib.suppress(httpx.HTTPError):
-                    if (await client.post(base + "/graphql", json={"query": "{ __typename }"})).status_code == 200:
+                    if (await client.post(base + "/graphql", json={"query": "{ __typename }"}, headers={
+                            "Authorization": f"Bearer {token}"} if jwks else {})).status_code == 200:
                         break
                 if process.poll() is not None:
                     break
                 await asyncio.sleep(0.5)
             else:
-                log("PostGraphile skipped: it did not start")
+                log(f"{label} skipped: it did not start")
                 yield None
                 return
         if process.poll() is not None:
-            log(f"PostGraphile skipped: it exited; {tail(log_path, 400)}")
+            log(f"{label} skipped: it exited; {tail(log_path, 400)}")
             yield None
             return
-        yield Peer(base=base, dashboard=dashboard, referral=(PEER_COPY / "referral.graphql").read_text())
+        yield Peer(base=base, dashboard=dashboard, referral=(PEER_COPY / "referral.graphql").read_text(),
+                   rls=jwks is not None)
     finally:
         stop_process_group(process)
+
+
+def peer_request(peer: Peer, scenario: str, fixtures: Fixtures, index: int) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of a peer's request: the dashboard of counselor `index`, or the referral by id
+    `index` of those visible; under RLS with that counselor's Pamoja token."""
+    if scenario == "dashboard":
+        who = index % len(fixtures.counselors)
+        counselor = fixtures.counselors[who]
+        query, variables = peer.dashboard, {"c": str(counselor.id), "o": str(counselor.organization_id)}
+    else:
+        referral_id, who = fixtures.visible[index % len(fixtures.visible)]
+        counselor = fixtures.counselors[who]
+        query, variables = peer.referral, {"id": str(referral_id), "c": str(counselor.id),
+                                           "o": str(counselor.organization_id)}
+    headers = {"Authorization": f"Bearer {fixtures.tokens[who]}"} if peer.rls else {}
+    return json.dumps({"query": query, "variables": variables}).encode(), headers
+
+
+async def peer_check(peers: list[Peer], fixtures: Fixtures, counselors: int = 5) -> dict[str, Any]:
+    """Whether PostGraphile under RLS answers the dashboard with the very rows it answers as the owner
+    (sampled counselors): otherwise the two would not be measured on the same work."""
+    if len(peers) < 2:
+        return {}
+    mismatches = 0
+    sampled = list(range(0, len(fixtures.counselors), max(1, len(fixtures.counselors) // counselors)))[:counselors]
+    async with httpx.AsyncClient(timeout=10.0) as client:
+        for index in sampled:
+            answers = []
+            for peer in peers:
+                body, headers = peer_request(peer, "dashboard", fixtures, index)
+                response = await client.post(peer.base + "/graphql", content=body,
+                                             headers={**headers, "Content-Type": "application/json"})
+                answers.append(response.json())
+            mismatches += answers[0] != answers[1] or "errors" in answers[0]
+    return {"counselors_compared": len(sampled), "mismatches": mismatches}
 
 
 async def run_peer(args: argparse.Namespace, peer: Peer | None, scenario: str, fixtures: Fixtures,
@@ -1077,21 +1137,12 @@ async def run_peer(args: argparse.Namespace, peer: Peer | None, scenario: str, f
     """The same reads from PostGraphile, same driver, concurrency and duration (reads only)."""
     if peer is None or scenario not in ("dashboard", "referral"):
         return None
-    n = len(fixtures.counselors)
     client = Connections(peer.base)
     try:
 
         async def request(vu: int, i: int) -> str | None:
-            if scenario == "dashboard":
-                counselor = fixtures.counselors[(vu + i * args.concurrency) % n]
-                query, variables = peer.dashboard, {"c": str(counselor.id), "o": str(counselor.organization_id)}
-            else:
-                referral_id, who = fixtures.visible[(vu + i * args.concurrency) % len(fixtures.visible)]
-                counselor = fixtures.counselors[who]
-                query, variables = peer.referral, {"id": str(referral_id), "c": str(counselor.id),
-                                                   "o": str(counselor.organization_id)}
-            status, content = await client.send(vu, client.request(
-                "/graphql", json.dumps({"query": query, "variables": variables}).encode(), {}))
+            body, headers = peer_request(peer, scenario, fixtures, vu + i * args.concurrency)
+            status, content = await client.send(vu, client.request("/graphql", body, headers))
             if status != 200 or b'"errors"' in content:
                 return f"HTTP {status}" if status != 200 else "errors"
             return None
@@ -1104,7 +1155,8 @@ async def run_peer(args: argparse.Namespace, peer: Peer | None, scenario: str, f
         await client.close()
     result = outcome.summary()
     result["cpu"] = cpu_per_request(before, after, outcome.count)
-    log(f"{scenario}: PostGraphile {result['rps']} req/s, p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, "
+    log(f"{scenario}: PostGraphile{' (RLS)' if peer.rls else ''} {result['rps']} req/s, p50 {result['p50_ms']} ms, "
+        f"p99 {result['p99_ms']} ms, "
         f"{result['errors']} errors {result['error_kinds'] or ''}")
     return result
 
@@ -1439,6 +1491,7 @@ class ScenarioResult:
     peak_rss_mb: dict[str, float]
     busy_before_pct: float
     postgraphile: dict[str, Any] | None = None
+    postgraphile_rls: dict[str, Any] | None = None  # PostGraphile as Pamoja's runtime role, under its RLS
     round: int = 1  # of --rounds
 
     @property
@@ -1452,6 +1505,12 @@ class ScenarioResult:
         if not self.postgraphile or not self.postgraphile.get("rps"):
             return None
         return float(self.api["rps"]) / float(self.postgraphile["rps"])
+
+    @property
+    def ratio_to_postgraphile_rls(self) -> float | None:
+        if not self.postgraphile_rls or not self.postgraphile_rls.get("rps"):
+            return None
+        return float(self.api["rps"]) / float(self.postgraphile_rls["rps"])
 
     def label(self, rounds: int) -> str:
         return f"{self.name} #{self.round}" if rounds > 1 else self.name
@@ -1543,7 +1602,8 @@ async def in_process_phase(args: argparse.Namespace, owner_url: str, state: Benc
 
 
 async def http_phase(args: argparse.Namespace, owner_url: str, state: BenchState, fixtures: Fixtures,
-                     plans: list[Scenario], costs: dict[str, OperationCost]) -> list[ScenarioResult]:
+                     plans: list[Scenario], costs: dict[str, OperationCost],
+                     ) -> tuple[list[ScenarioResult], dict[str, Any]]:
     """Each scenario gets a fresh client (fresh connections), a warm-up, then the measured window.
 
     uvicorn's workers share one listening socket and a keep-alive connection stays with the worker
@@ -1557,34 +1617,38 @@ async def http_phase(args: argparse.Namespace, owner_url: str, state: BenchState
     warmup = min(3.0, max(1.0, args.seconds / 5))
     ramp = 0.0 if args.burst_connect else warmup / 2 / args.concurrency
     async with api_server(owner_url, state, args.workers) as (base, server), \
-            peer_server(args, owner_url) as peer:
+            peer_servers(args, owner_url, base, fixtures.tokens[0]) as peers:
+        checked = await peer_check(peers, fixtures)
         sampler = Sampler(server, args.database)
         sampling = asyncio.create_task(sampler.run())
         try:
             for plan in plans:
                 for round_ in range(1, args.rounds + 1):
                     results.append(await measure_round(args, owner_url, state, fixtures, plan, costs[plan.name],
-                                                       round_, base=base, sampler=sampler, peer=peer,
+                                                       round_, base=base, sampler=sampler, peers=peers,
                                                        warmup=warmup, ramp=ramp, today=today))
         finally:
             sampler.stop()
             await sampling
-    return results
+    return results, checked
 
 
 async def measure_round(args: argparse.Namespace, owner_url: str, state: BenchState, fixtures: Fixtures,
                         plan: Scenario, cost: OperationCost, round_: int, *, base: str, sampler: Sampler,
-                        peer: Peer | None, warmup: float, ramp: float, today: date) -> ScenarioResult:
+                        peers: list[Peer], warmup: float, ramp: float, today: date) -> ScenarioResult:
     """One round of a scenario: Pamoja, the floor and PostGraphile, each warmed up and then measured.
     Even rounds measure the others first, so that a machine speeding up or slowing down during a run
     (a shared machine does) favours neither side once the rounds are taken together."""
     fixtures.tokens = await mint_tokens(owner_url, state.master_keys, fixtures.counselors)
     quiet = await wait_until_quiet(args.quiet_wait)
 
-    async def others() -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    async def others() -> tuple[dict[str, Any] | None, dict[str, Any] | None, dict[str, Any] | None]:
         floor = await run_floor(args, owner_url, plan.name, fixtures, today, warmup, sampler,
                                 MasterKeys.parse(state.master_keys))
-        return floor, await run_peer(args, peer, plan.name, fixtures, warmup, sampler)
+        owner = next((p for p in peers if not p.rls), None)
+        rls = next((p for p in peers if p.rls), None)
+        return (floor, await run_peer(args, owner, plan.name, fixtures, warmup, sampler),
+                await run_peer(args, rls, plan.name, fixtures, warmup, sampler))
 
     async def pamoja() -> tuple[dict[str, Any], dict[str, Any], dict[str, float]]:
         client = Connections(base)
@@ -1619,15 +1683,15 @@ async def measure_round(args: argparse.Namespace, owner_url: str, state: BenchSt
 
     if round_ % 2:
         api, cpu, peaks = await pamoja()
-        floor, postgraphile = await others()
+        floor, postgraphile, postgraphile_rls = await others()
     else:
-        floor, postgraphile = await others()
+        floor, postgraphile, postgraphile_rls = await others()
         api, cpu, peaks = await pamoja()
     return ScenarioResult(
         name=plan.name, title=plan.title, api=api, floor=floor, statements=cost.statements,
         transactions=cost.transactions, checkouts=cost.checkouts, in_process_ms=cost.wall_ms,
         in_process_db_ms=cost.db_ms, in_process_gc_ms=cost.gc_ms, cpu=cpu, peak_rss_mb=peaks,
-        busy_before_pct=quiet, postgraphile=postgraphile, round=round_,
+        busy_before_pct=quiet, postgraphile=postgraphile, postgraphile_rls=postgraphile_rls, round=round_,
     )
 
 
@@ -1666,7 +1730,9 @@ def report_rounds(results: list[ScenarioResult]) -> None:
     report("Across rounds (Pamoja and its peers measured in alternating order):")
     for name in dict.fromkeys(r.name for r in results):
         rounds = [r for r in results if r.name == name]
-        for label, peers in (("PostGraphile", [r.postgraphile for r in rounds]), ("floor", [r.floor for r in rounds])):
+        for label, peers in (("PostGraphile", [r.postgraphile for r in rounds]),
+                             ("PostGraphile (RLS)", [r.postgraphile_rls for r in rounds]),
+                             ("floor", [r.floor for r in rounds])):
             if not all(p and p.get("rps") for p in peers):
                 continue
             ratios = [r.api["rps"] / p["rps"] for r, p in zip(rounds, peers, strict=True) if p]
@@ -1676,7 +1742,8 @@ def report_rounds(results: list[ScenarioResult]) -> None:
 
 
 def print_report(args: argparse.Namespace, results: list[ScenarioResult], load_seconds: float | None,
-                 state: BenchState, costs: dict[str, OperationCost], check: dict[str, Any], busy: float) -> None:
+                 state: BenchState, costs: dict[str, OperationCost], check: dict[str, Any], busy: float,
+                 peers_checked: dict[str, Any]) -> None:
     def tag(r: ScenarioResult) -> str:
         return r.label(args.rounds)
 
@@ -1688,6 +1755,9 @@ def print_report(args: argparse.Namespace, results: list[ScenarioResult], load_s
     report(f"load time: {loaded}; machine busy before the run: {busy:.0f}%")
     report(f"floor check: {check.get('counselors_compared')} counselors' dashboards compared, "
           f"{check.get('mismatches')} mismatches; API dashboard shapes {check.get('api_shapes')}")
+    if peers_checked:
+        report(f"PostGraphile check: {peers_checked['counselors_compared']} counselors' dashboards compared as the "
+               f"owner and under RLS, {peers_checked['mismatches']} mismatches")
     report("=" * 100)
     header = (f"{'scenario':<12} {'side':<6} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7} "
               f"{'SQL/req':>8} {'xact/req':>8} {'conn/req':>8}  peak RSS per worker (MB)")
@@ -1707,6 +1777,11 @@ def print_report(args: argparse.Namespace, results: list[ScenarioResult], load_s
             report(f"{'':<12} {'PG v5':<6} {p['rps']:>8.1f} {p['p50_ms']:>8.1f} {p['p95_ms']:>8.1f} "
                   f"{p['p99_ms']:>8.1f} {p['errors']:>7} {1:>8}")
             report(f"{'':<12} API/PostGraphile = {r.api['rps'] / p['rps']:.2f}" if p["rps"] else "")
+        if r.postgraphile_rls:
+            p = r.postgraphile_rls
+            report(f"{'':<12} {'PG RLS':<6} {p['rps']:>8.1f} {p['p50_ms']:>8.1f} {p['p95_ms']:>8.1f} "
+                  f"{p['p99_ms']:>8.1f} {p['errors']:>7} {2:>8}")
+            report(f"{'':<12} API/PostGraphile (RLS) = {r.api['rps'] / p['rps']:.2f}" if p["rps"] else "")
     report("-" * len(header))
     if args.rounds > 1:
         report_rounds(results)
@@ -1718,10 +1793,11 @@ def print_report(args: argparse.Namespace, results: list[ScenarioResult], load_s
               f"{r.in_process_ms:6.1f} ms: {r.in_process_db_ms:5.1f} ms in {r.statements:.0f} SQL statements, "
               f"{r.in_process_gc_ms:4.1f} ms in GC")
     for r in results:
-        if r.postgraphile:
-            c = r.postgraphile["cpu"]
-            report(f"  {tag(r):<12} PostGraphile v5 (as 'others'): postgres {c['postgres_ms']:6.2f}  "
-                  f"client {c['client_ms']:5.2f}  others {c['others_ms']:6.2f}  busy {c['machine_busy_pct']:5.1f}%")
+        for label, peer in (("PostGraphile v5", r.postgraphile), ("PostGraphile v5 RLS", r.postgraphile_rls)):
+            if peer:
+                c = peer["cpu"]
+                report(f"  {tag(r):<12} {label} (as 'others'): postgres {c['postgres_ms']:6.2f}  "
+                      f"client {c['client_ms']:5.2f}  others {c['others_ms']:6.2f}  busy {c['machine_busy_pct']:5.1f}%")
         if r.floor:
             c = r.floor["cpu"]
             report(f"  {tag(r):<12} floor: postgres {c['postgres_ms']:6.2f}  client {c['client_ms']:5.2f}  "
@@ -1751,14 +1827,15 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     log("counting SQL statements per request in-process" + (" and profiling" if args.profile else ""))
     costs, profile, check = await in_process_phase(args, owner_url, state, fixtures, plans)
     busy = machine_busy()
-    results = await http_phase(args, owner_url, state, fixtures, plans, costs)
-    print_report(args, results, load_seconds, state, costs, check, busy)
+    results, peers_checked = await http_phase(args, owner_url, state, fixtures, plans, costs)
+    print_report(args, results, load_seconds, state, costs, check, busy, peers_checked)
     return {
         "scale": args.scale, "counts": state.counts, "workers": args.workers, "concurrency": args.concurrency,
         "seconds": args.seconds, "load_seconds": load_seconds, "machine_busy_before_pct": busy,
-        "floor_check": check,
+        "floor_check": check, "postgraphile_check": peers_checked,
         "rounds": args.rounds,
         "scenarios": [{**asdict(r), "ratio_api_to_floor": r.ratio, "ratio_api_to_postgraphile": r.ratio_to_postgraphile,
+                       "ratio_api_to_postgraphile_rls": r.ratio_to_postgraphile_rls,
                        "statement_texts": costs[r.name].statement_texts} for r in results],
         "profile": profile,
     }
