@@ -17,8 +17,8 @@ What it does, and why each choice:
 3. Drives the counselor dashboard (issue 5 item 7), a referral by id and `logSession` at a fixed
    concurrency for a fixed time over loopback HTTP/1.1 keep-alive, each request as a different
    counselor (tokens minted like /oauth/token would, with the database's signing key).
-4. Counts SQL statements per request in-process (SQLAlchemy cursor events on the app's engine: the
-   server has no pg_stat_statements preloaded) with their time and the garbage collector's, samples
+4. Counts SQL statements per request in-process (db.engine.statements_observed on the app's engine:
+   SQLAlchemy's cursor events and asyncpg's query loggers; the server has no pg_stat_statements preloaded) with their time and the garbage collector's, samples
    each worker's RSS every 0.5 s, and splits the CPU spent among workers, PostgreSQL, this client
    and anything else on the machine (a shared machine: the report names other busy processes, and
    each scenario first waits a while for the machine to be quiet), so "where the time goes" has
@@ -60,7 +60,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
 import httpx
 import psutil  # type: ignore[import-untyped]
 from pydantic import SecretStr
@@ -72,7 +72,7 @@ from auth import keys as signing_keys
 from auth.tokens import mint_access_token
 from config.settings import Settings
 from db.crypto import MasterKeys, decrypt_field, encrypt_field, new_data_key
-from db.engine import make_engine
+from db.engine import TRANSACTION_CONTROL, make_engine, statements_observed
 from db.survivors import key_aad
 from db.urls import plain, with_database, with_role
 from domain.consent import age_band
@@ -1165,32 +1165,22 @@ async def run_peer(args: argparse.Namespace, peer: Peer | None, scenario: str, f
 
 
 class SqlCounter:
-    """Counts what the app's engine sends: statements, their time, transactions, pool checkouts."""
+    """Counts what the app's engine sends, as `db.engine.statements_observed` reports it (SQLAlchemy's
+    statements and those a request's transaction sends on the asyncpg connection itself): statements and
+    their time, transactions (their BEGIN), pool checkouts."""
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self.statements = 0
-        self.db_seconds = 0.0
-        self.transactions = 0
-        self.checkouts = 0
-        self.texts: list[str] = []
-        sync = engine.sync_engine
-        event.listen(sync, "before_cursor_execute", self._before)
-        event.listen(sync, "after_cursor_execute", self._after)
-        event.listen(sync, "begin", self._begin)
-        event.listen(sync.pool, "checkout", self._checkout)
+        self.reset()
+        event.listen(engine.sync_engine.pool, "checkout", self._checkout)
 
-    def _before(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        conn.info["bench_started"] = (time.perf_counter(), " ".join(statement.split()))
-        self.statements += 1
-
-    def _after(self, conn: Any, *args: Any) -> None:
-        started, text = conn.info.pop("bench_started", (time.perf_counter(), "?"))
-        elapsed = time.perf_counter() - started
-        self.db_seconds += elapsed
-        self.texts.append(f"{elapsed * 1000:6.2f} ms  {text}")
-
-    def _begin(self, conn: Any) -> None:
-        self.transactions += 1
+    def seen(self, text: str, seconds: float) -> None:
+        words = text.lstrip().upper()
+        if words.startswith("BEGIN"):
+            self.transactions += 1
+        elif not words.startswith(TRANSACTION_CONTROL):
+            self.statements += 1
+            self.db_seconds += seconds
+            self.texts.append(f"{seconds * 1000:6.2f} ms  {' '.join(text.split())}")
 
     def _checkout(self, *args: Any) -> None:
         self.checkouts += 1
@@ -1200,7 +1190,7 @@ class SqlCounter:
         self.db_seconds = 0.0
         self.transactions = 0
         self.checkouts = 0
-        self.texts = []
+        self.texts: list[str] = []
 
 
 async def asgi_post(app: Any, body: bytes, token: str) -> tuple[int, bytes]:
@@ -1566,12 +1556,13 @@ async def in_process_phase(args: argparse.Namespace, owner_url: str, state: Benc
     check: dict[str, Any] = {}
     async with app.router.lifespan_context(app):
         counter = SqlCounter(app.state.pamoja.engine)
-        for plan in plans:
-            def make(i: int, plan: Scenario = plan) -> tuple[str, bytes]:
-                who, body = plan.pick(i % args.concurrency, i // args.concurrency)
-                return fixtures.tokens[who], body
+        with statements_observed(app.state.pamoja.engine, counter.seen):
+            for plan in plans:
+                def make(i: int, plan: Scenario = plan) -> tuple[str, bytes]:
+                    who, body = plan.pick(i % args.concurrency, i // args.concurrency)
+                    return fixtures.tokens[who], body
 
-            costs[plan.name] = await measure_in_process(app, counter, make, plan.name)
+                costs[plan.name] = await measure_in_process(app, counter, make, plan.name)
         # The floor must return what the API returns: compare a few counselors' dashboards.
         pool = await floor_pool(owner_url, 1)
         try:

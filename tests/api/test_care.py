@@ -10,19 +10,18 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from fastapi import FastAPI
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.assessments import SURVIVOR_OUTCOME_ASSESSMENT
 from domain.ids import from_global_id
 from tests.factories import Factory
 from tests.flows import ALL_CATEGORIES, ALL_PURPOSES, Case, Network, act, network, referred_case
+from tests.statements import sent_statements
 
 SESSION_FIELDS = """id startedAt durationMinutes modality sessionType attendance notes version
   safeguardingConcern { level raisedAt } counselor { id } referral { id }"""
@@ -486,21 +485,6 @@ DASHBOARD = """query { referrals(first: 50, filter: {assignedToMe: true, status:
     safeguardingConcerns { level } } } } }"""
 
 
-@contextmanager
-def _counting(app: FastAPI) -> Iterator[list[str]]:
-    statements: list[str] = []
-    engine = app.state.pamoja.engine.sync_engine
-
-    def count(*args: Any) -> None:
-        statements.append(str(args[2]))
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
-
-
 async def _busy_case(factory: Factory, net: Network) -> None:
     case = await referred_case(factory, net, accept=True, assign=True)
     token = net.token("counselor")
@@ -524,7 +508,7 @@ async def test_the_care_dashboard_runs_the_same_statements_for_more_referrals(fa
     for wanted in (2, 4):
         while len((await factory.gql(net.token("counselor"), DASHBOARD))["data"]["referrals"]["edges"]) < wanted:
             await _busy_case(factory, net)
-        with _counting(app) as statements:
+        with sent_statements(app.state.pamoja.engine) as statements:
             body = await factory.gql(net.token("counselor"), DASHBOARD)
         edges = body["data"]["referrals"]["edges"]
         assert len(edges) == wanted

@@ -10,14 +10,12 @@ that answered. The access and BOLA matrices compare the two engines on every rea
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.graphql.router import json_bytes
@@ -26,6 +24,7 @@ from domain.ids import from_global_id
 from tests.factories import Factory, unique
 from tests.flows import RECORD_MILESTONE, Network, act, care_network, every_way, referred_case, register_survivor
 from tests.oauth_helpers import extra_app, http_from
+from tests.statements import sent_statements
 
 ACTORS = ("manager", "supervisor", "coordinator", "counselor", "other_counselor")
 
@@ -328,20 +327,6 @@ async def test_two_principals_sharing_one_statement_each_see_only_their_own_rows
     assert not set(referral_ids) & set(json.dumps(second.body).split('"'))
 
 
-@contextmanager
-def statements_of(engine: AsyncEngine) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        seen.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
-
-
 @pytest.mark.parametrize("query", [DASHBOARD, SURVIVORS, ORGANIZATIONS.replace("$f: OrganizationFilter, ", "").replace(
     ", filter: $f", ""), VIEWER, "{ nodes(ids: []) { id } }", CARE_BACK_REFERENCES],
     ids=["dashboard", "survivors", "organizations", "viewer", "nodes", "care-back-references"])
@@ -351,7 +336,7 @@ async def test_a_compiled_read_is_the_set_config_and_one_statement(
     net, _ = busy_network
     token = net.token("coordinator")
     await factory.gql(token, query)  # the token validated, its principal cached
-    with statements_of(app.state.pamoja.engine) as seen:  # type: ignore[attr-defined]
+    with sent_statements(app.state.pamoja.engine) as seen:  # type: ignore[attr-defined]
         body = await factory.gql(token, query)
     assert "errors" not in body and body["data"]
     assert len(seen) == 2 and seen[0].startswith("SELECT set_config"), seen

@@ -4,18 +4,16 @@ for 50 referrals (every nested field goes through a per-request DataLoader)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 from fastapi import FastAPI
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db.crypto import MasterKeys, encrypt_field, new_data_key
 from db.survivors import key_aad
 from domain.enums import Role
 from tests.factories import Factory, User
+from tests.statements import sent_statements
 
 DASHBOARD = """query Dashboard { referrals(first: 50, filter: {assignedToMe: true, status: [ACCEPTED, IN_PROGRESS]}) {
   edges { node { id status priority respondBy survivor { pseudonym ageBand }
@@ -83,21 +81,6 @@ async def _seed(engine: AsyncEngine, factory: Factory, n: int) -> User:
     return counselor
 
 
-@contextmanager
-def counting(app: FastAPI) -> Iterator[list[str]]:
-    statements: list[str] = []
-    engine = app.state.pamoja.engine.sync_engine
-
-    def count(*args: Any) -> None:
-        statements.append(str(args[2]))
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
-
-
 async def test_the_dashboard_runs_the_same_statements_for_5_and_50_referrals(
     factory: Factory, app: FastAPI, owner_engine: AsyncEngine
 ) -> None:
@@ -106,7 +89,7 @@ async def test_the_dashboard_runs_the_same_statements_for_5_and_50_referrals(
         counselor = await _seed(owner_engine, factory, n)
         token = await factory.token(counselor)
         await factory.gql(token, "{ viewer { clientId } }")  # warm the per-process signing-key cache
-        with counting(app) as statements:
+        with sent_statements(app.state.pamoja.engine) as statements:
             body = await factory.gql(token, DASHBOARD)
         edges = body["data"]["referrals"]["edges"]
         assert len(edges) == n
@@ -134,7 +117,7 @@ async def test_reading_many_identities_is_one_batch_and_one_audit_row_each(
         manager = await factory.user(ngo, Role.CASE_MANAGER)
         token = await factory.token(manager)
         ids = [(await register_survivor(factory, token))["id"] for _ in range(n)]
-        with counting(app) as statements:
+        with sent_statements(app.state.pamoja.engine) as statements:
             body = await factory.gql(token, IDENTITIES)
         nodes = body["data"]["survivors"]["edges"]
         assert sorted(e["node"]["id"] for e in nodes) == sorted(ids)
