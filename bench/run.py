@@ -18,8 +18,9 @@ What it does, and why each choice:
    concurrency for a fixed time over loopback HTTP/1.1 keep-alive, each request as a different
    counselor (tokens minted like /oauth/token would, with the database's signing key).
 4. Counts SQL statements per request in-process (db.engine.statements_observed on the app's engine:
-   SQLAlchemy's cursor events and asyncpg's query loggers; the server has no pg_stat_statements preloaded) with their time and the garbage collector's, samples
-   each worker's RSS every 0.5 s, and splits the CPU spent among workers, PostgreSQL, this client
+   SQLAlchemy's cursor events and asyncpg's query loggers; the server has no pg_stat_statements
+   preloaded) with their time and the garbage collector's, samples each worker's RSS every 0.5 s,
+   and splits the CPU spent among workers, PostgreSQL, this client
    and anything else on the machine (a shared machine: the report names other busy processes, and
    each scenario first waits a while for the machine to be quiet), so "where the time goes" has
    numbers.
