@@ -1466,6 +1466,21 @@ def api_dashboard(content: bytes) -> list[dict[str, Any]]:
 # ----------------------------------------------------------------------------- orchestration
 
 
+@dataclass(frozen=True)
+class Compared:
+    """What Pamoja is measured beside: its ScenarioResult field, its line in the table, its name in the
+    ratios, and its SQL statements per request."""
+
+    field: str
+    line: str
+    name: str
+    statements: int
+
+
+PEERS = (Compared("floor", "floor", "floor", 1), Compared("postgraphile", "PG v5", "PostGraphile", 1),
+         Compared("postgraphile_rls", "PG RLS", "PostGraphile (RLS)", 2))  # its set_config, then the read
+
+
 @dataclass
 class ScenarioResult:
     name: str
@@ -1485,23 +1500,16 @@ class ScenarioResult:
     postgraphile_rls: dict[str, Any] | None = None  # PostGraphile as Pamoja's runtime role, under its RLS
     round: int = 1  # of --rounds
 
-    @property
-    def ratio(self) -> float | None:
-        if not self.floor or not self.floor.get("rps"):
-            return None
-        return float(self.api["rps"]) / float(self.floor["rps"])
+    def peer(self, peer: Compared) -> dict[str, Any] | None:
+        found: dict[str, Any] | None = getattr(self, peer.field)
+        return found
 
-    @property
-    def ratio_to_postgraphile(self) -> float | None:
-        if not self.postgraphile or not self.postgraphile.get("rps"):
+    def ratio_to(self, peer: Compared) -> float | None:
+        """Pamoja's requests/s over the peer's, or None without it."""
+        found = self.peer(peer)
+        if not found or not found.get("rps"):
             return None
-        return float(self.api["rps"]) / float(self.postgraphile["rps"])
-
-    @property
-    def ratio_to_postgraphile_rls(self) -> float | None:
-        if not self.postgraphile_rls or not self.postgraphile_rls.get("rps"):
-            return None
-        return float(self.api["rps"]) / float(self.postgraphile_rls["rps"])
+        return float(self.api["rps"]) / float(found["rps"])
 
     def label(self, rounds: int) -> str:
         return f"{self.name} #{self.round}" if rounds > 1 else self.name
@@ -1722,15 +1730,15 @@ def report_rounds(results: list[ScenarioResult]) -> None:
     report("Across rounds (Pamoja and its peers measured in alternating order):")
     for name in dict.fromkeys(r.name for r in results):
         rounds = [r for r in results if r.name == name]
-        for label, peers in (("PostGraphile", [r.postgraphile for r in rounds]),
-                             ("PostGraphile (RLS)", [r.postgraphile_rls for r in rounds]),
-                             ("floor", [r.floor for r in rounds])):
-            if not all(p and p.get("rps") for p in peers):
+        for peer in PEERS:
+            theirs = [r.peer(peer) for r in rounds]
+            if not all(p and p.get("rps") for p in theirs):
                 continue
-            ratios = [r.api["rps"] / p["rps"] for r, p in zip(rounds, peers, strict=True) if p]
-            pooled = sum(r.api["rps"] for r in rounds) / sum(p["rps"] for p in peers if p)
-            report(f"  {name:<12} API/{label} by round {', '.join(f'{x:.2f}' for x in ratios)}; "
-                   f"median {statistics.median(ratios):.2f}; all rounds together {pooled:.2f}")
+            ours = [float(r.api["rps"]) for r in rounds]
+            rps = [float(p["rps"]) for p in theirs if p]
+            ratios = [a / b for a, b in zip(ours, rps, strict=True)]
+            report(f"  {name:<12} API/{peer.name} by round {', '.join(f'{x:.2f}' for x in ratios)}; "
+                   f"median {statistics.median(ratios):.2f}; all rounds together {sum(ours) / sum(rps):.2f}")
 
 
 def print_report(args: argparse.Namespace, results: list[ScenarioResult], load_seconds: float | None,
@@ -1760,20 +1768,14 @@ def print_report(args: argparse.Namespace, results: list[ScenarioResult], load_s
         report(f"{tag(r):<12} {'API':<6} {r.api['rps']:>8.1f} {r.api['p50_ms']:>8.1f} {r.api['p95_ms']:>8.1f} "
               f"{r.api['p99_ms']:>8.1f} {r.api['errors']:>7} {r.statements:>8.0f} {r.transactions:>8.0f} "
               f"{r.checkouts:>8.0f}  {rss}")
-        if r.floor:
-            report(f"{'':<12} {'floor':<6} {r.floor['rps']:>8.1f} {r.floor['p50_ms']:>8.1f} {r.floor['p95_ms']:>8.1f} "
-                  f"{r.floor['p99_ms']:>8.1f} {r.floor['errors']:>7} {1:>8}")
-            report(f"{'':<12} API/floor = {r.ratio:.2f}")
-        if r.postgraphile:
-            p = r.postgraphile
-            report(f"{'':<12} {'PG v5':<6} {p['rps']:>8.1f} {p['p50_ms']:>8.1f} {p['p95_ms']:>8.1f} "
-                  f"{p['p99_ms']:>8.1f} {p['errors']:>7} {1:>8}")
-            report(f"{'':<12} API/PostGraphile = {r.api['rps'] / p['rps']:.2f}" if p["rps"] else "")
-        if r.postgraphile_rls:
-            p = r.postgraphile_rls
-            report(f"{'':<12} {'PG RLS':<6} {p['rps']:>8.1f} {p['p50_ms']:>8.1f} {p['p95_ms']:>8.1f} "
-                  f"{p['p99_ms']:>8.1f} {p['errors']:>7} {2:>8}")
-            report(f"{'':<12} API/PostGraphile (RLS) = {r.api['rps'] / p['rps']:.2f}" if p["rps"] else "")
+        for peer in PEERS:
+            p = r.peer(peer)
+            if p:
+                report(f"{'':<12} {peer.line:<6} {p['rps']:>8.1f} {p['p50_ms']:>8.1f} {p['p95_ms']:>8.1f} "
+                      f"{p['p99_ms']:>8.1f} {p['errors']:>7} {peer.statements:>8}")
+                ratio = r.ratio_to(peer)
+                if ratio is not None:
+                    report(f"{'':<12} API/{peer.name} = {ratio:.2f}")
     report("-" * len(header))
     if args.rounds > 1:
         report_rounds(results)
@@ -1785,15 +1787,13 @@ def print_report(args: argparse.Namespace, results: list[ScenarioResult], load_s
               f"{r.in_process_ms:6.1f} ms: {r.in_process_db_ms:5.1f} ms in {r.statements:.0f} SQL statements, "
               f"{r.in_process_gc_ms:4.1f} ms in GC")
     for r in results:
-        for label, peer in (("PostGraphile v5", r.postgraphile), ("PostGraphile v5 RLS", r.postgraphile_rls)):
-            if peer:
-                c = peer["cpu"]
-                report(f"  {tag(r):<12} {label} (as 'others'): postgres {c['postgres_ms']:6.2f}  "
+        for peer in PEERS:
+            p = r.peer(peer)
+            if p:
+                c = p["cpu"]
+                where = "" if peer.field == "floor" else " (as 'others')"
+                report(f"  {tag(r):<12} {peer.name}{where}: postgres {c['postgres_ms']:6.2f}  "
                       f"client {c['client_ms']:5.2f}  others {c['others_ms']:6.2f}  busy {c['machine_busy_pct']:5.1f}%")
-        if r.floor:
-            c = r.floor["cpu"]
-            report(f"  {tag(r):<12} floor: postgres {c['postgres_ms']:6.2f}  client {c['client_ms']:5.2f}  "
-                  f"others {c['others_ms']:6.2f}  busy {c['machine_busy_pct']:5.1f}%")
     for r in results:
         report(f"  {tag(r)}: each worker process busy {r.cpu['worker_busy_pct']} % of the window; client "
               f"connections held per worker {r.cpu['connections_per_worker']}")
@@ -1826,8 +1826,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "seconds": args.seconds, "load_seconds": load_seconds, "machine_busy_before_pct": busy,
         "floor_check": check, "postgraphile_check": peers_checked,
         "rounds": args.rounds,
-        "scenarios": [{**asdict(r), "ratio_api_to_floor": r.ratio, "ratio_api_to_postgraphile": r.ratio_to_postgraphile,
-                       "ratio_api_to_postgraphile_rls": r.ratio_to_postgraphile_rls,
+        "scenarios": [{**asdict(r), **{f"ratio_api_to_{peer.field}": r.ratio_to(peer) for peer in PEERS},
                        "statement_texts": costs[r.name].statement_texts} for r in results],
         "profile": profile,
     }
