@@ -46,17 +46,7 @@ class BodySizeLimit:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        body = b"".join(chunks)
-        delivered = False
-
-        async def replay() -> Message:
-            nonlocal delivered
-            if delivered:
-                return await receive()  # after the body, only a disconnect can come
-            delivered = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replayed(b"".join(chunks), receive), send)
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
         text = f"The request body is larger than {self.max_bytes} bytes; send less."
@@ -69,3 +59,17 @@ class BodySizeLimit:
             (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
             (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})
+
+
+def replayed(body: bytes, receive: Receive) -> Receive:
+    """`receive` for the next layer: the whole body, read already, then whatever the client sends next."""
+    delivered = False
+
+    async def replay() -> Message:
+        nonlocal delivered
+        if delivered:
+            return await receive()  # after the body, only a disconnect can come
+        delivered = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay

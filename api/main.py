@@ -102,6 +102,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     from api.graphiql import mount_graphiql
     from api.graphql.http import GraphQLResponseMediaType
+    from api.graphql.lane import CompiledReadLane
     from api.graphql.router import mount_graphql
     from console.pages import mount_console
 
@@ -110,6 +111,8 @@ def create_app(settings: Settings) -> FastAPI:
     mount_graphiql(app, settings)
     mount_graphql(app, settings)
     mount_console(app)
+    # Innermost: answers a query the full pipeline already compiled, inside the layers below (api/graphql/lane.py).
+    app.add_middleware(CompiledReadLane)
     app.add_middleware(GraphQLResponseMediaType)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdAndAccessLog)

@@ -66,6 +66,9 @@ from domain.scopes import Action, Resource
 from domain.use_cases import survivors
 
 MAX_OPERATIONS = 256
+# The longest document text the compiled-read lane remembers (a dashboard is ~400 characters): the memory
+# it holds stays bounded (MAX_OPERATIONS of these) whatever comments a client pads a document with.
+MAX_REMEMBERED_TEXT = 16_384
 MAX_STATEMENTS = 512
 
 # The scope each compiled field's resolver asks of its use case (policy.require): lacking one, the
@@ -144,11 +147,15 @@ class ReadCompiler:
         self.enabled = True  # tests switch it off to compare with the resolver path
         self.completed = 0  # operations answered by a compiled statement
         self.stepped_aside = 0  # compiled operations handed to the resolver path at run time
+        self.in_lane = 0  # of `completed`, those answered by api/graphql/lane.py
         self._operations: OrderedDict[tuple[int, str | None], tuple[DocumentNode, CompiledOperation | None]] = \
             OrderedDict()
         # Keyed by the compiled operation itself (hashed by identity, kept alive by the key): an id() could be
         # reused by another operation once the first is dropped from _operations.
         self._statements: OrderedDict[tuple[CompiledOperation, tuple[Any, ...]], Statement] = OrderedDict()
+        # Documents the whole pipeline answered with a compiled statement, by their text and the operationName
+        # sent (api/graphql/lane.py answers them again).
+        self._answered: OrderedDict[tuple[str, str | None], tuple[DocumentNode, CompiledOperation]] = OrderedDict()
 
     # ------------------------------------------------------------------ compile
 
@@ -168,6 +175,25 @@ class ReadCompiler:
         if len(self._operations) > MAX_OPERATIONS:
             self._operations.popitem(last=False)
         return compiled
+
+    def remember_answered(self, query: str, operation_name: str | None, document: DocumentNode,
+                          compiled: CompiledOperation) -> None:
+        """The whole pipeline (parse, validation, every limit) took this text with this operationName, and a
+        compiled statement answered it."""
+        if len(query) > MAX_REMEMBERED_TEXT:
+            return  # answered by the whole pipeline every time
+        key = (query, operation_name)
+        self._answered[key] = (document, compiled)
+        self._answered.move_to_end(key)
+        if len(self._answered) > MAX_OPERATIONS:
+            self._answered.popitem(last=False)
+
+    def answered(self, query: str, operation_name: str | None) -> tuple[DocumentNode, CompiledOperation] | None:
+        """A document remember_answered was told of, while compiled reads are on."""
+        found = self._answered.get((query, operation_name)) if self.enabled else None
+        if found is not None:
+            self._answered.move_to_end((query, operation_name))
+        return found
 
     # ------------------------------------------------------------------ run
 

@@ -97,6 +97,9 @@ class CompiledReads(SchemaExtension):
                 compiler.completed += 1
                 context.result = GraphQLExecutionResult(data=data, errors=None)
                 read = "compiled"
+                if context.query is not None and context.graphql_document is not None:
+                    compiler.remember_answered(context.query, getattr(context, "_provided_operation_name", None),
+                                               context.graphql_document, compiled)
         request = getattr(context.context, "request", None)
         if request is not None and context.operation_type == OperationType.QUERY:
             request.state.read = read  # the access line says which engine answered (api/main.py)

@@ -1,0 +1,167 @@
+"""The compiled-read lane: a query the whole pipeline has already answered with one compiled statement is
+answered again without FastAPI's routing and dependency injection or strawberry's extension pipeline.
+
+Why: for a small read (a referral by id) those layers were about a third of the worker's CPU per request
+(bench/run.py --profile: FastAPI, Starlette's routing and strawberry's extension hooks), more than the
+statement itself costs PostgreSQL. A document reaches this lane only after the full pipeline parsed,
+validated (depth, aliases, tokens, one named operation) and compiled the very same text with the very same
+operationName and answered it from the compiler; what depends on the request is checked again here, as the
+pipeline checks it: the token (auth.resource.Authenticator.credentials), the cost with the request's
+variables (api/graphql/cost.py), the variables and every argument and scope (ReadCompiler.run), and a
+remembered caller's re-check in the statement that sets the row-security context (db.engine.transaction).
+
+Anything else, or anything that goes wrong (a missing or refused token, an unusual body, a stale caller, a
+compiled read that steps aside, a failure or timeout), is handed to the full pipeline with the body as it
+came, and the full pipeline answers, with its own errors, audit rows and status codes. The lane sends only
+the success the full pipeline would have sent, byte for byte (tests/api/test_compiled_read_lane.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import OperationDefinitionNode
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.body_size import replayed
+from api.graphql.compiler import CompiledJson, ReadCompiler
+from api.graphql.context import Context
+from api.graphql.cost import MAX_COST, OperationCost
+from api.graphql.http import DATA_FIRST
+from api.state import AppState
+from auth.resource import bearer_of
+from auth.tokens import InvalidToken
+from db.engine import transaction
+
+# The members of a GraphQL request body the lane takes; a body with any other goes to the full pipeline.
+REQUEST_KEYS = frozenset({"query", "operationName", "variables", "extensions"})
+# The request headers the lane reads: sent twice, the request is the full pipeline's.
+READ_HEADERS = (b"authorization", b"content-type", b"accept")
+
+
+class CompiledReadLane:
+    """Plain ASGI in front of the GraphQL endpoint (inside the request id, body size and media type layers,
+    which apply to both)."""
+
+    def __init__(self, app: ASGIApp, *, path: str = "/graphql") -> None:
+        self.app = app
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self.path \
+                or scope.get("query_string"):
+            await self.app(scope, receive, send)
+            return
+        headers = _headers(scope)
+        token = bearer_of(headers[b"authorization"].decode("latin-1")) if headers is not None else None
+        if headers is None or token is None or not _plain_json(headers) or not _answered_whole(headers):
+            await self.app(scope, receive, send)
+            return
+        body, ended = await _body(receive)
+        if ended:
+            return  # the client went away before sending its whole body: nobody to answer
+        answer = await self._answer(scope, body, token)
+        if answer is None:
+            await self.app(scope, replayed(body, receive), send)
+            return
+        scope.setdefault("state", {})["read"] = "compiled"  # the access line says which engine answered
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-length", str(len(answer)).encode()), (b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": answer})
+
+    async def _answer(self, scope: Scope, body: bytes, token: str) -> bytes | None:
+        """The response body, or None: the full pipeline answers."""
+        app = scope["app"]
+        compiler: ReadCompiler = app.state.graphql_schema.compiler
+        request = _request(body)
+        known = compiler.answered(request.query, request.operation_name) if request is not None else None
+        if request is None or known is None:
+            return None
+        document, compiled = known
+        if any(OperationCost(compiler.schema, document, operation, request.variables).total() > MAX_COST
+               for operation in document.definitions if isinstance(operation, OperationDefinitionNode)):
+            return None
+        state: AppState = app.state.pamoja
+        try:
+            caller = await state.authenticator.credentials(token)
+        except InvalidToken:
+            return None
+        context = Context(principal=caller.principal, state=state,
+                          request_id=scope.get("state", {}).get("request_id", ""), raw_json=True,
+                          still_valid=caller.still_valid, reload_principal=caller.reload)
+        try:
+            async with asyncio.timeout(state.settings.request_timeout_seconds):
+                async with transaction(state.engine, context.row_security(), isolation="REPEATABLE READ",
+                                       check=context.still_valid) as db:
+                    if not db.still_valid:
+                        return None  # the caller changed or is gone: the full pipeline reads it again
+                    context._db = db
+                    data = await compiler.run(compiled, context, request.variables)
+        except Exception:  # StepAside, or a failure the full pipeline meets again and reports as it does
+            return None
+        if not isinstance(data, CompiledJson):
+            return None
+        compiler.completed += 1
+        compiler.in_lane += 1
+        return (DATA_FIRST + data.text + "}").encode()
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    query: str
+    operation_name: str | None
+    variables: dict[str, Any]
+
+
+def _request(body: bytes) -> _Request | None:
+    """The body as the full pipeline reads it, when it is one plain query (no batch, no extensions)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not data.keys() <= REQUEST_KEYS:
+        return None
+    query, name, variables = data.get("query"), data.get("operationName"), data.get("variables")
+    if not isinstance(query, str) or not isinstance(name, (str, type(None))) \
+            or not isinstance(variables, (dict, type(None))) or data.get("extensions") not in (None, {}):
+        return None
+    return _Request(query, name, variables or {})
+
+
+def _headers(scope: Scope) -> dict[bytes, bytes] | None:
+    """The headers the lane reads, by their lower-case names (as ASGI gives them); None if one came twice."""
+    found: dict[bytes, bytes] = {}
+    for name, value in scope.get("headers", ()):
+        if name in READ_HEADERS:
+            if name in found:
+                return None
+            found[name] = value
+    return found if b"authorization" in found else None
+
+
+def _plain_json(headers: dict[bytes, bytes]) -> bool:
+    media_type = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
+    return media_type == b"application/json"
+
+
+def _answered_whole(headers: dict[bytes, bytes]) -> bool:
+    """Not a client asking for a streamed answer (multipart/mixed, server-sent events): those are the full
+    pipeline's."""
+    accept = headers.get(b"accept", b"").lower()
+    return b"multipart" not in accept and b"event-stream" not in accept
+
+
+async def _body(receive: Receive) -> tuple[bytes, bool]:
+    """The whole body, and whether the client went away first."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"", True
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks), False
+
