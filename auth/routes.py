@@ -157,6 +157,11 @@ def build_router(config: OAuthConfig) -> APIRouter:
         if ambiguous:
             return _oauth_error(401, "invalid_client", "Authenticate the client with one method only; send "
                                 "client_id beside it only if it names the same client.")
+        assertion = dict(pairs).get("client_assertion")
+        if assertion is not None and unverified_parts(assertion) is None:
+            # Authlib reads an assertion's claims before verifying it, and JSON nested thousands deep crashed it.
+            return _oauth_error(401, "invalid_client", "client_assertion must be a signed JWT: three base64url "
+                                "parts (header.claims.signature) whose claims are a JSON object.")
         oauth_request = PamojaRequest(method="POST", uri=uri, headers=request.headers, pairs=pairs)
         try:
             if name == "token":

@@ -49,7 +49,7 @@ def unverified_parts(value: str) -> tuple[dict[str, Any], dict[str, Any]] | None
     try:
         obj = jws.extract_compact(value.encode())
         claims = json.loads(obj.payload)
-    except (JoseError, ValueError, UnicodeError):
+    except (JoseError, ValueError, UnicodeError, RecursionError):  # RecursionError: JSON nested thousands deep
         return None
     if not isinstance(claims, dict):
         return None
@@ -103,7 +103,7 @@ def validate_access_token(value: str, *, keys: KeySet, issuer: str, audience: st
             usable = isinstance(kid, str) and 0 < len(kid) <= MAX_KID_LENGTH
             raise UnknownKey(type(exc).__name__, kid if usable else None) from exc
         raise InvalidToken(type(exc).__name__) from exc
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, RecursionError) as exc:
         raise InvalidToken(type(exc).__name__) from exc
     if token.header.get("typ") not in ACCEPTED_TYP or not token.header.get("kid"):
         raise InvalidToken("typ")

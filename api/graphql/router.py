@@ -42,6 +42,15 @@ class PamojaGraphQLRouter(GraphQLRouter[Any, Any]):
             raise unauthorized()  # the caller, remembered from an earlier request, is gone: as if just checked
         return result
 
+    def decode_json(self, data: str | bytes) -> object:
+        """Strawberry answers 400 for a body that is not JSON, but a body that is not UTF-8 or nests arrays
+        and objects thousands deep escaped as a crash (HTTP 500): 400 too, saying what to send."""
+        try:
+            return json.loads(data)
+        except (UnicodeDecodeError, RecursionError):
+            raise HTTPException(400, 'The request body must be a JSON object in UTF-8 ({"query": …, "variables": '
+                                     "{…}}), with arrays and objects nested at most a few hundred deep.") from None
+
     def encode_json(self, data: object) -> bytes:
         """Every answer in PostgreSQL's JSON style, so that the resolver path writes the very bytes a compiled
         read does: a compiled read's `data` is PostgreSQL's text, written in as it is, never parsed. Bytes,

@@ -525,6 +525,40 @@ async def test_a_body_over_the_limit_is_refused_with_413_before_parsing(factory:
     assert response.json()["data"]["viewer"]["clientId"] == "pamoja-tests"
 
 
+def _segment(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+async def test_json_nested_thousands_deep_or_not_utf8_is_refused_never_a_crash(factory: Factory) -> None:
+    """Python's JSON parser raises RecursionError past ~1,000 levels, and UnicodeDecodeError for bytes that
+    are not UTF-8, neither of which is its "not JSON" error: each ended as HTTP 500. In a GraphQL body
+    (a query compiled before, so the compiled-read lane sees it first, too), in a bearer token's claims
+    and in an OAuth client assertion, each is now refused as the input it is."""
+    token = (await actors(factory))["manager"]
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    for _ in range(2):  # answered, then known to the compiled-read lane
+        known = await factory.client.post("/graphql", json={"query": "{ viewer { clientId } }"}, headers=headers)
+        assert known.status_code == 200 and known.json()["data"]["viewer"]
+    deep = b"[" * 50_000 + b"]" * 50_000
+    bodies = [b'{"query": "{ viewer { clientId } }", "variables": {"x": ' + deep + b"}}",
+              b'{"query": "{ viewer { clientId } }", "variables": ' + b'{"a": ' * 50_000 + b"1" + b"}" * 50_001,
+              b'{"query": "{ viewer { clientId } }", "operationName": "\xff\xfe"}',
+              b'{"query": "{ viewer { clientId } }"}' + b"\xff"]
+    for body in bodies:
+        response = await factory.client.post("/graphql", content=body, headers=headers)
+        assert response.status_code == 400, (response.status_code, response.text[:200])
+        assert len(response.content) < 300 and "viewer" not in response.text
+    header = _segment(json.dumps({"alg": "ES256", "kid": "k", "typ": "at+jwt"}).encode())
+    nested_claims = f"{header}.{_segment(b'[' * 2_900 + b']' * 2_900)}.AAAA"
+    refused = await factory.client.post("/graphql", json={"query": "{ viewer { clientId } }"},
+                                        headers={"Authorization": f"Bearer {nested_claims}"})
+    assert refused.status_code == 401
+    assertion = await factory.client.post("/oauth/token", data={
+        "grant_type": "client_credentials", "client_id": "pmj_x", "client_assertion": nested_claims,
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"})
+    assert assertion.status_code in (400, 401) and assertion.json()["error"] in ("invalid_client", "invalid_request")
+
+
 async def test_two_operations_without_an_operation_name_are_refused(factory: Factory) -> None:
     """Running the first of several operations would answer a question the client may not have meant."""
     token = (await actors(factory))["manager"]
