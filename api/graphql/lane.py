@@ -27,15 +27,17 @@ from graphql import OperationDefinitionNode
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.body_size import replayed
-from api.graphql.compiler import CompiledJson, ReadCompiler
+from api.graphql.compiler import CompiledJson, ReadCompiler, StepAside
 from api.graphql.context import Context
 from api.graphql.cost import MAX_COST, OperationCost
 from api.graphql.http import DATA_FIRST
 from api.state import AppState
 from auth.resource import bearer_of
 from auth.tokens import InvalidToken
+from config.logging import get_logger
 from db.engine import transaction
 
+logger = get_logger("pamoja.graphql")
 # The members of a GraphQL request body the lane takes; a body with any other goes to the full pipeline.
 REQUEST_KEYS = frozenset({"query", "operationName", "variables", "extensions"})
 # The request headers the lane reads: sent twice, the request is the full pipeline's.
@@ -63,7 +65,12 @@ class CompiledReadLane:
         body, ended = await _body(receive)
         if ended:
             return  # the client went away before sending its whole body: nobody to answer
-        answer = await self._answer(scope, body, token)
+        try:
+            answer = await self._answer(scope, body, token)
+        except Exception as exc:  # the pipeline meets it again and answers as it always has
+            logger.warning("compiled-read lane handed a request over after an error", error_type=type(exc).__name__,
+                           request_id=scope.get("state", {}).get("request_id", ""))
+            answer = None
         if answer is None:
             await self.app(scope, replayed(body, receive), send)
             return
@@ -100,8 +107,8 @@ class CompiledReadLane:
                         return None  # the caller changed or is gone: the full pipeline reads it again
                     context._db = db
                     data = await compiler.run(compiled, context, request.variables)
-        except Exception:  # StepAside, or a failure the full pipeline meets again and reports as it does
-            return None
+        except StepAside:
+            return None  # counted, and audited where it must be, when the pipeline steps aside too
         if not isinstance(data, CompiledJson):
             return None
         compiler.completed += 1
@@ -120,7 +127,7 @@ def _request(body: bytes) -> _Request | None:
     """The body as the full pipeline reads it, when it is one plain query (no batch, no extensions)."""
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON (or not UTF-8), or nested past what the parser takes
         return None
     if not isinstance(data, dict) or not data.keys() <= REQUEST_KEYS:
         return None
