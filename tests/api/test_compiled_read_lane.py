@@ -241,3 +241,21 @@ async def test_a_document_padded_past_what_the_lane_remembers_is_always_the_pipe
                for _ in range(3)]
     assert _in_lane(app) == before
     assert all(a.status_code == 200 and a.json()["data"]["node"] for a in answers)
+
+
+async def test_a_caller_without_a_scope_the_known_document_needs_is_refused_and_audited_by_the_pipeline(
+    factory: Factory, app: FastAPI, net: tuple[Network, list[str]], owner_engine: AsyncEngine
+) -> None:
+    network, _ = net
+    query = _fresh("{ referrals { edges { node { id milestones { id } } } } }")
+    await _known(factory, app, network.token("counselor"), {"query": query})
+    narrow = await factory.token(network.counselor, scopes=["user/Referral.rs", "user/Survivor.r"])
+    refusals = text("SELECT count(*) FROM audit_event WHERE actor = :actor AND purpose = 'FORBIDDEN'")
+    async with owner_engine.connect() as connection:
+        before_rows = (await connection.execute(refusals, {"actor": network.counselor.gid})).scalar_one()
+    before = _in_lane(app)
+    refused = await _post(factory.client, narrow, {"query": query})
+    assert _in_lane(app) == before
+    assert refused.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    async with owner_engine.connect() as connection:
+        assert (await connection.execute(refusals, {"actor": network.counselor.gid})).scalar_one() == before_rows + 1
