@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import structlog
@@ -81,7 +82,14 @@ async def _read_form(request: Request) -> list[tuple[str, str]] | Response:
     return [(key, value) for key, value in form.multi_items() if isinstance(value, str)]
 
 
-def _credential_client(request: Request, pairs: list[tuple[str, str]]) -> tuple[str | None, bool]:
+@dataclass(frozen=True, slots=True)
+class CredentialClient:
+    key: str | None  # the client the credentials name, for the per-client limit
+    ambiguous: bool  # more than one authentication method, or more than one client named
+    unreadable_assertion: bool  # a client_assertion that is not a JWT whose claims are a JSON object
+
+
+def _credential_client(request: Request, pairs: list[tuple[str, str]]) -> CredentialClient:
     """The client the credentials name, to key the per-client limit, and whether the request is ambiguous.
 
     The key comes from the credentials themselves (Basic header, else the assertion's `sub`, else the
@@ -93,14 +101,16 @@ def _credential_client(request: Request, pairs: list[tuple[str, str]]) -> tuple[
     fields = dict(pairs)
     basic_id, _ = extract_basic_authorization(request.headers)
     basic = str(basic_id) if basic_id else None
-    parts = unverified_parts(fields.get("client_assertion", ""))
+    assertion = fields.get("client_assertion")
+    parts = unverified_parts(assertion) if assertion is not None else None
     claims = parts[1] if parts else {}
     asserted = [value for value in (claims.get("sub"), claims.get("iss")) if isinstance(value, str) and value]
     form_id = fields.get("client_id") or None
     methods = sum((basic is not None, "client_secret" in fields, "client_assertion" in fields))
     named = {value for value in (basic, form_id, *asserted) if value}
     key = basic or (asserted[0] if asserted else None) or form_id
-    return (key[:200] if key else None), methods > 1 or len(named) > 1
+    return CredentialClient(key=key[:200] if key else None, ambiguous=methods > 1 or len(named) > 1,
+                            unreadable_assertion=assertion is not None and parts is None)
 
 
 def _to_response(result: OAuthResponse, extra_headers: dict[str, str] | None = None) -> Response:
@@ -142,7 +152,8 @@ def build_router(config: OAuthConfig) -> APIRouter:
         pairs = await _read_form(request)
         if isinstance(pairs, Response):
             return pairs
-        client_key, ambiguous = _credential_client(request, pairs)
+        credentials = _credential_client(request, pairs)
+        client_key = credentials.key
         if client_key == CONSOLE_CLIENT_ID:
             # Every person on the console shares its client: each one's address gets the console's budget,
             # as each partner system gets its own.
@@ -154,11 +165,10 @@ def build_router(config: OAuthConfig) -> APIRouter:
         repeated = {key for key, _ in pairs if sum(1 for k, _ in pairs if k == key) > 1}
         if repeated - {"resource"}:
             return _oauth_error(400, "invalid_request", "A parameter was sent more than once.")
-        if ambiguous:
+        if credentials.ambiguous:
             return _oauth_error(401, "invalid_client", "Authenticate the client with one method only; send "
                                 "client_id beside it only if it names the same client.")
-        assertion = dict(pairs).get("client_assertion")
-        if assertion is not None and unverified_parts(assertion) is None:
+        if credentials.unreadable_assertion:
             # Authlib reads an assertion's claims before verifying it, and JSON nested thousands deep crashed it.
             return _oauth_error(401, "invalid_client", "client_assertion must be a signed JWT: three base64url "
                                 "parts (header.claims.signature) whose claims are a JSON object.")
