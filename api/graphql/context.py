@@ -16,6 +16,7 @@ from domain.principal import Principal
 
 if TYPE_CHECKING:
     from api.graphql.loaders import Loaders
+    from auth.resource import Credentials
 
 
 @dataclass
@@ -37,6 +38,13 @@ class Context(BaseContext):
 
     def __post_init__(self) -> None:
         super().__init__()
+
+    @classmethod
+    def of_caller(cls, caller: Credentials, state: AppState, request_id: str) -> Context:
+        """The context of an HTTP request to the GraphQL endpoint (the router's and the compiled-read lane's):
+        a compiled read's JSON written into the response as it is, a remembered caller re-checked."""
+        return cls(principal=caller.principal, state=state, request_id=request_id, raw_json=True,
+                   still_valid=caller.still_valid, reload_principal=caller.reload)
 
     @property
     def db(self) -> Db:

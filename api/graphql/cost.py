@@ -61,18 +61,28 @@ class CostLimit(SchemaExtension):
     def on_execute(self) -> Iterator[None]:
         context = self.execution_context
         document = context.graphql_document
-        if document is not None:
-            for operation in document.definitions:
-                if not isinstance(operation, OperationDefinitionNode):
-                    continue
-                cost = OperationCost(context.schema._schema, document, operation, context.variables or {}).total()
-                if cost > MAX_COST:
-                    raise GraphQLError(
-                        f"Query cost {cost} exceeds the limit of {MAX_COST}: ask for smaller pages or fewer "
-                        "nested lists (cost is the number of rows asked for: page sizes, multiplied along "
-                        "nested connections and lists).",
-                        nodes=[operation], extensions={"code": "COST_LIMIT"})
+        over = over_the_limit(context.schema._schema, document, context.variables or {}) \
+            if document is not None else None
+        if over is not None:
+            operation, cost = over
+            raise GraphQLError(
+                f"Query cost {cost} exceeds the limit of {MAX_COST}: ask for smaller pages or fewer "
+                "nested lists (cost is the number of rows asked for: page sizes, multiplied along "
+                "nested connections and lists).",
+                nodes=[operation], extensions={"code": "COST_LIMIT"})
         yield
+
+
+def over_the_limit(schema: GraphQLSchema, document: DocumentNode, variables: Mapping[str, Any],
+                   ) -> tuple[OperationDefinitionNode, int] | None:
+    """The first operation of the document whose cost with these variables exceeds MAX_COST, and its cost
+    (the compiled-read lane asks this of every request too: api/graphql/lane.py)."""
+    for operation in document.definitions:
+        if isinstance(operation, OperationDefinitionNode):
+            cost = OperationCost(schema, document, operation, variables).total()
+            if cost > MAX_COST:
+                return operation, cost
+    return None
 
 
 class OperationCost:

@@ -23,9 +23,7 @@ SEPARATORS = (", ", " : ")  # PostgreSQL's, between items and after keys
 
 
 async def get_context(request: Request, caller: Credentials = Depends(request_credentials)) -> Context:
-    return Context(principal=caller.principal, state=request.app.state.pamoja,
-                   request_id=getattr(request.state, "request_id", ""), raw_json=True,
-                   still_valid=caller.still_valid, reload_principal=caller.reload)
+    return Context.of_caller(caller, request.app.state.pamoja, getattr(request.state, "request_id", ""))
 
 
 class PamojaGraphQLRouter(GraphQLRouter[Any, Any]):
