@@ -276,7 +276,7 @@ class Referral(SQLModel, table=True):
     __tablename__ = "referral"
     __table_args__ = (
         Index("ix_referral_receiving_status", "receiving_organization_id", "status"),
-        Index("ix_referral_counselor_status", "assigned_counselor_id", "status"),
+        Index("ix_referral_counselor", "assigned_counselor_id", "receiving_organization_id", "status"),
         Index("ix_referral_activity", "last_activity_at", "id"),
         Index("ix_referral_survivor", "survivor_id", "receiving_organization_id"),
     )
