@@ -310,7 +310,7 @@ class Renderer:
 
     # ------------------------------------------------------------------ roots
 
-    def _root(self, pick: Pick, index: int) -> str:
+    def _root(self, pick: Pick, index: int) -> JsonText:
         if pick.name == "referrals":
             return self._referral_connection(pick, index)
         if pick.name == "node":
@@ -325,7 +325,7 @@ class Renderer:
             return self._nodes(pick, index)
         raise ValueError(pick.name)
 
-    def _viewer(self, pick: Pick) -> str:
+    def _viewer(self, pick: Pick) -> JsonText:
         """Who is calling, from the validated token (values bound), its organization and its account."""
         path = pick.path
         return self._object(pick.picks, {
@@ -403,12 +403,15 @@ class Renderer:
         conditions, so the same rows."""
         if not order:
             return select(*columns).select_from(r.join(c, c.c.id == r.c.consent_id)).where(*conditions)
-        parts = list(_conjuncts(conditions))
-        ordered = select(r).where(*[p for p in parts if not _reads(p, c)]).order_by(*order).subquery("rs")
+        alone: list[ColumnElement[bool]] = []
+        with_consent: list[ColumnElement[bool]] = []
+        for condition in _conjuncts(conditions):
+            (with_consent if _reads(condition, c) else alone).append(condition)
+        ordered = select(r).where(*alone).order_by(*order).subquery("rs")
         adapt = ClauseAdapter(ordered).traverse
         return (select(*[adapt(column) for column in columns])
                 .select_from(ordered.join(c, c.c.id == ordered.c.consent_id))
-                .where(*[adapt(p) for p in parts if _reads(p, c)]).order_by(*[adapt(key) for key in order]))
+                .where(*[adapt(condition) for condition in with_consent]).order_by(*[adapt(key) for key in order]))
 
     @staticmethod
     def _with_key(rows: Any) -> Any:
@@ -429,7 +432,7 @@ class Renderer:
                    rows: Callable[[list[Any], list[Any], tuple[Any, ...]], Any],
                    columns: list[Any], conditions: list[ColumnElement[bool]], sort: Any, row_id: Any,
                    node: Callable[[Pick], str], cursor: Callable[[str], str] | None = None,
-                   sort_type: str = "timestamptz", keyed: bool = True) -> str:
+                   sort_type: str = "timestamptz", keyed: bool = True) -> JsonText:
         """A root connection: its page (and one row more) as a CTE (`keyed`: with the survivors' keys),
         ordered by (sort, id) as db/cursors.fetch_page orders it; `rows(columns, conditions, order)` is its SELECT.
         totalCount counts every row the conditions keep, cursor or not (fetch_page's)."""
@@ -457,7 +460,7 @@ class Renderer:
             total=total, node=node,
             edges=lambda edge: _list(edge, "p._n", f"FROM {name} p WHERE p._n <= {first}"))
 
-    def _referral_connection(self, pick: Pick, index: int) -> str:
+    def _referral_connection(self, pick: Pick, index: int) -> JsonText:
         r, c, conditions, sort = self._referral_rows(pick.path)
         if self.given(pick.path, "survivor_id"):
             # an empty page for a survivor named: the resolver path answers, and audits her if unseen
@@ -490,7 +493,7 @@ class Renderer:
                 parts.append((sub.key, _constant(f"{kind}Connection")))
         return _members(parts)
 
-    def _survivor_connection(self, pick: Pick, index: int) -> str:
+    def _survivor_connection(self, pick: Pick, index: int) -> JsonText:
         """`survivors`: those the row scope shows (db.scopes.survivor_visible), with the root's filters, by
         registration (db/survivors.py's page)."""
         path = pick.path
@@ -523,7 +526,7 @@ class Renderer:
                                conditions=conditions, sort=sv.c.created_at, row_id=sv.c.id,
                                node=lambda n: self._survivor(n.picks, "p"))
 
-    def _node(self, pick: Pick, index: int) -> str:
+    def _node(self, pick: Pick, index: int) -> JsonText:
         """`node(id:)`: the record of the id's type, as its by-id read shows it (null when not shown)."""
         kind = self.values.args[pick.path]["type"]
         picks = next(p.picks for p in pick.picks if p.name == kind)
@@ -533,7 +536,7 @@ class Renderer:
         self.found_all.append(f"EXISTS (SELECT 1 FROM {name})")
         return JsonText(f"(SELECT {render(picks, 'p')} FROM {name} p)")
 
-    def _nodes(self, pick: Pick, index: int) -> str:
+    def _nodes(self, pick: Pick, index: int) -> JsonText:
         """`nodes(ids:)`: per type asked, the records shown (one CTE each); the list in the order asked,
         null where an id names nothing."""
         path = pick.path
@@ -550,7 +553,7 @@ class Renderer:
                                      f"{self.arg(path, 'ids', 'uuid[]')}) WITH ORDINALITY AS x(t, id, n)")
 
     def _records(self, name: str, kind: str, path: str,
-                 match: Callable[[Any], ColumnElement[bool]]) -> Callable[[tuple[Pick, ...], str], str]:
+                 match: Callable[[Any], ColumnElement[bool]]) -> Callable[[tuple[Pick, ...], str], JsonText]:
         """The CTE `name` of the records of `kind` whose id `match`es, as its by-id read shows them (with their
         survivors' keys where they hold sealed text); returns how one is rendered."""
         if kind == "Organization":
@@ -558,7 +561,7 @@ class Renderer:
             table = Organization.__table__  # type: ignore[attr-defined]
             self.ctes.append(f"{name} AS ({_sql(rows.where(match(table.c.id)))})")
             return lambda found, p: self._organization_object(found, p)
-        render: Callable[[tuple[Pick, ...], str], str]
+        render: Callable[[tuple[Pick, ...], str], JsonText]
         if kind in CARE_RECORDS:
             # care.sessions_by_id, goals_by_id, milestones_by_id: db.scopes.care_visible for the record's
             # category; goals and milestones only while the survivor's data key lives (their text is sealed)
@@ -592,7 +595,7 @@ class Renderer:
 
     @staticmethod
     def _page_info(picks: tuple[Pick, ...], *, rows: str, first: str, cursor: Callable[[str], str],
-                   previous: str) -> str:
+                   previous: str) -> JsonText:
         """pageInfo of the rows `rows` (a CTE or a sub-select: the page and one row more, numbered `_n`)."""
         fields = {
             "hasNextPage": f"(SELECT count(*) FROM {rows} n_) > {first}",
@@ -609,7 +612,7 @@ class Renderer:
 
     # ------------------------------------------------------------------ records
 
-    def _referral(self, picks: tuple[Pick, ...], p: str) -> str:
+    def _referral(self, picks: tuple[Pick, ...], p: str) -> JsonText:
         def sealed(column: str, shown: str = "") -> Callable[[Pick], str]:
             marker = _sealed(f"{p}.{column}_enc", p, "referral", column, f"{p}.id")
             return lambda _pick: JsonText(f"CASE WHEN {shown} THEN {marker} END") if shown else marker
@@ -642,14 +645,14 @@ class Renderer:
         }
         return self._object(picks, plain)
 
-    def _consent(self, picks: tuple[Pick, ...], p: str) -> str:
+    def _consent(self, picks: tuple[Pick, ...], p: str) -> JsonText:
         """The referral's consent, as the caller's row scope shows consents (db.scopes.consent_visible); the
         field is non-null, so a consent not shown is the MISSING marker (the resolver path answers)."""
         cn = Consent.__table__.alias("cn")  # type: ignore[attr-defined]
         shown = _sql(select(cn).where(cn.c.id == literal_column(f"{p}.consent_id"), consent_visible(self.scope, cn)))
         return JsonText(f"coalesce((SELECT {self._consent_object(picks, 'q', p)} FROM ({shown}) q), {MISSING})")
 
-    def _consent_object(self, picks: tuple[Pick, ...], q: str, p: str) -> str:
+    def _consent_object(self, picks: tuple[Pick, ...], q: str, p: str) -> JsonText:
         """A consent row `q`; `p` the row carrying its survivor's key (its referral, or the row itself)."""
         at = "$at::timestamptz"
         status = (f"CASE WHEN {q}.withdrawn_at IS NOT NULL AND {q}.withdrawn_at <= {at} THEN 'WITHDRAWN' "
@@ -675,14 +678,14 @@ class Renderer:
         }
         return self._object(picks, fields)
 
-    def _organization(self, picks: tuple[Pick, ...], organization_id: str) -> str:
+    def _organization(self, picks: tuple[Pick, ...], organization_id: str) -> JsonText:
         """An organization referenced by a record the caller sees: the directory's row, inactive ones too
         (partners/directory.organizations_by_id, direct=False), its active services summarised."""
         rows, _ = organization_rows(DirectoryScope(include_inactive=True))
         found = _sql(rows.where(literal_column("organization.id") == literal_column(organization_id)))
         return JsonText(f"(SELECT {self._organization_object(picks, 'o')} FROM ({found}) o)")
 
-    def _organization_connection(self, pick: Pick, index: int) -> str:
+    def _organization_connection(self, pick: Pick, index: int) -> JsonText:
         """`organizations`: the directory as partners/directory.list_organizations lists it (inactive ones
         for an administrator, policy.directory_scope), filtered as db/directory.py filters, by name."""
         path = pick.path
@@ -700,7 +703,7 @@ class Renderer:
             conditions=conditions, sort=table.c.name, row_id=table.c.id,
             node=lambda n: self._organization_object(n.picks, "p"), cursor=cursor, sort_type="text", keyed=False)
 
-    def _organization_object(self, picks: tuple[Pick, ...], o: str) -> str:
+    def _organization_object(self, picks: tuple[Pick, ...], o: str) -> JsonText:
         """An organization from a row of db/directory.organization_rows aliased `o`."""
         capacity = " ".join(f"WHEN {rank} THEN {_json_text(status.value)}" for status, rank in CAPACITY_RANK.items())
         fields: dict[str, Callable[[Pick], str]] = {
@@ -720,7 +723,7 @@ class Renderer:
         }
         return self._object(picks, fields)
 
-    def _counselors(self, pick: Pick, o: str) -> str:
+    def _counselors(self, pick: Pick, o: str) -> JsonText:
         """Organization.counselors: the caller's own partner organization only (policy.may_see_counselors:
         the compiler binds her organization when she may see any), by name (db.directory.counselor_rows)."""
         if not self.given(pick.path, "organization_id"):
@@ -734,7 +737,7 @@ class Renderer:
         })
         return _list(found, "w.display_name, w.id", f"FROM ({rows}) w")
 
-    def _staff(self, picks: tuple[Pick, ...], u: str) -> str:
+    def _staff(self, picks: tuple[Pick, ...], u: str) -> JsonText:
         """A staff account referenced by a record the caller sees (domain/use_cases/staff.py, direct=False)."""
         details = "staff_details" in self.values.grants
         return self._object(picks, {
@@ -749,7 +752,7 @@ class Renderer:
             "organization": lambda pick: self._organization(pick.picks, f"{u}.organization_id"),
         })
 
-    def _change(self, picks: tuple[Pick, ...], h: str, p: str) -> str:
+    def _change(self, picks: tuple[Pick, ...], h: str, p: str) -> JsonText:
         """A status change of the referral: part of it (the history of a referral shown is shown)."""
         return self._object(picks, {
             "__typename": lambda _p: _constant("ReferralStatusChange"),
@@ -759,7 +762,7 @@ class Renderer:
             "actor": lambda _p: f"{h}.actor",
         })
 
-    def _survivor_by_id(self, picks: tuple[Pick, ...], survivor_id: str, key: str) -> str:
+    def _survivor_by_id(self, picks: tuple[Pick, ...], survivor_id: str, key: str) -> JsonText:
         """A record's survivor (a consent's, a goal's): as her by-id read shows her (db.scopes.survivor_visible);
         not shown, the resolver path reports the non-null field. `key` carries her data key."""
         shown = Survivor.__table__.alias("shown_survivor")  # type: ignore[attr-defined]
@@ -768,7 +771,7 @@ class Renderer:
         return JsonText(f"coalesce((SELECT {self._survivor(picks, 'cs', key)} FROM survivor cs "
                         f"WHERE cs.id = {survivor_id} AND EXISTS ({visible})), {MISSING})")
 
-    def _referral_by_id(self, picks: tuple[Pick, ...], referral_id: str, *, required: bool) -> str:
+    def _referral_by_id(self, picks: tuple[Pick, ...], referral_id: str, *, required: bool) -> JsonText:
         """A care record's referral, as its by-id read shows it (db.scopes.referral_visible, with its survivor's
         key); not shown: null, or for a non-null field the resolver path reports it."""
         r, c, conditions, _sort = self._referral_rows("", match=lambda column: column == literal_column(referral_id))
@@ -776,14 +779,14 @@ class Renderer:
         found = JsonText(f"(SELECT {self._referral(picks, 'rr')} FROM ({rows}) rr)")
         return JsonText(f"coalesce({found}, {MISSING})") if required else found
 
-    def _goal_by_id(self, picks: tuple[Pick, ...], goal_id: str, key: str) -> str:
+    def _goal_by_id(self, picks: tuple[Pick, ...], goal_id: str, key: str) -> JsonText:
         """A milestone's goal, as goals_by_id shows it (db.scopes.care_visible, the key alive), else null."""
         g = CareGoal.__table__.alias("bg")  # type: ignore[attr-defined]
         rows = _sql(select(g).where(g.c.id == literal_column(goal_id),
                                     care_visible(self.scope, g, DataCategory.ASSESSMENTS)))
         return JsonText(f"(SELECT {self._goal(picks, 'bg', key)} FROM ({rows}) bg WHERE {key}.k_wrapped IS NOT NULL)")
 
-    def _survivor(self, picks: tuple[Pick, ...], s: str, key: str | None = None) -> str:
+    def _survivor(self, picks: tuple[Pick, ...], s: str, key: str | None = None) -> JsonText:
         """A survivor row `s`; `key` the row carrying her data key (`survivor_id`, `k_wrapped`), `s` itself
         when it does."""
         key = key or s
@@ -805,14 +808,14 @@ class Renderer:
         }
         return self._object(picks, fields)
 
-    def _consents_of(self, picks: tuple[Pick, ...], s: str) -> str:
+    def _consents_of(self, picks: tuple[Pick, ...], s: str) -> JsonText:
         """A survivor's consents the row scope shows (db.scopes.consent_visible), oldest first."""
         cn = Consent.__table__.alias("cn")  # type: ignore[attr-defined]
         shown = _sql(self._with_key(select(cn).where(cn.c.survivor_id == literal_column(f"{s}.id"),
                                                      consent_visible(self.scope, cn))))
         return _list(self._consent_object(picks, "q", "q"), "q.created_at, q.id", f"FROM ({shown}) q")
 
-    def _referrals_of(self, pick: Pick, s: str) -> str:
+    def _referrals_of(self, pick: Pick, s: str) -> JsonText:
         """A survivor's referrals the row scope shows, a page each (db/referrals.py's by_survivor); totalCount
         counts every one of them, cursor or not, as a root connection does."""
         path = pick.path
@@ -836,13 +839,13 @@ class Renderer:
             node=lambda n: self._referral(n.picks, "sp"), alias="sp",
             edges=lambda edge: _list(edge, "sp._n", f"FROM {rows} sp WHERE sp._n <= {first}"))
 
-    def _data_protection(self, picks: tuple[Pick, ...], s: str) -> str:
+    def _data_protection(self, picks: tuple[Pick, ...], s: str) -> JsonText:
         """The survivor's legal hold and waiting erasure: her own organization only (db/survivors.py shows it
         on the referring side), null for a partner."""
         if self.values.scope.side is not Side.REFERRER:
             return JsonText("NULL::text")
 
-        def hold(pick: Pick) -> str:
+        def hold(pick: Pick) -> JsonText:
             found = self._object(pick.picks, {"__typename": lambda _p: _constant("LegalHold"),
                                               "since": lambda _p: _quoted(f"pamoja_instant({s}.legal_hold_at)"),
                                               "reason": lambda _p: f"{s}.legal_hold_reason"})
@@ -854,7 +857,7 @@ class Renderer:
             "erasureReason": lambda _p: f"{s}.erasure_reason",
         })
 
-    def _goals_of(self, picks: tuple[Pick, ...], s: str, key: str) -> str:
+    def _goals_of(self, picks: tuple[Pick, ...], s: str, key: str) -> JsonText:
         """Survivor.goals: across her referrals the caller sees, as db/care.py's goals_by_survivor reads them
         (db.scopes.care_visible for the assessments category), while her data key lives; oldest first."""
         g = CareGoal.__table__.alias("sg")  # type: ignore[attr-defined]
@@ -868,7 +871,7 @@ class Renderer:
         return f"{alias}.referral_id = {p}.id AND {p}.{sees} AND " \
                f"({alias}.organization_id = $org::uuid OR {p}.receiving_organization_id <> $org::uuid)"
 
-    def _sessions(self, pick: Pick, p: str) -> str:
+    def _sessions(self, pick: Pick, p: str) -> JsonText:
         path = pick.path
         first = self.arg(path, "first", "int")
         after = ""
@@ -896,7 +899,7 @@ class Renderer:
             node=lambda n: self._session(n.picks, "q"), alias="q",
             edges=lambda edge: _list(edge, "q.started_at DESC, q.id DESC", f"FROM {page} q"))
 
-    def _session(self, picks: tuple[Pick, ...], x: str) -> str:
+    def _session(self, picks: tuple[Pick, ...], x: str) -> JsonText:
         """A session row `x` (its text is not sealed: no survivor's key needed)."""
         return self._object(picks, {
             "__typename": lambda _p: _constant("CounselingSession"),
@@ -912,12 +915,12 @@ class Renderer:
         })
 
     def _care_list(self, pick: Pick, p: str, table: str, alias: str, order: str,
-                   render: Callable[[tuple[Pick, ...], str, str], str]) -> str:
+                   render: Callable[[tuple[Pick, ...], str, str], JsonText]) -> JsonText:
         visible = self._care_rows(p, alias, "sees_assessments")
         return _list(render(pick.picks, alias, p), order,
                      f"FROM {table} {alias} WHERE {visible} AND {p}.k_wrapped IS NOT NULL")
 
-    def _goal(self, picks: tuple[Pick, ...], g: str, p: str) -> str:
+    def _goal(self, picks: tuple[Pick, ...], g: str, p: str) -> JsonText:
         return self._object(picks, {
             "__typename": lambda _p: _constant("CareGoal"),
             "id": lambda _p: _quoted(f"pamoja_global_id('CareGoal', {g}.id)"), "domain": lambda _p: f"{g}.domain",
@@ -929,7 +932,7 @@ class Renderer:
             "history": lambda pick: self._progress(pick.picks, g, p),
         })
 
-    def _progress(self, picks: tuple[Pick, ...], g: str, p: str) -> str:
+    def _progress(self, picks: tuple[Pick, ...], g: str, p: str) -> JsonText:
         """CareGoal.history: every achievement status the goal has had, oldest first (part of the goal)."""
         found = self._object(picks, {
             "__typename": lambda _p: _constant("GoalProgress"),
@@ -938,7 +941,7 @@ class Renderer:
         })
         return _list(found, "gp.id", f"FROM goal_progress gp WHERE gp.goal_id = {g}.id")
 
-    def _milestone(self, picks: tuple[Pick, ...], m: str, p: str) -> str:
+    def _milestone(self, picks: tuple[Pick, ...], m: str, p: str) -> JsonText:
         return self._object(picks, {
             "__typename": lambda _p: _constant("Milestone"),
             "id": lambda _p: _quoted(f"pamoja_global_id('Milestone', {m}.id)"),
