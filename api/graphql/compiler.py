@@ -199,7 +199,7 @@ class ReadCompiler:
 
     async def run(self, compiled: CompiledOperation, context: Any, variables: dict[str, Any] | None) -> Any:
         """The operation's `data`: as JSON text (CompiledJson) for a context that sends it on as it is
-        (`raw_json`, the HTTP router's), parsed otherwise; or StepAside."""
+        (`raw_json`, the HTTP router's and the lane's), parsed otherwise, counted in `completed`; or StepAside."""
         principal: Principal = context.principal
         if not all(principal.allows(resource, action) for resource, action in compiled.requires):
             raise StepAside
@@ -221,6 +221,7 @@ class ReadCompiler:
             text = _opened(text, json.loads(keys) if keys else {}, context.state.data_keys)
         except DecryptionFailed:
             raise StepAside from None  # the resolver path refuses the one field that does not open
+        self.completed += 1
         return CompiledJson(text) if getattr(context, "raw_json", False) else json.loads(text)
 
     def _statement(self, compiled: CompiledOperation, values: RunValues) -> Statement:

@@ -94,7 +94,6 @@ class CompiledReads(SchemaExtension):
                 compiler.stepped_aside += 1
                 read = "stepped_aside"
             else:
-                compiler.completed += 1
                 context.result = GraphQLExecutionResult(data=data, errors=None)
                 read = "compiled"
                 if context.query is not None and context.graphql_document is not None:

@@ -105,9 +105,7 @@ class CompiledReadLane:
                     data = await compiler.run(compiled, context, request.variables)
         except StepAside:
             return None  # counted, and audited where it must be, when the pipeline steps aside too
-        if not isinstance(data, CompiledJson):
-            return None
-        compiler.completed += 1
+        assert isinstance(data, CompiledJson)  # Context.of_caller asks for the statement's text (raw_json)
         compiler.in_lane += 1
         return (DATA_FIRST + data.text + "}").encode()
 
