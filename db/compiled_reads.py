@@ -253,6 +253,18 @@ def _json_array(column: str) -> JsonText:
                     f"{_list('x.v', 'x.n', f'FROM unnest({column}) WITH ORDINALITY AS x(v, n)')} END")
 
 
+# The columns `Renderer._with_key` adds: a statement that never mentions them reads no key.
+KEY_COLUMNS = ("k_master", "k_wrapped")
+
+
+@dataclass(frozen=True, slots=True)
+class _Keyed:
+    """A CTE as it reads with its survivors' keys, and without."""
+
+    keyed: str
+    bare: str
+
+
 class Renderer:
     """Renders one operation's picks for one shape; `statement()` numbers the tokens."""
 
@@ -260,8 +272,11 @@ class Renderer:
         self.values = values
         self.scope = _token_scope(values.scope)
         self.args: dict[str, Callable[[RunValues], Any]] = {}
-        self.ctes: list[str] = []
+        self.ctes: list[str | _Keyed] = []
         self.pages: list[str] = []  # the CTEs of the roots' rows, with their survivors' keys
+        # A CTE that needs its survivors' keys whatever the fields read (care records whose text is sealed are
+        # found only while the key lives).
+        self.keys_required = False
         # Whether every record asked for by id (`node`, `nodes`, a survivorId filter) was found: one that shows
         # nothing is answered, and audited, by the resolver path.
         self.found_all: list[str] = []
@@ -289,13 +304,18 @@ class Renderer:
         the survivors whose sealed text it holds (`{"<survivor>": "<master key id> <wrapped key>"}`): every
         sealed field is under a survivor of a root's rows (a referral's, or the survivor herself)."""
         body = _members((p.key, self._root(p, i)) for i, p in enumerate(roots))
-        pages = " UNION ".join(f"SELECT survivor_id, k_master, k_wrapped FROM {name}" for name in self.pages)
-        keys = (f"(SELECT json_object_agg(ks.survivor_id, ks.k_master || ' ' || {_b64('ks.k_wrapped')}) "
-                f"FROM ({pages}) ks WHERE ks.k_wrapped IS NOT NULL)::text") if pages else "NULL::text"
         # Third: whether every `node` and `nodes` found its records (one not shown is audited by the resolver
         # path).
         found = " AND ".join(self.found_all) or "true"
-        sql = ("WITH " + ", ".join(self.ctes) + " " if self.ctes else "") + f"SELECT {body}, {keys}, {found}"
+        # The survivors' keys are read only when a field reads them (a sealed field's marker, a list shown
+        # only while the key lives): a referral's status and its survivor's pseudonym need no key, and the
+        # statement then reads none (nor pays row security on them). Any mention keeps them all.
+        keyed = self.keys_required or any(column in text for text in (body, found) for column in KEY_COLUMNS)
+        ctes = [(cte.keyed if keyed else cte.bare) if isinstance(cte, _Keyed) else cte for cte in self.ctes]
+        pages = " UNION ".join(f"SELECT survivor_id, k_master, k_wrapped FROM {name}" for name in self.pages)
+        keys = (f"(SELECT json_object_agg(ks.survivor_id, ks.k_master || ' ' || {_b64('ks.k_wrapped')}) "
+                f"FROM ({pages}) ks WHERE ks.k_wrapped IS NOT NULL)::text") if pages and keyed else "NULL::text"
+        sql = ("WITH " + ", ".join(ctes) + " " if ctes else "") + f"SELECT {body}, {keys}, {found}"
         names: list[str] = []
 
         def number(match: re.Match[str]) -> str:
@@ -421,6 +441,12 @@ class Renderer:
         return select(shown, KEY.c.master_key_id.label("k_master"), KEY.c.wrapped_key.label("k_wrapped")).select_from(
             shown.outerjoin(KEY, and_(KEY.c.survivor_id == shown.c.survivor_id, KEY.c.destroyed_at.is_(None))))
 
+    def _keyed(self, name: str, rows: Any) -> None:
+        """The CTE `name` of `rows` with their survivors' keys, or without when no field reads a key
+        (`statement`)."""
+        self.ctes.append(_Keyed(f"{name} AS ({_sql(self._with_key(rows))})", f"{name} AS ({_sql(rows)})"))
+        self.pages.append(name)
+
     def _after(self, path: str, sort: Any, row_id: Any, sort_type: str = "timestamptz") -> list[ColumnElement[bool]]:
         """The keyset condition of a connection's `after` cursor (none without one): (sort, id) after it."""
         if not self.given(path, "after_sort"):
@@ -445,8 +471,7 @@ class Renderer:
         name = f"page{index}"
         page = rows(numbered, [*conditions, *after], (sort, row_id)).limit(literal_column(f"{first} + 1"))
         if keyed:
-            self.ctes.append(f"{name} AS ({_sql(self._with_key(page))})")
-            self.pages.append(name)
+            self._keyed(name, page)
         else:
             self.ctes.append(f"{name} AS ({_sql(page)})")
 
@@ -567,11 +592,13 @@ class Renderer:
             # category; goals and milestones only while the survivor's data key lives (their text is sealed)
             table, category, sealed = CARE_RECORDS[kind]
             x = table.__table__.alias("x")
-            found = self._with_key(select(x).where(match(x.c.id), care_visible(self.scope, x, category)))
+            rows = select(x).where(match(x.c.id), care_visible(self.scope, x, category))
             if sealed:
-                found = found.where(KEY.c.wrapped_key.is_not(None))
-            self.ctes.append(f"{name} AS ({_sql(found)})")
-            self.pages.append(name)
+                self.keys_required = True
+                self.ctes.append(f"{name} AS ({_sql(self._with_key(rows).where(KEY.c.wrapped_key.is_not(None)))})")
+                self.pages.append(name)
+            else:
+                self._keyed(name, rows)
             if kind == "CounselingSession":
                 return self._session
             record = self._goal if kind == "CareGoal" else self._milestone
@@ -589,8 +616,7 @@ class Renderer:
             cn = Consent.__table__.alias("cn")  # type: ignore[attr-defined]
             found = select(cn).where(match(cn.c.id), consent_visible(self.scope, cn))
             render = lambda shown, p: self._consent_object(shown, p, p)  # noqa: E731 (the row carries its key)
-        self.ctes.append(f"{name} AS ({_sql(self._with_key(found))})")
-        self.pages.append(name)
+        self._keyed(name, found)
         return render
 
     @staticmethod

@@ -181,6 +181,54 @@ async def test_a_key_destroyed_after_a_read_opens_nothing_more(
     assert ran.compiled == 1 and erased["reason"] is None and erased["goals"] == erased["milestones"] == []
 
 
+REFERRAL_PLAIN = """query($id: ID!) { node(id: $id) { ... on Referral {
+  id status priority respondBy createdAt version survivor { pseudonym ageBand } } } }"""
+# (query, whether one of its fields reads a survivor's data key): a sealed field, or a list of care records
+# shown only while her key lives, or a care record by id whose text is sealed.
+READS_A_KEY = {
+    "referral-plain": (REFERRAL_PLAIN, False),
+    "referral-sealed-reason": (REFERRAL_PLAIN.replace("version", "version reason"), True),
+    "referral-milestones": (REFERRAL_PLAIN.replace("version", "version milestones { achievedOn }"), True),
+    "survivors-plain": ("{ survivors(first: 5) { edges { node { id pseudonym ageBand } } } }", False),
+    "dashboard": (DASHBOARD, True),
+    "goal-by-id": ("""query($id: ID!) { node(id: $id) { ... on CareGoal { domain } } }""", True),
+}
+
+
+@pytest.mark.parametrize("case", list(READS_A_KEY), ids=list(READS_A_KEY))
+async def test_a_read_whose_fields_need_no_key_reads_none(
+    factory: Factory, app: FastAPI, busy_network: tuple[Network, list[str]], owner_engine: AsyncEngine, case: str
+) -> None:
+    """The statement reads the survivors' data keys (and pays row security on them) only when a field needs
+    one; without them the answer is the same, before and after her key is destroyed."""
+    query, reads_a_key = READS_A_KEY[case]
+    net, (in_care, *_) = busy_network
+    token = net.token("coordinator")
+    variables: dict[str, Any] = {"id": in_care}
+    if case == "goal-by-id":
+        found = await factory.gql(token, "query($id: ID!) { node(id: $id) { ... on Referral { goals { id } } } }",
+                                  variables)
+        variables = {"id": found["data"]["node"]["goals"][0]["id"]}
+    await factory.gql(token, query, variables)  # the token validated, its principal cached
+    with sent_statements(app.state.pamoja.engine) as seen:  # type: ignore[attr-defined]
+        body = await factory.gql(token, query, variables)
+    assert "errors" not in body and body["data"] and len(seen) == 2, (body, seen)
+    assert ("survivor_key" in seen[1]) is reads_a_key, seen[1]
+    ran = await every_way(factory, app, token, query, variables)
+    assert ran.compiled == 1 and json.dumps(ran.body) == json.dumps(body)
+    if reads_a_key:
+        return
+    survivor = (await factory.gql(token, "query($id: ID!) { node(id: $id) { ... on Referral { survivor { id } } } }",
+                                  {"id": in_care}))["data"]["node"]["survivor"]["id"]
+    decoded = from_global_id(survivor)
+    assert decoded is not None
+    async with owner_engine.begin() as connection:
+        await connection.execute(text("UPDATE survivor_key SET destroyed_at = now() WHERE survivor_id = :id"),
+                                 {"id": str(decoded[1])})
+    after = await every_way(factory, app, token, query, variables)
+    assert after.compiled == 1 and after.body == body
+
+
 async def test_node_by_id_is_compiled_when_visible_and_answered_by_the_resolvers_when_not(
     factory: Factory, app: FastAPI, busy_network: tuple[Network, list[str]], owner_engine: AsyncEngine
 ) -> None:
