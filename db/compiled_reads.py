@@ -273,7 +273,7 @@ class Renderer:
         self.scope = _token_scope(values.scope)
         self.args: dict[str, Callable[[RunValues], Any]] = {}
         self.ctes: list[str | _Keyed] = []
-        self.pages: list[str] = []  # the CTEs of the roots' rows, with their survivors' keys
+        self.pages: list[str] = []  # the CTEs of the roots' rows, with their survivors' keys when read
         # A CTE that needs its survivors' keys whatever the fields read (care records whose text is sealed are
         # found only while the key lives).
         self.keys_required = False
