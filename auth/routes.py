@@ -90,7 +90,8 @@ class CredentialClient:
 
 
 def _credential_client(request: Request, pairs: list[tuple[str, str]]) -> CredentialClient:
-    """The client the credentials name, to key the per-client limit, and whether the request is ambiguous.
+    """The client the credentials name, to key the per-client limit; whether the request is ambiguous; whether
+    its client_assertion cannot be read (refused before Authlib reads it).
 
     The key comes from the credentials themselves (Basic header, else the assertion's `sub`, else the
     form's `client_id` for client_secret_post and public clients), so a made-up `client_id` beside a

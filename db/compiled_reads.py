@@ -274,9 +274,6 @@ class Renderer:
         self.args: dict[str, Callable[[RunValues], Any]] = {}
         self.ctes: list[str | _Keyed] = []
         self.pages: list[str] = []  # the CTEs of the roots' rows, with their survivors' keys when read
-        # A CTE that needs its survivors' keys whatever the fields read (care records whose text is sealed are
-        # found only while the key lives).
-        self.keys_required = False
         # Whether every record asked for by id (`node`, `nodes`, a survivorId filter) was found: one that shows
         # nothing is answered, and audited, by the resolver path.
         self.found_all: list[str] = []
@@ -307,10 +304,12 @@ class Renderer:
         # Third: whether every `node` and `nodes` found its records (one not shown is audited by the resolver
         # path).
         found = " AND ".join(self.found_all) or "true"
-        # The survivors' keys are read only when a field reads them (a sealed field's marker, a list shown
-        # only while the key lives): a referral's status and its survivor's pseudonym need no key, and the
-        # statement then reads none (nor pays row security on them). Any mention keeps them all.
-        keyed = self.keys_required or any(column in text for text in (body, found) for column in KEY_COLUMNS)
+        # The survivors' keys are read only when something reads them (a sealed field's marker, a list shown
+        # only while the key lives, a sealed care record found only while its key lives): a referral's status
+        # and its survivor's pseudonym need no key, and the statement then reads none (nor pays row security
+        # on them). Any mention keeps them all.
+        always = [cte for cte in self.ctes if isinstance(cte, str)]
+        keyed = any(column in text for text in (body, found, *always) for column in KEY_COLUMNS)
         ctes = [(cte.keyed if keyed else cte.bare) if isinstance(cte, _Keyed) else cte for cte in self.ctes]
         pages = " UNION ".join(f"SELECT survivor_id, k_master, k_wrapped FROM {name}" for name in self.pages)
         keys = (f"(SELECT json_object_agg(ks.survivor_id, ks.k_master || ' ' || {_b64('ks.k_wrapped')}) "
@@ -593,8 +592,7 @@ class Renderer:
             table, category, sealed = CARE_RECORDS[kind]
             x = table.__table__.alias("x")
             rows = select(x).where(match(x.c.id), care_visible(self.scope, x, category))
-            if sealed:
-                self.keys_required = True
+            if sealed:  # always with its key (found only while it lives), which keeps every key (`statement`)
                 self.ctes.append(f"{name} AS ({_sql(self._with_key(rows).where(KEY.c.wrapped_key.is_not(None)))})")
                 self.pages.append(name)
             else:
