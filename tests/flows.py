@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from domain.enums import Role
-from tests.factories import Factory, Org, User
+from tests.factories import Factory, Org, User, unique
 
 REGISTER = """mutation($input: RegisterSurvivorInput!) { registerSurvivor(input: $input) {
   survivor { id pseudonym birthYear ageBand sex county languages riskLevel }
@@ -200,6 +200,12 @@ class EveryWay:
     body: dict[str, Any]
     compiled: int  # answered by the read compiler
     compiled_stepped_aside: int  # compiled, then handed to the resolver path (graphql-core) at run time
+
+
+def unseen_text(query: str) -> str:
+    """The document under a text of its own: the compiled-read lane knows documents by their text (across
+    tests), so the whole pipeline answers this one."""
+    return f"{query}\n# {unique('unseen')}"
 
 
 async def every_way(factory: Factory, app: Any, token: str, query: str,

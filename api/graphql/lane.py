@@ -26,7 +26,7 @@ from typing import Any
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.body_size import replayed
-from api.graphql.compiler import CompiledJson, ReadCompiler, StepAside
+from api.graphql.compiler import CompiledJson, CompiledOperation, ReadCompiler, StepAside
 from api.graphql.context import Context
 from api.graphql.cost import over_the_limit
 from api.graphql.http import DATA_FIRST
@@ -35,6 +35,7 @@ from auth.resource import bearer_of
 from auth.tokens import InvalidToken
 from config.logging import get_logger
 from db.engine import transaction
+from db.one_call import StaleCaller, TemporaryFunctionsRefused, read_in_one_call
 
 logger = get_logger("pamoja.graphql")
 # The members of a GraphQL request body the lane takes; a body with any other goes to the full pipeline.
@@ -50,6 +51,8 @@ class CompiledReadLane:
     def __init__(self, app: ASGIApp, *, path: str = "/graphql") -> None:
         self.app = app
         self.path = path
+        # A read in one call (db/one_call.py) until the database refuses temporary functions.
+        self.one_call = True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self.path \
@@ -97,17 +100,41 @@ class CompiledReadLane:
         context = Context.of_caller(caller, state, request_id)
         try:
             async with asyncio.timeout(state.settings.request_timeout_seconds):
-                async with transaction(state.engine, context.row_security(), isolation="REPEATABLE READ",
-                                       check=context.still_valid) as db:
-                    if not db.still_valid:
-                        return None  # the caller changed or is gone: the full pipeline reads it again
-                    context._db = db
-                    data = await compiler.run(compiled, context, request.variables)
-        except StepAside:
-            return None  # counted, and audited where it must be, when the pipeline steps aside too
+                if self.one_call:
+                    data = await self._in_one_call(compiler, compiled, context, request.variables)
+                else:
+                    data = await self._in_transaction(compiler, compiled, context, request.variables)
+        except (StepAside, StaleCaller):
+            return None  # the pipeline steps aside too (counted, audited where it must be), or reads the caller
+        except TemporaryFunctionsRefused:
+            self.one_call = False
+            logger.warning("compiled-read lane reads in a transaction: the database refuses temporary functions",
+                           request_id=request_id)
+            return None
         assert isinstance(data, CompiledJson)  # Context.of_caller asks for the statement's text (raw_json)
         compiler.in_lane += 1
         return (DATA_FIRST + data.text + "}").encode()
+
+
+    @staticmethod
+    async def _in_one_call(compiler: ReadCompiler, compiled: CompiledOperation, context: Context,
+                           variables: dict[str, Any]) -> Any:
+        """One round trip: the row-security context, the caller's re-check and the read (db/one_call.py)."""
+        state = context.state
+        async with read_in_one_call(state.engine, context.row_security(), context.still_valid) as db:
+            context._db = db
+            return await compiler.run(compiled, context, variables)
+
+    @staticmethod
+    async def _in_transaction(compiler: ReadCompiler, compiled: CompiledOperation, context: Context,
+                              variables: dict[str, Any]) -> Any:
+        """Where the database refuses temporary functions: begin, set the context and re-check, read, commit."""
+        async with transaction(context.state.engine, context.row_security(), isolation="REPEATABLE READ",
+                               check=context.still_valid) as db:
+            if not db.still_valid:
+                raise StaleCaller  # the caller changed or is gone: the full pipeline reads it again
+            context._db = db
+            return await compiler.run(compiled, context, variables)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,9 +15,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.graphql.compiler import MAX_REMEMBERED_TEXT
+from config.settings import Settings
+from db.engine import statements_observed
 from tests.api.test_compiled_reads import DASHBOARD
-from tests.factories import Factory, unique
-from tests.flows import Network, care_network
+from tests.factories import Factory
+from tests.flows import Network, care_network, unseen_text
+from tests.oauth_helpers import extra_app, http_from
 
 REFERRAL_BY_ID = """query Referral($id: ID!) { node(id: $id) { ... on Referral {
   id status priority respondBy createdAt version survivor { pseudonym ageBand } } } }"""
@@ -28,11 +31,6 @@ UNSEEN_REFERRAL = "UmVmZXJyYWw6MDAwMDAwMDAtMDAwMC0wMDAwLTAwMDAtMDAwMDAwMDAwMDAx"
 @pytest.fixture
 async def net(factory: Factory) -> tuple[Network, list[str]]:
     return await care_network(factory)
-
-
-def _fresh(query: str) -> str:
-    """The document under a text of its own: the lane knows documents by their text, across tests."""
-    return f"{query}\n# {unique('lane')}"
 
 
 def _in_lane(app: FastAPI) -> int:
@@ -67,8 +65,9 @@ async def test_a_query_answered_once_is_answered_again_by_the_lane_with_the_pipe
     network, referral_ids = net
     token = network.token("counselor")
     headers = {"accept": accept} if accept else {}
-    for body in ({"query": _fresh(DASHBOARD)}, {"query": _fresh(REFERRAL_BY_ID), "variables": {"id": referral_ids[0]},
-                                        "operationName": "Referral"}):
+    for body in ({"query": unseen_text(DASHBOARD)},
+                 {"query": unseen_text(REFERRAL_BY_ID), "variables": {"id": referral_ids[0]},
+                  "operationName": "Referral"}):
         before = _in_lane(app)
         first = await _post(factory.client, token, body, headers=headers)
         assert _in_lane(app) == before  # the whole pipeline answered it
@@ -82,7 +81,7 @@ async def test_two_callers_sharing_a_known_document_each_see_only_their_own_rows
     factory: Factory, app: FastAPI, net: tuple[Network, list[str]]
 ) -> None:
     network, _ = net
-    query = _fresh(DASHBOARD)
+    query = unseen_text(DASHBOARD)
     mine = (await _post(factory.client, network.token("counselor"), {"query": query})).json()
     before = _in_lane(app)
     theirs = (await _post(factory.client, network.token("other_counselor"), {"query": query})).json()
@@ -101,7 +100,7 @@ async def test_what_the_lane_does_not_take_is_the_pipelines(
 ) -> None:
     network, referral_ids = net
     token = network.token("counselor")
-    body: Any = {"query": _fresh(REFERRAL_BY_ID), "variables": {"id": referral_ids[0]}}
+    body: Any = {"query": unseen_text(REFERRAL_BY_ID), "variables": {"id": referral_ids[0]}}
     known = await _post(factory.client, token, body)
     assert known.status_code == 200 and known.json()["data"]["node"]
     headers: dict[str, str] = {}
@@ -154,7 +153,7 @@ async def test_the_cost_is_checked_with_each_requests_variables(
 ) -> None:
     network, _ = net
     token = network.token("coordinator")
-    query = _fresh(PAGED)
+    query = unseen_text(PAGED)
     small = await _known(factory, app, token, {"query": query, "variables": {"n": 2}})
     assert small.status_code == 200 and "errors" not in small.json()
     before = _in_lane(app)
@@ -169,7 +168,7 @@ async def test_variables_that_do_not_fit_get_the_pipelines_error(
 ) -> None:
     network, referral_ids = net
     token = network.token("counselor")
-    query = _fresh(REFERRAL_BY_ID)
+    query = unseen_text(REFERRAL_BY_ID)
     await _known(factory, app, token, {"query": query, "variables": {"id": referral_ids[0]}})
     before = _in_lane(app)
     for variables in ({}, {"id": None}, {"id": [referral_ids[0]]}, {"id": {"id": 1}}):
@@ -183,7 +182,7 @@ async def test_a_read_that_steps_aside_is_answered_and_audited_once_by_the_pipel
 ) -> None:
     network, referral_ids = net
     token = network.token("counselor")
-    query = _fresh(REFERRAL_BY_ID)
+    query = unseen_text(REFERRAL_BY_ID)
     await _known(factory, app, token, {"query": query, "variables": {"id": referral_ids[0]}})
     audited = text("SELECT count(*) FROM audit_event WHERE record_id = :id AND purpose = 'NOT_VISIBLE'")
     async with owner_engine.connect() as connection:
@@ -202,7 +201,7 @@ async def test_a_caller_who_changed_is_read_again_by_the_pipeline_and_one_who_is
 ) -> None:
     network, _ = net
     token = network.token("counselor")
-    query = _fresh(DASHBOARD)
+    query = unseen_text(DASHBOARD)
     assert (await _known(factory, app, token, {"query": query})).json()["data"]["referrals"]["edges"]
     before = _in_lane(app)
     async with owner_engine.begin() as connection:
@@ -217,7 +216,7 @@ async def test_the_lane_answers_nothing_while_compiled_reads_are_off(
 ) -> None:
     network, _ = net
     token = network.token("counselor")
-    query = _fresh(DASHBOARD)
+    query = unseen_text(DASHBOARD)
     compiled = await _post(factory.client, token, {"query": query})
     compiler = app.state.graphql_schema.compiler
     compiler.enabled = False
@@ -235,7 +234,7 @@ async def test_a_document_padded_past_what_the_lane_remembers_is_always_the_pipe
 ) -> None:
     network, referral_ids = net
     token = network.token("counselor")
-    padded = _fresh(REFERRAL_BY_ID) + "\n#" + "x" * MAX_REMEMBERED_TEXT  # a comment: no tokens, all text
+    padded = unseen_text(REFERRAL_BY_ID) + "\n#" + "x" * MAX_REMEMBERED_TEXT  # a comment: no tokens, all text
     before = _in_lane(app)
     answers = [await _post(factory.client, token, {"query": padded, "variables": {"id": referral_ids[0]}})
                for _ in range(3)]
@@ -247,7 +246,7 @@ async def test_a_caller_without_a_scope_the_known_document_needs_is_refused_and_
     factory: Factory, app: FastAPI, net: tuple[Network, list[str]], owner_engine: AsyncEngine
 ) -> None:
     network, _ = net
-    query = _fresh("{ referrals { edges { node { id milestones { id } } } } }")
+    query = unseen_text("{ referrals { edges { node { id milestones { id } } } } }")
     await _known(factory, app, network.token("counselor"), {"query": query})
     narrow = await factory.token(network.counselor, scopes=["user/Referral.rs", "user/Survivor.r"])
     refusals = text("SELECT count(*) FROM audit_event WHERE actor = :actor AND purpose = 'FORBIDDEN'")
@@ -259,3 +258,53 @@ async def test_a_caller_without_a_scope_the_known_document_needs_is_refused_and_
     assert refused.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     async with owner_engine.connect() as connection:
         assert (await connection.execute(refusals, {"actor": network.counselor.gid})).scalar_one() == before_rows + 1
+
+
+async def test_a_known_read_is_one_statement_that_sets_the_row_security_context_itself(
+    factory: Factory, app: FastAPI, net: tuple[Network, list[str]]
+) -> None:
+    """Past the first request on each pooled connection (which makes the connection's function), a read in
+    the lane is one round trip: no BEGIN, no separate set_config, no COMMIT (db/one_call.py)."""
+    network, referral_ids = net
+    token = network.token("counselor")
+    body = {"query": unseen_text(REFERRAL_BY_ID), "variables": {"id": referral_ids[0]}}
+    expected = (await _known(factory, app, token, body)).content
+    rounds: list[list[str]] = []
+    for _ in range(25):
+        sent: list[str] = []
+        before = _in_lane(app)
+        with statements_observed(app.state.pamoja.engine, lambda s, _t, sent=sent: sent.append(s)):  # type: ignore[attr-defined]
+            answer = await _post(factory.client, token, body)
+        assert _in_lane(app) == before + 1 and answer.content == expected
+        rounds.append(sent)
+        if len(sent) == 1:
+            break
+    assert all(s[-1].startswith("SELECT * FROM pg_temp.pamoja_read_") for s in rounds), rounds
+    assert all(len(s) == 1 or s[-2].startswith("CREATE FUNCTION pg_temp.") for s in rounds), rounds
+    assert rounds[-1] == rounds[-1][-1:], rounds
+
+
+async def test_where_temporary_functions_are_refused_the_lane_reads_in_a_transaction(
+    factory: Factory, net: tuple[Network, list[str]], owner_engine: AsyncEngine, settings: Settings
+) -> None:
+    network, referral_ids = net
+    token = network.token("counselor")
+    body = {"query": unseen_text(REFERRAL_BY_ID), "variables": {"id": referral_ids[0]}}
+    async with owner_engine.begin() as connection:
+        name = (await connection.execute(text("SELECT current_database()"))).scalar_one()
+        await connection.execute(text(f'REVOKE TEMPORARY ON DATABASE "{name}" FROM PUBLIC'))
+    try:
+        other = extra_app(settings)
+        async with other.router.lifespan_context(other), http_from(other) as client:
+            answers = [await _post(client, token, body) for _ in range(3)]
+            # the pipeline; the lane, refused, hands over; the lane again, in a transaction
+            assert _in_lane(other) == 1
+            sent: list[str] = []
+            with statements_observed(other.state.pamoja.engine, lambda s, _t: sent.append(s)):  # type: ignore[attr-defined]
+                answers.append(await _post(client, token, body))
+            assert _in_lane(other) == 2
+    finally:
+        async with owner_engine.begin() as connection:
+            await connection.execute(text(f'GRANT TEMPORARY ON DATABASE "{name}" TO PUBLIC'))
+    assert len({(a.status_code, a.content) for a in answers}) == 1 and answers[0].json()["data"]["node"]
+    assert sent[0].startswith("BEGIN") and sent[1].startswith("SELECT set_config") and sent[-1] == "COMMIT;", sent

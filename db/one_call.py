@@ -1,0 +1,173 @@
+"""A compiled read in one round trip: the row-security context, the remembered caller's re-check and the
+read, in one call of a temporary PL/pgSQL function the connection made for that statement.
+
+Why: a compiled read in `db.engine.transaction` is four round trips (BEGIN, set_config with the re-check,
+the read, COMMIT). On this machine the three beside the read cost the worker more CPU than the read
+itself (README, benchmark: 0.29 against 0.08 ms of client CPU, 0.24 against 0.15 ms of PostgreSQL's, for a
+referral by id). asyncpg sends each statement on its own, so they cannot share a round trip; one
+statement that calls a function can.
+
+What keeps each rule of `db.engine.transaction`:
+- The settings are `set_config(..., true)`, parameterized, and local to the transaction, which here is
+  the call's own implicit one: they end with the call, and the next request on the pooled connection sees
+  none (security.md §3; tests/safety).
+- PL/pgSQL runs its statements in order: the read's executor starts after `set_config` and the re-check
+  finished, so row-level security reads this caller's settings. (A `set_config` inside the read's own
+  SELECT has no such promise.)
+- The function is SECURITY INVOKER, made by and run as the API's role: row-level security applies as it
+  does to the statement itself. Its text is the compiler's, with every value a parameter; the function is
+  temporary (`pg_temp`), visible to this connection only, and gone with it.
+- A re-check that fails returns no row: the caller changed or is gone, and the full pipeline reads it again.
+
+A role without the TEMPORARY privilege, or a read-only server, cannot make the function: the caller
+(`api/graphql/lane.py`) then reads in `db.engine.transaction`, as before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from db.engine import SET_ROW_SECURITY, Db, RowSecurityContext, StillValid
+
+# The connection's functions (name -> its call), in the pool record's `info`: kept while the connection
+# lives, dropped with it (SQLAlchemy gives a new connection a new record).
+FUNCTIONS = "pamoja.read_functions"
+MAX_FUNCTIONS = 256  # per connection; the oldest is dropped past it
+BODY_TAG = "$pamoja_read$"  # the function body's dollar quote; a text holding it is never wrapped
+# What PostgreSQL says when the function cannot be made at all: no TEMPORARY privilege, a read-only server.
+# Types by their OIDs, as DDL names them (qualified and quoted where it must be: an enum, `text[]`).
+TYPE_NAMES = "SELECT array_agg(format_type(o, NULL) ORDER BY n) FROM unnest($1::oid[]) WITH ORDINALITY AS t(o, n)"
+REFUSED = (asyncpg.InsufficientPrivilegeError, asyncpg.ReadOnlySQLTransactionError)
+
+
+class StaleCaller(Exception):
+    """The remembered caller's re-check failed: it changed or is gone."""
+
+
+class TemporaryFunctionsRefused(Exception):
+    """This database does not let the API's role make a temporary function."""
+
+
+class ReadInOneCall(Db):
+    """A request's handle for one compiled read, sent as one call; nothing else runs through it."""
+
+    def __init__(self, connection: AsyncConnection, driver: asyncpg.Connection, context: RowSecurityContext,
+                 check: StillValid | None) -> None:
+        super().__init__(connection, driver)
+        self._settings = tuple(context.settings().values())
+        self._check = check
+        self._functions: OrderedDict[str, str] = connection.info.setdefault(FUNCTIONS, OrderedDict())
+
+    async def execute(self, statement: Any, params: Any = None) -> Any:
+        raise RuntimeError("A read in one call runs its compiled statement and nothing else.")
+
+    async def set_row_security(self, context: RowSecurityContext) -> None:
+        raise RuntimeError("A read in one call sets the row-security context inside its call.")
+
+    async def compiled_row(self, sql: str, parameters: Sequence[Any]) -> tuple[Any, ...]:
+        """The read's row, as `Db.compiled_row` returns it; StaleCaller when the re-check fails."""
+        check_parameters = self._check.parameters if self._check is not None else ()
+        name = _name(sql, self._check)
+
+        async def run() -> tuple[Any, ...]:
+            self.statements += 1
+            call = await self._function(name, sql, len(parameters))
+            arguments = (*parameters, *self._settings, *check_parameters)
+            try:
+                row = await self.driver.fetchrow(call, *arguments)
+            except asyncpg.UndefinedFunctionError:  # the session lost it (DISCARD TEMP): made again, once
+                self._functions.pop(name, None)
+                row = await self.driver.fetchrow(await self._function(name, sql, len(parameters)), *arguments)
+            if row is None:
+                raise StaleCaller
+            return tuple(row)
+
+        return await self._serialised(run)
+
+    async def _function(self, name: str, sql: str, count: int) -> str:
+        call = self._functions.get(name)
+        if call is not None:
+            self._functions.move_to_end(name)
+            return call
+        try:
+            await self.driver.execute(await _definition(self.driver, name, sql, count, self._check))
+        except REFUSED as exc:
+            raise TemporaryFunctionsRefused from exc
+        arguments = count + len(self._settings) + (len(self._check.parameters) if self._check else 0)
+        numbers = ", ".join(f"${n}" for n in range(1, arguments + 1))
+        call = self._functions[name] = f"SELECT * FROM pg_temp.{name}({numbers})"  # noqa: S608 (name: a digest)
+        while len(self._functions) > MAX_FUNCTIONS:
+            oldest, _ = self._functions.popitem(last=False)
+            await self.driver.execute(f"DROP FUNCTION IF EXISTS pg_temp.{oldest}")
+        return call
+
+
+@asynccontextmanager
+async def read_in_one_call(engine: AsyncEngine, context: RowSecurityContext, check: StillValid | None,
+                           ) -> AsyncIterator[ReadInOneCall]:
+    """A pooled connection in autocommit for one compiled read (ReadInOneCall.compiled_row). As in
+    `db.engine.transaction`, a connection left with a statement running or inside a transaction is closed,
+    never pooled."""
+    connection = await engine.connect()
+    driver: asyncpg.Connection | None = None
+    try:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None  # the pool's connection is open (a closed one was discarded at checkout)
+        db = ReadInOneCall(connection, driver, context, check)
+        try:
+            yield db
+        except BaseException:
+            await db.abandon()
+            raise
+        await db.settle()
+    finally:
+        if driver is not None and not driver.is_closed() and driver.is_in_transaction():
+            await connection.invalidate()
+        await connection.close()
+
+
+def _name(sql: str, check: StillValid | None) -> str:
+    digest = hashlib.sha256(sql.encode())
+    if check is not None:
+        digest.update(b"\0" + check.sql.encode())
+    return f"pamoja_read_{digest.hexdigest()[:32]}"
+
+
+async def _definition(driver: asyncpg.Connection, name: str, sql: str, count: int, check: StillValid | None,
+                      ) -> str:
+    """The function's CREATE statement. The argument and column types are those PostgreSQL infers for the
+    read (and for the re-check, in the statement `db.engine.transaction` sends): the read's own `$1..$n`,
+    then the settings, then the re-check's parameters, renumbered past the read's."""
+    if BODY_TAG in sql or (check is not None and BODY_TAG in check.sql):
+        raise ValueError("the statement holds the function body's quote")
+    read = await driver.prepare(sql)
+    given = read.get_parameters()
+    if len(given) != count:
+        raise ValueError("the read's parameters are not those given")
+    settings = list(RowSecurityContext().settings())
+    set_context = ", ".join(f"set_config('{setting}', ${count + i}, true)" for i, setting in enumerate(settings, 1))
+    checked: Sequence[Any] = ()
+    recheck = ""
+    if check is not None:
+        probe = await driver.prepare(f"{SET_ROW_SECURITY}, ({check.sql}) AS still_valid")
+        checked = probe.get_parameters()[len(settings):]
+        shifted = re.sub(r"\$(\d+)", lambda m: f"${int(m.group(1)) + count}", check.sql)
+        recheck = f"IF NOT coalesce(({shifted}), false) THEN RETURN; END IF;\n"
+    row = [a.type for a in read.get_attributes()]
+    names = await driver.fetchval(TYPE_NAMES, [t.oid for t in (*given, *checked, *row)])
+    types = [*names[:count], *["text"] * len(settings), *names[count:count + len(checked)]]
+    returned = ", ".join(f"pamoja_column_{i} {t}" for i, t in enumerate(names[count + len(checked):]))
+    return (f"CREATE FUNCTION pg_temp.{name}({', '.join(types)}) RETURNS TABLE ({returned}) "
+            f"LANGUAGE plpgsql AS {BODY_TAG}\n#variable_conflict use_column\nBEGIN\n"
+            f"PERFORM {set_context};\n{recheck}RETURN QUERY {sql};\nEND\n{BODY_TAG}")
+
+
