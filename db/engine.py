@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import asyncpg
 from sqlalchemy import Executable, Row, event
@@ -102,8 +102,14 @@ class RowSecurityContext:
 WORKER_CONTEXT = RowSecurityContext(system="worker")
 
 
-class Db:
-    """One connection and one transaction, shared by a request's resolvers and loaders.
+class CompiledRows(Protocol):
+    """Where a compiled read's one row comes from (api/graphql/compiler.ReadCompiler.run)."""
+
+    async def compiled_row(self, sql: str, parameters: Sequence[Any]) -> tuple[Any, ...]: ...
+
+
+class Serialised:
+    """Calls on one connection, one at a time, each run to its end in a task of its own.
 
     GraphQL resolves sibling fields concurrently; asyncpg refuses concurrent operations on one
     connection, so every call is serialised with a lock (architecture.md, "a pitfall none handles").
@@ -116,26 +122,11 @@ class Db:
     no N+1.
     """
 
-    def __init__(self, connection: AsyncConnection, driver: asyncpg.Connection | None = None) -> None:
-        self.connection = connection
-        # The connection's asyncpg connection, inside `transaction`'s own transaction: what a compiled read
-        # and the row-security context are sent through, without SQLAlchemy's execution layers.
-        self._driver = driver
+    def __init__(self) -> None:
         self._lock = asyncio.Lock()
         self._running: set[asyncio.Task[Any]] = set()
         self._ended = False
         self.statements = 0
-        self.still_valid = True
-
-    async def set_row_security(self, context: RowSecurityContext) -> None:
-        """Set the row-security context again (the caller was read again in this transaction)."""
-        await self._serialised(lambda: _set_row_security(self.driver, context))
-
-    @property
-    def driver(self) -> asyncpg.Connection:
-        if self._driver is None:
-            raise RuntimeError("Only a request's transaction (db.engine.transaction) sends statements past SQLAlchemy.")
-        return self._driver
 
     async def _serialised(self, work: Callable[[], Awaitable[T]]) -> T:
         if self._ended:
@@ -160,6 +151,28 @@ class Db:
         self._ended = True
         while self._running:
             await asyncio.wait(set(self._running))
+
+
+class Db(Serialised):
+    """One connection and one transaction, shared by a request's resolvers and loaders."""
+
+    def __init__(self, connection: AsyncConnection, driver: asyncpg.Connection | None = None) -> None:
+        super().__init__()
+        self.connection = connection
+        # The connection's asyncpg connection, inside `transaction`'s own transaction: what a compiled read
+        # and the row-security context are sent through, without SQLAlchemy's execution layers.
+        self._driver = driver
+        self.still_valid = True
+
+    async def set_row_security(self, context: RowSecurityContext) -> None:
+        """Set the row-security context again (the caller was read again in this transaction)."""
+        await self._serialised(lambda: _set_row_security(self.driver, context))
+
+    @property
+    def driver(self) -> asyncpg.Connection:
+        if self._driver is None:
+            raise RuntimeError("Only a request's transaction (db.engine.transaction) sends statements past SQLAlchemy.")
+        return self._driver
 
     async def abandon(self) -> None:
         """The transaction is being rolled back (an error, a timeout): refuse further calls, and close

@@ -58,6 +58,7 @@ from api.graphql.relay import page_request
 from db.compiled_reads import RENDERABLE, Pick, Renderer, RunValues, Statement, shape_of
 from db.crypto import DataKeys, DecryptionFailed
 from db.cursors import after_values
+from db.engine import CompiledRows
 from db.survivors import key_aad, phone_indexes, pseudonym_pattern
 from domain import policy
 from domain.ids import from_global_id
@@ -197,9 +198,12 @@ class ReadCompiler:
 
     # ------------------------------------------------------------------ run
 
-    async def run(self, compiled: CompiledOperation, context: Any, variables: dict[str, Any] | None) -> Any:
+    async def run(self, compiled: CompiledOperation, context: Any, variables: dict[str, Any] | None,
+                  rows: CompiledRows | None = None) -> Any:
         """The operation's `data`: as JSON text (CompiledJson) for a context that sends it on as it is
-        (`raw_json`, the HTTP router's and the lane's), parsed otherwise, counted in `completed`; or StepAside."""
+        (`raw_json`, the HTTP router's and the lane's), parsed otherwise, counted in `completed`; or StepAside.
+        The statement runs in the request's transaction (`context.db`), or through `rows` (the lane's read
+        in one call, db/one_call.py)."""
         principal: Principal = context.principal
         if not all(principal.allows(resource, action) for resource, action in compiled.requires):
             raise StepAside
@@ -212,7 +216,8 @@ class ReadCompiler:
         grants = frozenset({"staff_details"}) if policy.may_administer_staff(principal, Action.READ) else frozenset()
         values = RunValues(scope=policy.rows(principal, datetime.now(UTC)), args=args, grants=grants)
         statement = self._statement(compiled, values)
-        text, keys, every_node_found = await context.db.compiled_row(statement.sql, statement.parameters(values))
+        source = rows if rows is not None else context.db
+        text, keys, every_node_found = await source.compiled_row(statement.sql, statement.parameters(values))
         if not every_node_found:
             raise StepAside  # a `node` that shows nothing: graphql-core answers, and audits the id
         if MISSING_TEXT in text:

@@ -121,9 +121,8 @@ class CompiledReadLane:
                            variables: dict[str, Any]) -> Any:
         """One round trip: the row-security context, the caller's re-check and the read (db/one_call.py)."""
         state = context.state
-        async with read_in_one_call(state.engine, context.row_security(), context.still_valid) as db:
-            context._db = db
-            return await compiler.run(compiled, context, variables)
+        async with read_in_one_call(state.engine, context.row_security(), context.still_valid) as rows:
+            return await compiler.run(compiled, context, variables, rows)
 
     @staticmethod
     async def _in_transaction(compiler: ReadCompiler, compiled: CompiledOperation, context: Context,
