@@ -136,3 +136,28 @@ async def test_the_runtime_role_cannot_delete_records_or_touch_the_audit_trail(
         with pytest.raises((ProgrammingError, DBAPIError), match="permission denied"):
             async with transaction(app_engine, context) as db:
                 await db.execute(text(statement))
+
+
+async def test_a_temporary_table_cannot_stand_in_for_a_table_inside_a_definer_function(
+    factory: Factory, app_engine: AsyncEngine, owner_engine: AsyncEngine
+) -> None:
+    """The API's role may make temporary objects (db/one_call.py does). A temporary `survivor` claiming
+    another NGO's survivor for the caller's organization must not get her records' ids out of
+    `subject_record_ids`, which runs as the owner: its search path puts `pg_temp` last (migration 0015)."""
+    net = await network(factory)
+    await referred_case(factory, net)
+    async with owner_engine.connect() as connection:
+        survivor = (await connection.execute(text("SELECT id FROM survivor WHERE organization_id = :org"),
+                                             {"org": net.ngo.id})).scalar_one()
+        configs = (await connection.execute(text(
+            "SELECT p.proname, p.proconfig FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+            "WHERE p.prosecdef AND n.nspname = 'public'"))).all()
+    outsider = RowSecurityContext(organization_id=str((await factory.ngo()).id))
+    with pytest.raises((ProgrammingError, DBAPIError), match="outside the caller"):
+        async with transaction(app_engine, outsider) as db:
+            await db.execute(text("CREATE TEMPORARY TABLE survivor (id uuid, organization_id uuid) ON COMMIT DROP"))
+            await db.execute(text("INSERT INTO pg_temp.survivor VALUES (:id, :org)"),
+                             {"id": survivor, "org": outsider.organization_id})
+            await db.execute(text("SELECT subject_record_ids(:id)"), {"id": survivor})
+    assert configs and all(any(c.replace(" ", "") == "search_path=pg_catalog,public,pg_temp" for c in config or ())
+                           for _, config in configs), configs
