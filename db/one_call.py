@@ -39,14 +39,14 @@ from sqlalchemy.util import greenlet_spawn
 
 from db.engine import SET_ROW_SECURITY, RowSecurityContext, Serialised, StillValid
 
-# The connection's functions (name -> its call), in the pool record's `info`: kept while the connection
-# lives, dropped with it (SQLAlchemy gives a new connection a new record).
+# The connection's functions ((read's text, re-check's text) -> the call), in the pool record's `info`:
+# kept while the connection lives, gone with it (SQLAlchemy clears a record's `info` when it reconnects).
 FUNCTIONS = "pamoja.read_functions"
 MAX_FUNCTIONS = 256  # per connection; the oldest is dropped past it
 BODY_TAG = "$pamoja_read$"  # the function body's dollar quote; a text holding it is never wrapped
-# What PostgreSQL says when the function cannot be made at all: no TEMPORARY privilege, a read-only server.
 # Types by their OIDs, as DDL names them (qualified and quoted where it must be: an enum, `text[]`).
 TYPE_NAMES = "SELECT array_agg(format_type(o, NULL) ORDER BY n) FROM unnest($1::oid[]) WITH ORDINALITY AS t(o, n)"
+# What PostgreSQL says when the function cannot be made at all: no TEMPORARY privilege, a read-only server.
 REFUSED = (asyncpg.InsufficientPrivilegeError, asyncpg.ReadOnlySQLTransactionError)
 
 

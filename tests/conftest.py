@@ -21,6 +21,7 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.main import create_app
@@ -139,6 +140,20 @@ async def app_engine(database_urls: DatabaseUrls) -> AsyncIterator[AsyncEngine]:
     engine = make_engine(database_urls.app, pool_size=2, application_name="pamoja-tests-app")
     yield engine
     await engine.dispose()
+
+
+@pytest.fixture
+async def temporary_objects_refused(owner_engine: AsyncEngine) -> AsyncIterator[None]:
+    """The test database refuses TEMPORARY to PUBLIC, so to the API's role, while the test runs: a session
+    that has made no temporary object yet cannot make one (db/one_call.py's fallback)."""
+    async with owner_engine.begin() as connection:
+        name = (await connection.execute(text("SELECT current_database()"))).scalar_one()
+        await connection.execute(text(f'REVOKE TEMPORARY ON DATABASE "{name}" FROM PUBLIC'))
+    try:
+        yield
+    finally:
+        async with owner_engine.begin() as connection:
+            await connection.execute(text(f'GRANT TEMPORARY ON DATABASE "{name}" TO PUBLIC'))
 
 
 @pytest.fixture
