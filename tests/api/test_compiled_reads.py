@@ -10,6 +10,7 @@ that answered. The access and BOLA matrices compare the two engines on every rea
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -236,6 +237,41 @@ async def test_a_read_whose_fields_need_no_key_reads_none(
                                  {"id": str(decoded[1])})
     after = await every_way(factory, app, token, query, variables)
     assert after.compiled == 1 and after.body == body
+
+
+# (query, the category decisions its statement computes, the sealed referral columns its first page holds):
+# each only when a field reads it (db.compiled_reads.OPTIONAL_COLUMNS).
+DECISIONS_READ = {
+    "referral-plain": (REFERRAL_PLAIN, set(), set()),
+    "referral-reason": (REFERRAL_PLAIN.replace("version", "version reason"), {"sees_summary"}, {"reason_enc"}),
+    "referral-sessions": (REFERRAL_PLAIN.replace("version", "version sessions(first: 2) { edges { node { id } } }"),
+                          {"sees_sessions"}, set()),
+    "referral-goals": (REFERRAL_PLAIN.replace("version", "version goals { domain }"), {"sees_assessments"}, set()),
+    "referrals-page": ("{ referrals(first: 3) { edges { node { id reason outcome milestones { title } } } } }",
+                       {"sees_summary", "sees_assessments"}, {"reason_enc", "outcome_enc"}),
+    "dashboard": (DASHBOARD, {"sees_sessions", "sees_assessments"}, set()),
+}
+
+
+@pytest.mark.parametrize("case", list(DECISIONS_READ), ids=list(DECISIONS_READ))
+async def test_a_statement_computes_only_the_decisions_its_fields_read(
+    factory: Factory, app: FastAPI, busy_network: tuple[Network, list[str]], case: str
+) -> None:
+    """A category decision nothing reads is left out of the statement (PostgreSQL would prepare and evaluate
+    it for every row); the answer is the resolver path's, byte for byte."""
+    query, decisions, sealed = DECISIONS_READ[case]
+    net, (in_care, *_) = busy_network
+    token = net.token("coordinator")
+    variables: dict[str, Any] = {"id": in_care}
+    await factory.gql(token, query, variables)
+    with sent_statements(app.state.pamoja.engine) as seen:  # type: ignore[attr-defined]
+        body = await factory.gql(token, unseen_text(query), variables)
+    assert "errors" not in body and body["data"] and len(seen) == 2, (body, seen)
+    assert set(re.findall(r"sees_[a-z]+", seen[1])) == decisions, seen[1]
+    first_page = re.split(r"\sFROM\s", seen[1], maxsplit=1)[0]  # the columns of the statement's first CTE
+    assert set(re.findall(r"\.((?:status_reason|reason|outcome)_enc)\b", first_page)) == sealed, first_page
+    ran = await every_way(factory, app, token, query, variables)
+    assert ran.compiled == 1 and json.dumps(ran.body) == json.dumps(body)
 
 
 async def test_node_by_id_is_compiled_when_visible_and_answered_by_the_resolvers_when_not(
