@@ -25,5 +25,5 @@ class AppState:
     data_keys: DataKeys = field(init=False)  # survivors' keys as compiled reads open them
 
     def __post_init__(self) -> None:
-        self.data_keys = DataKeys(self.master_keys)
+        self.data_keys = DataKeys(self.master_keys, size=self.settings.data_key_cache_size)
         self.refused_reads = RefusedReadLimit(self.settings.refused_read_audit_limit, self.engine)

@@ -96,6 +96,10 @@ class Settings(BaseSettings):
     log_json: bool = True
     db_pool_size: int = 10
     db_statement_timeout_ms: int = 10_000
+    # Survivors' data keys a worker keeps unwrapped for compiled reads (db.crypto.DataKeys): about 300 bytes
+    # each, so the default is ~20 MB per worker and holds the active caseload of a large network (1,000
+    # counselors with 50 cases each); 0 unwraps every key on every read.
+    data_key_cache_size: int = Field(default=65_536, ge=0)
 
     master_keys: SecretStr = Field(
         default=SecretStr(DEV_MASTER_KEYS),

@@ -17,9 +17,11 @@ from typing import Any
 
 import pgserver
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from config.settings import Settings
 from db.crypto import (
     DataKeys,
     DecryptionFailed,
@@ -118,6 +120,32 @@ def test_data_keys_unwrap_each_survivors_key_once_and_only_for_the_key_brought()
         keys.open(amina, wrapped, sealed["m1"], aad=aad["m2"], key_aad=_survivor_aad)
     with pytest.raises(DecryptionFailed):
         keys.open(amina, wrapped, "not base64!", aad=aad["m1"], key_aad=_survivor_aad)
+
+
+@pytest.mark.parametrize("size", [0, 1])
+def test_data_keys_sized_by_the_setting_open_the_same_and_remember_at_most_that_many(size: int) -> None:
+    """PAMOJA_DATA_KEY_CACHE_SIZE: 0 remembers nothing (every open unwraps), 1 only the last survivor's key;
+    what opens is the same either way."""
+    master = CountingMaster(MasterKeys.parse(f"k1:{_key()}").keys)
+    object.__setattr__(master, "unwraps", [])
+    settings = Settings(env="test", data_key_cache_size=size)
+    keys = DataKeys(master, size=settings.data_key_cache_size)
+    amina, baraka = str(uuid.uuid4()), str(uuid.uuid4())
+    hers, her_texts = _sealed_for(master, amina, {"m1": "First session attended"})
+    his, his_texts = _sealed_for(master, baraka, {"m2": "Back at school"})
+    for survivor, wrapped, sealed, name, expected in ((amina, hers, her_texts, "m1", "First session attended"),
+                                                  (amina, hers, her_texts, "m1", "First session attended"),
+                                                  (baraka, his, his_texts, "m2", "Back at school"),
+                                                  (amina, hers, her_texts, "m1", "First session attended")):
+        opened = keys.open(survivor, wrapped, sealed[name], aad=f"milestone.title:{name}", key_aad=_survivor_aad)
+        assert opened.decode() == expected
+    assert len(master.unwraps) == (4 if size == 0 else 3)
+
+
+def test_a_negative_data_key_cache_size_is_refused_naming_the_setting() -> None:
+    with pytest.raises(ValidationError) as refused:
+        Settings(env="test", data_key_cache_size=-1)
+    assert "data_key_cache_size" in str(refused.value)
 
 
 def test_ciphertext_moved_to_another_row_or_column_does_not_decrypt() -> None:
