@@ -46,7 +46,7 @@ def create_app(settings: Settings) -> FastAPI:
             app_password=settings.app_db_password.get_secret_value() if settings.app_db_password else None,
             data_dir=settings.data_dir,
         )
-        engine = make_engine(urls.app, pool_size=settings.db_pool_size,
+        engine = make_engine(urls.app, pool_size=settings.db_pool_size, overflow=settings.db_pool_overflow,
                              statement_timeout_ms=settings.db_statement_timeout_ms)
         master = MasterKeys.parse(settings.master_keys.get_secret_value())
         authenticator = Authenticator(

@@ -48,12 +48,14 @@ def resolve_urls(
     return DatabaseUrls(owner=owner, app=app)
 
 
-def make_engine(url: str, *, pool_size: int = 10, statement_timeout_ms: int = 10_000,
+def make_engine(url: str, *, pool_size: int = 10, overflow: int | None = None, statement_timeout_ms: int = 10_000,
                 application_name: str = "pamoja-api") -> AsyncEngine:
+    """`pool_size` connections kept open, and `overflow` (unset: as many again) opened for a burst and
+    closed as each is returned."""
     engine = create_async_engine(
         to_async_url(url),
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=pool_size if overflow is None else overflow,
         connect_args={
             "server_settings": {
                 "application_name": application_name,
