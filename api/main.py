@@ -24,7 +24,7 @@ from auth.routes import mount_oauth
 from config.logging import configure_logging, get_logger
 from config.settings import Settings
 from db.crypto import MasterKeys, blind_index_key
-from db.engine import make_engine, resolve_urls
+from db.engine import make_engine, on_connection_beyond_pool, resolve_urls
 from db.migrate import head_revision
 
 logger = get_logger("pamoja.http")
@@ -48,6 +48,9 @@ def create_app(settings: Settings) -> FastAPI:
         )
         engine = make_engine(urls.app, pool_size=settings.db_pool_size, overflow=settings.db_pool_overflow,
                              statement_timeout_ms=settings.db_statement_timeout_ms)
+        on_connection_beyond_pool(engine, lambda size: logger.warning(
+            "a worker opened a database connection beyond its pool: raise PAMOJA_DB_POOL_SIZE if this repeats",
+            count=size))
         master = MasterKeys.parse(settings.master_keys.get_secret_value())
         authenticator = Authenticator(
             engine=engine, key_cache=KeyCache(engine=engine, master=master),

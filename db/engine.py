@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import asyncpg
-from sqlalchemy import Executable, Row, event
+from sqlalchemy import Executable, QueuePool, Row, event
 from sqlalchemy.engine import Result
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -66,6 +66,25 @@ def make_engine(url: str, *, pool_size: int = 10, overflow: int | None = None, s
     )
     event.listen(engine.sync_engine.pool, "checkout", _closed_connection_discarded)
     return engine
+
+
+def on_connection_beyond_pool(engine: AsyncEngine, report: Callable[[int], None], *,
+                              every_seconds: float = 60.0) -> None:
+    """Call `report(pool size)` when the pool opens a connection beyond its size, at most once per
+    `every_seconds`: the sign that a worker sees more concurrent requests than PAMOJA_DB_POOL_SIZE, each
+    such connection a PostgreSQL backend started and closed again."""
+    pool = engine.sync_engine.pool
+    assert isinstance(pool, QueuePool)  # make_engine's pool
+    last = -every_seconds
+
+    def opened(*_: Any) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if pool.overflow() > 0 and now - last >= every_seconds:  # counted before the connect event
+            last = now
+            report(pool.size())
+
+    event.listen(pool, "connect", opened)
 
 
 def _closed_connection_discarded(dbapi_connection: Any, record: Any, proxy: Any) -> None:

@@ -13,8 +13,9 @@ from pydantic import ValidationError
 from sqlalchemy import QueuePool, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cli.context import configuration_problem
 from config.settings import Settings
-from db.engine import DatabaseUrls, RowSecurityContext, make_engine, transaction
+from db.engine import DatabaseUrls, RowSecurityContext, make_engine, on_connection_beyond_pool, transaction
 
 
 async def _backends_of_a_burst(engine: AsyncEngine, size: int) -> set[int]:
@@ -47,14 +48,33 @@ async def test_a_burst_within_the_pool_reuses_its_connections_and_one_beyond_it_
         await engine.dispose()
 
 
+async def test_a_connection_beyond_the_pool_is_reported_at_most_once_a_window(database_urls: DatabaseUrls) -> None:
+    """The operator's sign that PAMOJA_DB_POOL_SIZE is too small (api/main.py logs it), not once per request."""
+    engine = make_engine(database_urls.app, pool_size=2, overflow=2, application_name="pamoja-pool-test")
+    reported: list[int] = []
+    on_connection_beyond_pool(engine, reported.append, every_seconds=3600)
+    try:
+        await _backends_of_a_burst(engine, 2)
+        assert reported == []  # within the pool
+        await _backends_of_a_burst(engine, 3)
+        assert reported == [2]  # one beyond it, reported with the pool's size
+        await _backends_of_a_burst(engine, 4)
+        assert reported == [2]  # again within the window: not reported again
+    finally:
+        await engine.dispose()
+
+
 async def test_the_api_pools_as_configured(app: FastAPI, settings: Settings, client: httpx.AsyncClient) -> None:
     assert (settings.db_pool_size, settings.db_pool_overflow) == (16, 4)
     assert (await client.get("/readyz")).json()["database"] == "ok"
-    assert app.state.pamoja.engine.sync_engine.pool.size() == settings.db_pool_size
+    pool = app.state.pamoja.engine.sync_engine.pool
+    assert isinstance(pool, QueuePool)
+    assert (pool.size(), pool._max_overflow) == (settings.db_pool_size, settings.db_pool_overflow)  # no public getter
 
 
-@pytest.mark.parametrize(("field", "value"), [("db_pool_size", 0), ("db_pool_size", -1), ("db_pool_overflow", -1)])
+@pytest.mark.parametrize(("field", "value"), [("db_pool_size", 0), ("db_pool_size", -7), ("db_pool_overflow", -7)])
 def test_a_pool_that_cannot_work_is_refused_naming_the_setting(field: str, value: int) -> None:
     with pytest.raises(ValidationError) as refused:
         Settings(env="test", **{field: value})  # type: ignore[arg-type]
-    assert field in str(refused.value)
+    problem = configuration_problem(refused.value)  # what `pamoja` prints to the operator
+    assert f"PAMOJA_{field.upper()}" in problem and str(value) not in problem
