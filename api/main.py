@@ -80,6 +80,10 @@ def create_app(settings: Settings) -> FastAPI:
         docs_url=None if settings.is_production else "/docs",
         redoc_url=None,
         openapi_url=None if settings.is_production else "/openapi.json",
+        # FastAPI's native OpenTelemetry off: a tracer configured in the process would receive every path with
+        # its query string and every exception's message; the access log below is the one record of a
+        # request. It also saves three provider look-ups per request (tests/safety/test_telemetry.py).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
 
     @app.get("/healthz", include_in_schema=False)

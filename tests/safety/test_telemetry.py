@@ -1,0 +1,75 @@
+"""FastAPI's native OpenTelemetry is off: a tracer configured in the process (an operator's
+`opentelemetry-instrument`, FASTAPI_OTEL_AUTO_CONFIGURE=true, a vendor agent) must not receive request
+paths with their query strings, or exceptions with their messages, from Pamoja. The access log
+(api/main.RequestIdAndAccessLog) is the one record of a request, and it carries no query string."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from opentelemetry import trace
+
+from api.main import create_app
+from config.settings import Settings
+
+
+class RecordingTracer(trace.Tracer):
+    def __init__(self, spans: list[dict[str, Any]]) -> None:
+        self.spans = spans
+
+    def start_span(self, name: str, context: Any = None, kind: Any = trace.SpanKind.INTERNAL,
+                   attributes: Mapping[str, Any] | None = None, links: Sequence[Any] | None = None,
+                   start_time: int | None = None, record_exception: bool = True,
+                   set_status_on_exception: bool = True) -> trace.Span:
+        self.spans.append({"name": name, **(attributes or {})})
+        return trace.NonRecordingSpan(trace.INVALID_SPAN_CONTEXT)
+
+    def start_as_current_span(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        return trace.use_span(self.start_span(name, *args, **kwargs), end_on_exit=True)
+
+
+class RecordingTracerProvider(trace.TracerProvider):
+    """A configured provider, as an SDK would be, that keeps each span's attributes."""
+
+    def __init__(self) -> None:
+        self.spans: list[dict[str, Any]] = []
+
+    def get_tracer(self, *args: Any, **kwargs: Any) -> trace.Tracer:
+        return RecordingTracer(self.spans)
+
+
+@pytest.fixture
+def configured_tracer(monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordingTracerProvider]:
+    provider = RecordingTracerProvider()
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
+    yield provider
+
+
+async def _get(app: FastAPI, path: str) -> int:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        return (await client.get(path)).status_code
+
+
+async def test_a_configured_tracer_would_receive_query_strings_from_a_plain_fastapi_app(
+        configured_tracer: RecordingTracerProvider) -> None:
+    """The control: without the setting, FastAPI traces each request with its query string."""
+    plain = FastAPI()
+
+    @plain.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    assert await _get(plain, "/healthz?state=Sentinel-Query") == 200
+    assert any("Sentinel-Query" in str(span) for span in configured_tracer.spans)
+
+
+async def test_pamoja_sends_nothing_to_a_configured_tracer(
+        configured_tracer: RecordingTracerProvider, settings: Settings) -> None:
+    app = create_app(settings)
+    assert await _get(app, "/healthz?state=Sentinel-Query") == 200
+    assert await _get(app, "/no-such-page?state=Sentinel-Query") == 404
+    assert configured_tracer.spans == []
