@@ -27,6 +27,7 @@ from db.crypto import (
     DecryptionFailed,
     MasterKeys,
     blind_index,
+    decode_key,
     decrypt_field,
     encrypt_field,
     new_data_key,
@@ -177,6 +178,24 @@ def test_master_keys_parse_and_refuse_bad_values() -> None:
     for bad in ("", "nokey", f"k1:{_key()},k1:{_key()}", "k1:c2hvcnQ="):
         with pytest.raises(ValueError):
             MasterKeys.parse(bad)
+
+
+def test_master_keys_unwrap_with_the_key_named_and_never_show_in_a_repr() -> None:
+    old, new = _key(), _key()
+    before = MasterKeys.parse(f"k1:{old}")
+    data_key = new_data_key()
+    key_id, wrapped = before.wrap(data_key, aad="survivor:1")
+    both = MasterKeys.parse(f"k2:{new},k1:{old}")
+    assert both.unwrap(key_id, wrapped, aad="survivor:1") == data_key  # after a rotation, by the key's id
+    with pytest.raises(DecryptionFailed):
+        both.unwrap("k2", wrapped, aad="survivor:1")  # another master key
+    with pytest.raises(DecryptionFailed):
+        both.unwrap(key_id, wrapped, aad="survivor:2")  # another survivor's associated data
+    with pytest.raises(DecryptionFailed):
+        both.unwrap("k3", wrapped, aad="survivor:1")  # an id no key has
+    for shown in (repr(both), str(both), repr([both]), f"{both!r}"):
+        assert old not in shown and new not in shown
+        assert repr(decode_key(old)) not in shown and repr(decode_key(new)) not in shown
 
 
 async def test_a_database_dump_holds_no_identifying_plaintext(factory: Factory, database_urls: object) -> None:
