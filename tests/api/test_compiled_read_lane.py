@@ -14,7 +14,9 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.graphql import lane
 from api.graphql.compiler import MAX_REMEMBERED_TEXT
+from api.graphql.cost import over_the_limit
 from config.settings import Settings
 from db.engine import statements_observed
 from tests.api.test_compiled_reads import DASHBOARD
@@ -161,6 +163,31 @@ async def test_the_cost_is_checked_with_each_requests_variables(
     assert _in_lane(app) == before
     assert large.json()["errors"][0]["extensions"]["code"] == "COST_LIMIT"
     assert large.json()["data"] is None
+
+
+async def test_only_a_document_with_variables_is_costed_again_in_the_lane(
+    factory: Factory, app: FastAPI, net: tuple[Network, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A document without variables costs what it cost when the pipeline answered it; one with variables is
+    costed again with each request's (the test above)."""
+    network, referral_ids = net
+    token = network.token("counselor")
+    costed: list[str] = []
+
+    def counted(schema: Any, document: Any, variables: Any) -> Any:
+        costed.append(document.definitions[0].name.value)
+        return over_the_limit(schema, document, variables)
+
+    dashboard = {"query": unseen_text(DASHBOARD)}
+    referral = {"query": unseen_text(REFERRAL_BY_ID), "variables": {"id": referral_ids[0]}}
+    await _known(factory, app, token, dashboard)
+    await _known(factory, app, token, referral)
+    monkeypatch.setattr(lane, "over_the_limit", counted)
+    before = _in_lane(app)
+    assert "errors" not in (await _post(factory.client, token, dashboard)).json()
+    assert costed == [] and _in_lane(app) == before + 1
+    again = await _post(factory.client, token, referral)
+    assert "errors" not in again.json() and costed == ["Referral"] and _in_lane(app) == before + 2
 
 
 async def test_variables_that_do_not_fit_get_the_pipelines_error(
