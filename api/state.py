@@ -17,9 +17,9 @@ from db.engine import DatabaseUrls
 class AppState:
     settings: Settings
     engine: AsyncEngine
-    urls: DatabaseUrls
+    urls: DatabaseUrls = field(repr=False)  # may carry database passwords
     master_keys: MasterKeys
-    blind_index_key: bytes
+    blind_index_key: bytes = field(repr=False)  # never in a repr, as MasterKeys
     authenticator: Authenticator
     refused_reads: RefusedReadLimit = field(init=False)
     data_keys: DataKeys = field(init=False)  # survivors' keys as compiled reads open them

@@ -200,8 +200,8 @@ class ClientRecord(ClientMixin):  # type: ignore[misc]
 class RegisteredClient:
     id: str
     client_id: str
-    client_secret: str | None
-    webhook_secret: str | None
+    client_secret: str | None = field(repr=False)
+    webhook_secret: str | None = field(repr=False)
 
     def as_output(self) -> dict[str, str]:
         out = {"id": self.id, "client_id": self.client_id}

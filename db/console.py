@@ -5,7 +5,7 @@ copied elsewhere, or read from a backup, opens nothing."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -26,12 +26,12 @@ def id_hash(cookie: str) -> bytes:
 class SessionRow:
     id_hash: bytes
     staff_user_id: Any
-    csrf_token: str
+    csrf_token: str = field(repr=False)
     language: str
     login_state: str | None
-    login_verifier: str | None
-    access_token: str | None
-    refresh_token: str | None
+    login_verifier: str | None = field(repr=False)
+    access_token: str | None = field(repr=False)
+    refresh_token: str | None = field(repr=False)
     access_expires_at: datetime | None
     last_seen_at: datetime
     expires_at: datetime

@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -29,8 +29,10 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class DatabaseUrls:
-    owner: str
-    app: str
+    """Never in a repr: either URL may carry a password."""
+
+    owner: str = field(repr=False)
+    app: str = field(repr=False)
 
 
 def resolve_urls(

@@ -27,7 +27,7 @@ import re
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from json.encoder import encode_basestring
 from typing import Any
@@ -259,7 +259,7 @@ class Reading:
     `node`/`nodes` the record types whose selection compiled."""
 
     principal: Principal
-    index_key: bytes
+    index_key: bytes = field(repr=False)
     node_types: frozenset[str]
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -86,7 +86,7 @@ class PasswordLink:
     """The secret part of a one-time link: shown once to whoever issued it, stored only as a hash."""
 
     staff_user_id: uuid.UUID
-    token: str
+    token: str = field(repr=False)
     expires_at: datetime
 
 
