@@ -94,6 +94,8 @@ def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from cli.accepting import BOARD_ENV, Board
+
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     cli = Cli.load()
     configure_logging(level=cli.settings.log_level, json=cli.settings.log_json)
@@ -105,13 +107,21 @@ def _serve(args: argparse.Namespace) -> int:
     os.environ.setdefault("PAMOJA_APP_DATABASE_URL", cli.urls.app)
     host = args.host or cli.settings.host
     port = args.port or cli.settings.port
-    uvicorn.run(
-        "api.main:app_from_environment", factory=True, host=host, port=port, workers=args.workers,
-        # uvicorn's own variable: the proxy addresses whose X-Forwarded-For/Proto are believed.
-        log_config=None, proxy_headers=True, forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
-        # One line per request is written by api.main.RequestIdAndAccessLog, with the request id.
-        access_log=False, timeout_graceful_shutdown=10, server_header=False,
-    )
+    board = Board.create(2 * args.workers) if args.workers > 1 else None
+    if board is not None:  # the workers share it to send each new connection to the least-loaded one
+        os.environ[BOARD_ENV] = str(board.path)
+    try:
+        uvicorn.run(
+            "api.main:app_from_environment", factory=True, host=host, port=port, workers=args.workers,
+            loop="auto" if board is None else "cli.accepting:balanced_loop",
+            # uvicorn's own variable: the proxy addresses whose X-Forwarded-For/Proto are believed.
+            log_config=None, proxy_headers=True, forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+            # One line per request is written by api.main.RequestIdAndAccessLog, with the request id.
+            access_log=False, timeout_graceful_shutdown=10, server_header=False,
+        )
+    finally:
+        if board is not None:
+            board.path.unlink(missing_ok=True)
     return 0
 
 

@@ -473,3 +473,47 @@ async def test_serve_logs_its_database_and_migrations_then_each_request_once(cli
         "pamoja.http", "GET", "/healthz", 200)
     assert not [r for r in records if r["logger"] == "uvicorn.access"]
     assert "who=once" not in output, "no query string in the access log"
+
+
+async def test_serve_with_two_workers_splits_keep_alive_connections_evenly(cli_db: CliDatabase) -> None:
+    """Long-lived connections opened one after another end up 4/4 on two workers (the kernel alone gives
+    9/7 or 16/0), and the board the workers share is removed when the server stops."""
+    import psutil  # type: ignore[import-untyped]
+
+    from cli.accepting import BOARD_ENV
+
+    port = free_port()
+    argv = [str(CONSOLE_SCRIPT)] if CONSOLE_SCRIPT.exists() else [sys.executable, "-m", "cli.main"]
+    env = {**cli_db.env, "PAMOJA_APP_DB_PASSWORD": APP_PASSWORD, "PAMOJA_LOG_JSON": "true"}
+    process = await asyncio.create_subprocess_exec(
+        *argv, "serve", "--no-migrate", "--workers", "2", "--port", str(port), env=env, cwd=cli_db.cwd,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    started, opened = 0, []
+    try:
+        async with asyncio.timeout(60):
+            while started < 2:
+                line = await process.stderr.readline()
+                assert line, "pamoja serve ended before serving"
+                started += b"startup complete" in line
+        for _ in range(8):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: pamoja\r\n\r\n")
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
+            assert head.startswith(b"HTTP/1.1 200")
+            opened.append(writer)
+        workers = [child for child in psutil.Process(process.pid).children()  # not multiprocessing's helper
+                   if any(c.status == psutil.CONN_LISTEN for c in child.net_connections("tcp"))]
+        held = sorted(sum(1 for c in worker.net_connections("tcp") if c.laddr.port == port and c.raddr)
+                      for worker in workers)
+        assert held == [4, 4]
+        board = workers[0].environ()[BOARD_ENV]
+        assert await asyncio.to_thread(os.path.exists, board)
+    finally:
+        for writer in opened:
+            writer.close()
+        process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 0
+    assert not await asyncio.to_thread(os.path.exists, board)
