@@ -633,7 +633,7 @@ class Connections:
     """The load generator's HTTP/1.1 keep-alive client: one connection per virtual user, requests written
     as prepared bytes, responses read by Content-Length or chunks. About a fifth of httpx's CPU per request,
     so the client takes little of the two cores the servers share (issue 13 asked for wrk or similar: wrk
-    opens all its connections in one burst, which uvicorn's workers then split unevenly; here each virtual
+    opens all its connections in one burst, which uvicorn's workers alone split unevenly; here each virtual
     user opens its own as it starts, ramped like real traffic)."""
 
     def __init__(self, base: str) -> None:

@@ -430,23 +430,30 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+async def start_serving(cli_db: CliDatabase, port: int,
+                        *options: str) -> tuple[asyncio.subprocess.Process, asyncio.StreamReader]:
+    """`pamoja serve` on the test's database, and its log (JSON, on stderr; its stdout is not read)."""
+    argv = [str(CONSOLE_SCRIPT)] if CONSOLE_SCRIPT.exists() else [sys.executable, "-m", "cli.main"]
+    env = {**cli_db.env, "PAMOJA_APP_DB_PASSWORD": APP_PASSWORD, "PAMOJA_LOG_JSON": "true"}
+    process = await asyncio.create_subprocess_exec(
+        *argv, "serve", "--no-migrate", "--port", str(port), *options, env=env, cwd=cli_db.cwd,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    return process, process.stderr
+
+
 async def test_serve_logs_its_database_and_migrations_then_each_request_once(cli_db: CliDatabase) -> None:
     """What a newcomer reads in the first lines, and one line per request (ours, with the request id)."""
     from db.migrate import head_revision
 
     port = free_port()
-    argv = [str(CONSOLE_SCRIPT)] if CONSOLE_SCRIPT.exists() else [sys.executable, "-m", "cli.main"]
-    env = {**cli_db.env, "PAMOJA_APP_DB_PASSWORD": APP_PASSWORD, "PAMOJA_LOG_JSON": "true"}
-    process = await asyncio.create_subprocess_exec(
-        *argv, "serve", "--no-migrate", "--port", str(port), env=env, cwd=cli_db.cwd,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    assert process.stderr is not None
+    process, log = await start_serving(cli_db, port)
     lines: list[str] = []
     try:
         async with asyncio.timeout(60):
             while not lines or "startup complete" not in lines[-1]:
-                line = await process.stderr.readline()
+                line = await log.readline()
                 assert line, f"pamoja serve ended before serving: {lines}"
                 lines.append(line.decode())
         request_id = f"one-request-{secrets.token_hex(4)}"
@@ -483,18 +490,12 @@ async def test_serve_with_two_workers_splits_keep_alive_connections_evenly(cli_d
     from cli.accepting import BOARD_ENV
 
     port = free_port()
-    argv = [str(CONSOLE_SCRIPT)] if CONSOLE_SCRIPT.exists() else [sys.executable, "-m", "cli.main"]
-    env = {**cli_db.env, "PAMOJA_APP_DB_PASSWORD": APP_PASSWORD, "PAMOJA_LOG_JSON": "true"}
-    process = await asyncio.create_subprocess_exec(
-        *argv, "serve", "--no-migrate", "--workers", "2", "--port", str(port), env=env, cwd=cli_db.cwd,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )
-    assert process.stderr is not None
+    process, log = await start_serving(cli_db, port, "--workers", "2")
     started, opened = 0, []
     try:
         async with asyncio.timeout(60):
             while started < 2:
-                line = await process.stderr.readline()
+                line = await log.readline()
                 assert line, "pamoja serve ended before serving"
                 started += b"startup complete" in line
         for _ in range(8):
