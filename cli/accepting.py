@@ -67,14 +67,27 @@ class Board:
         return cls(Path(name), slots)
 
     @classmethod
+    def for_workers(cls, workers: int) -> Board | None:
+        """The board `pamoja serve` shares with its workers, or None: one worker needs none, and where no
+        temporary file can be made (a read-only disk) the workers serve as uvicorn alone splits them."""
+        if workers < 2:
+            return None
+        try:
+            return cls.create(2 * workers)  # room for replacements started before the old worker is gone
+        except OSError as exc:
+            logger.warning("connections are not balanced between workers: no board could be made in the "
+                           "temporary folder (%s); set TMPDIR to a writable folder", exc.strerror or type(exc).__name__)
+            return None
+
+    @classmethod
     def attach(cls, path: Path) -> Board:
         return cls(path, path.stat().st_size // (_FIELDS * _WIDTH))
 
     def claim(self, now_ns: int) -> bool:
         """Take an entry no live worker holds (never used, left, or a worker that died), under a file lock.
 
-        The board has room for twice the workers: uvicorn starts a replacement before the old worker
-        is gone (on SIGHUP) or while a dead one's entry is still fresh.
+        The board has room for twice the workers (`for_workers`): uvicorn starts a replacement before the
+        old worker is gone (on SIGHUP) or while a dead one's entry is still fresh.
         """
         with self.path.open("r+b") as file:
             fcntl.flock(file, fcntl.LOCK_EX)

@@ -107,7 +107,7 @@ def _serve(args: argparse.Namespace) -> int:
     os.environ.setdefault("PAMOJA_APP_DATABASE_URL", cli.urls.app)
     host = args.host or cli.settings.host
     port = args.port or cli.settings.port
-    board = Board.create(2 * args.workers) if args.workers > 1 else None
+    board = Board.for_workers(args.workers)
     if board is not None:  # the workers share it to send each new connection to the least-loaded one
         os.environ[BOARD_ENV] = str(board.path)
     try:

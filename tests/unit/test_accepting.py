@@ -11,6 +11,7 @@ import asyncio
 import functools
 import os
 import socket
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
@@ -189,3 +190,15 @@ def test_without_a_board_the_loop_serves_as_uvloop_does(monkeypatch: pytest.Monk
 
     with asyncio.Runner(loop_factory=balanced_loop) as runner:
         runner.run(main())
+
+
+def test_one_worker_needs_no_board_and_an_unwritable_temporary_folder_serves_unbalanced(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    assert Board.for_workers(1) is None
+    board = Board.for_workers(3)
+    assert board is not None and board.slots == 6
+    board.path.unlink()
+    monkeypatch.setattr(tempfile, "tempdir", "/nonexistent/pamoja")
+    assert Board.for_workers(2) is None
+    assert "set TMPDIR to a writable folder" in caplog.text
